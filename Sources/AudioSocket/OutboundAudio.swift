@@ -1,0 +1,380 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// How an utterance ended.
+public struct SpeakResult: Sendable, Hashable {
+    /// True when every sample went out; false when `clear()` cut it or the call ended.
+    public var completed: Bool
+    /// Samples of this utterance that actually went out to Asterisk.
+    public var samplesPlayed: Int
+    /// Samples the producer handed over.
+    public var samplesGiven: Int
+}
+
+/// The outbound side of one call: what the engine says, paced by the event loop's `FramePacer`.
+///
+/// `speak` hands over audio of any length and returns when it has all gone out (or was cut);
+/// at most `capacity` bytes (60 ms) wait ahead of real time, so `clear()` takes effect at the
+/// next 20 ms frame. Exactly one 320-byte 0x10 frame goes out every 20 ms, silence when
+/// nothing is queued; the only other frame ever sent is the final 0x00 from `hangup()`.
+public final class OutboundAudio: Sendable {
+    private struct Utterance {
+        var start: Int
+        var end: Int?
+        var heardUpTo: Int?
+        /// Between its first queued byte and its end: an empty queue then is an underrun.
+        var open = false
+        var ended = false
+    }
+
+    private struct Writer {
+        var data: ByteBuffer
+        /// The utterance this is the last data of: it closes once all of it is queued.
+        var closes: Int?
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private enum Phase {
+        case open
+        case hangingUp([CheckedContinuation<Void, Never>])
+        case closed
+    }
+
+    private struct State {
+        var queue: OutboundAudioQueue
+        var writers: [Writer] = []
+        var drainWaiters: [(position: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var utterances: [Int: Utterance] = [:]
+        var nextUtterance = 0
+        var epoch = 0
+        var phase = Phase.open
+    }
+
+    private let state: NIOLockedValueBox<State>
+    let channel: any Channel
+    private static let audioHeader: [UInt8] = [AudioFormat.slin8.rawValue, 0x01, 0x40]
+    private let silence: ByteBuffer
+
+    init(channel: any Channel, capacity: Int) {
+        self.channel = channel
+        self.state = NIOLockedValueBox(State(queue: OutboundAudioQueue(capacity: capacity, allocator: channel.allocator)))
+        var silence = channel.allocator.buffer(capacity: 3 + OutboundAudioQueue.frameBytes)
+        silence.writeBytes(Self.audioHeader)
+        silence.writeRepeatingByte(0, count: OutboundAudioQueue.frameBytes)
+        self.silence = silence
+    }
+
+    /// Counters so far.
+    public var statistics: OutboundAudioStatistics {
+        self.state.withLockedValue { $0.queue.statistics }
+    }
+
+    /// Plays 8 kHz samples arriving as chunks (for example from streaming TTS) as one utterance.
+    /// Underruns are counted while the sequence is still producing.
+    public func speak<Chunks: AsyncSequence>(_ chunks: Chunks) async throws -> SpeakResult where Chunks.Element == [Int16] {
+        let opened: (id: Int, epoch: Int)? = self.state.withLockedValue { state in
+            guard case .open = state.phase else { return nil }
+            let id = state.nextUtterance
+            state.nextUtterance += 1
+            state.utterances[id] = Utterance(start: state.queue.queuedPosition)
+            return (id, state.epoch)
+        }
+        guard let opened else { return SpeakResult(completed: false, samplesPlayed: 0, samplesGiven: 0) }
+
+        // Whole frames go to the queue at once; a partial last frame is held back and handed
+        // over together with the end of the utterance, so the queue never holds a partial frame
+        // of an utterance still being produced (which would go out late, after a silent frame).
+        var given = 0
+        var failure: (any Error)?
+        var carry = self.channel.allocator.buffer(capacity: OutboundAudioQueue.frameBytes * 4)
+        do {
+            for try await chunk in chunks {
+                given += chunk.count
+                carry.writePCMSamples(chunk)
+                let whole = carry.readableBytes - carry.readableBytes % OutboundAudioQueue.frameBytes
+                guard whole > 0 else { continue }
+                let frames = carry.readSlice(length: whole)!
+                carry.discardReadBytes()
+                guard await self.enqueue(frames, epoch: opened.epoch, utterance: opened.id, isLast: false) else { break }
+            }
+        } catch {
+            failure = error
+        }
+        if failure == nil {
+            _ = await self.enqueue(carry, epoch: opened.epoch, utterance: opened.id, isLast: true)
+        }
+
+        let end: Int? = self.state.withLockedValue { state in
+            Self.close(opened.id, in: &state)
+            state.utterances[opened.id]?.end = state.queue.queuedPosition
+            guard state.epoch == opened.epoch, case .open = state.phase else { return nil }
+            return state.queue.queuedPosition
+        }
+        if let end {
+            await self.waitUntilConsumed(end)
+        }
+        let result = self.state.withLockedValue { state -> SpeakResult in
+            let utterance = state.utterances.removeValue(forKey: opened.id)!
+            let end = utterance.end ?? utterance.start
+            let heard = min(utterance.heardUpTo ?? min(end, state.queue.consumedPosition), end)
+            let completed = utterance.heardUpTo == nil && state.queue.consumedPosition >= end && failure == nil && given * 2 == end - utterance.start
+            return SpeakResult(completed: completed, samplesPlayed: max(0, heard - utterance.start) / 2, samplesGiven: given)
+        }
+        if let failure { throw failure }
+        return result
+    }
+
+    /// Plays one block of 8 kHz samples as an utterance.
+    @discardableResult
+    public func speak(_ samples: [Int16]) async -> SpeakResult {
+        // A one-element sequence never throws.
+        (try? await self.speak(SingleChunk(samples: samples))) ?? SpeakResult(completed: false, samplesPlayed: 0, samplesGiven: samples.count)
+    }
+
+    /// Barge-in: drops all queued and pending audio; the next frame is silence.
+    public func clear() {
+        let resumed = self.state.withLockedValue { state -> ([Writer], [CheckedContinuation<Void, Never>]) in
+            let heardUpTo = state.queue.clear()
+            state.epoch += 1
+            for id in state.utterances.keys where state.utterances[id]?.heardUpTo == nil {
+                state.utterances[id]?.heardUpTo = heardUpTo
+            }
+            let writers = state.writers
+            state.writers.removeAll()
+            let drains = state.drainWaiters.map(\.continuation)
+            state.drainWaiters.removeAll()
+            return (writers, drains)
+        }
+        for writer in resumed.0 { writer.continuation.resume(returning: false) }
+        for drain in resumed.1 { drain.resume() }
+    }
+
+    /// Ends the call gracefully: lets queued audio finish, sends the 0x00 hangup frame and closes.
+    /// Returns once the call is over; at once if it already is.
+    public func hangup() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = self.state.withLockedValue { state -> Bool in
+                switch state.phase {
+                case .open:
+                    state.phase = .hangingUp([continuation])
+                    return false
+                case .hangingUp(let waiters):
+                    state.phase = .hangingUp(waiters + [continuation])
+                    return false
+                case .closed:
+                    return true
+                }
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    /// Whether the call has ended.
+    public var isClosed: Bool {
+        self.state.withLockedValue { if case .closed = $0.phase { return true } else { return false } }
+    }
+
+    // MARK: - producer side
+
+    /// Queues `data`, waiting for room; false when cleared or closed before all of it fit.
+    /// The utterance opens with its first queued byte; with `isLast` it ends as the last byte is queued.
+    private func enqueue(_ data: ByteBuffer, epoch: Int, utterance: Int, isLast: Bool) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let outcome: Bool? = self.state.withLockedValue { state in
+                guard state.epoch == epoch else { return false }
+                guard case .open = state.phase else { return false }
+                var data = data
+                if data.readableBytes > 0, let record = state.utterances[utterance], !record.open, !record.ended {
+                    state.utterances[utterance]?.open = true
+                    state.queue.openUtterance()
+                }
+                if state.writers.isEmpty { state.queue.enqueue(&data) }
+                if data.readableBytes == 0 {
+                    if isLast { Self.close(utterance, in: &state) }
+                    return true
+                }
+                state.writers.append(Writer(data: data, closes: isLast ? utterance : nil, continuation: continuation))
+                return nil
+            }
+            if let outcome { continuation.resume(returning: outcome) }
+        }
+    }
+
+    private static func close(_ utterance: Int, in state: inout State) {
+        guard let record = state.utterances[utterance], !record.ended else { return }
+        state.utterances[utterance]?.ended = true
+        if record.open {
+            state.utterances[utterance]?.open = false
+            state.queue.closeUtterance()
+        }
+    }
+
+    private func waitUntilConsumed(_ position: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = self.state.withLockedValue { state -> Bool in
+                if state.queue.consumedPosition >= position { return true }
+                if case .closed = state.phase { return true }
+                state.drainWaiters.append((position, continuation))
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    // MARK: - pacer side (on the channel's event loop)
+
+    /// Writes this slot's frames; returns false once the call is over and should be dropped.
+    func emit(lateness: [Bool], skipped: Int) -> Bool {
+        var frames: [OutboundAudioQueue.Frame] = []
+        frames.reserveCapacity(lateness.count)
+        var writersDone: [CheckedContinuation<Bool, Never>] = []
+        var drained: [CheckedContinuation<Void, Never>] = []
+        var hangupNow = false
+        let alive = self.state.withLockedValue { state -> Bool in
+            if case .closed = state.phase { return false }
+            if skipped > 0 { state.queue.recordSkipped(skipped) }
+            for late in lateness {
+                frames.append(state.queue.nextFrame(late: late))
+                // Refill from waiting writers, in order.
+                while var writer = state.writers.first, state.queue.freeBytes > 0 {
+                    state.queue.enqueue(&writer.data)
+                    if writer.data.readableBytes == 0 {
+                        if let closing = writer.closes { Self.close(closing, in: &state) }
+                        writersDone.append(writer.continuation)
+                        state.writers.removeFirst()
+                    } else {
+                        state.writers[0] = writer
+                    }
+                }
+            }
+            let consumed = state.queue.consumedPosition
+            state.drainWaiters.removeAll { waiter in
+                guard waiter.position <= consumed else { return false }
+                drained.append(waiter.continuation)
+                return true
+            }
+            if case .hangingUp = state.phase, state.queue.queuedBytes == 0, state.writers.isEmpty, state.queue.openUtterances == 0 {
+                hangupNow = true
+            }
+            return true
+        }
+        for continuation in writersDone { continuation.resume(returning: true) }
+        for continuation in drained { continuation.resume() }
+        guard alive else { return false }
+
+        if self.channel.isWritable {
+            for frame in frames {
+                switch frame {
+                case .silence:
+                    self.channel.write(self.silence, promise: nil)
+                case .speech(let payload):
+                    var buffer = self.channel.allocator.buffer(capacity: 3 + OutboundAudioQueue.frameBytes)
+                    buffer.writeBytes(Self.audioHeader)
+                    buffer.writeImmutableBuffer(payload)
+                    self.channel.write(buffer, promise: nil)
+                }
+            }
+        }
+        if hangupNow {
+            var buffer = self.channel.allocator.buffer(capacity: 3)
+            AudioSocketFrame.hangup.encode(into: &buffer)
+            self.channel.writeAndFlush(buffer, promise: nil)
+            self.channel.close(promise: nil)
+            self.closed()
+            return false
+        }
+        self.channel.flush()
+        return true
+    }
+
+    /// The connection is gone: wake everyone who waits.
+    func closed() {
+        let (writers, drains, hangups) = self.state.withLockedValue { state in
+            let hangups: [CheckedContinuation<Void, Never>]
+            if case .hangingUp(let waiters) = state.phase { hangups = waiters } else { hangups = [] }
+            state.phase = .closed
+            defer {
+                state.writers.removeAll()
+                state.drainWaiters.removeAll()
+            }
+            return (state.writers.map(\.continuation), state.drainWaiters.map(\.continuation), hangups)
+        }
+        for writer in writers { writer.resume(returning: false) }
+        for drain in drains { drain.resume() }
+        for hangup in hangups { hangup.resume() }
+    }
+}
+
+/// A sequence of one chunk.
+private struct SingleChunk: AsyncSequence, Sendable {
+    typealias Element = [Int16]
+    let samples: [Int16]
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var samples: [Int16]?
+        mutating func next() async -> [Int16]? {
+            defer { self.samples = nil }
+            return self.samples
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(samples: self.samples) }
+}
+
+/// One clock per event loop: every 20 ms slot, each call on the loop gets its frame.
+/// All state is touched on `eventLoop` only.
+final class FramePacer: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private var outlets: [ObjectIdentifier: OutboundAudio] = [:]
+    private var schedule: PacerSchedule?
+    private var scheduled: Scheduled<Void>?
+    private let lateTolerance: TimeAmount
+
+    init(eventLoop: any EventLoop, lateTolerance: TimeAmount = .milliseconds(10)) {
+        self.eventLoop = eventLoop
+        self.lateTolerance = lateTolerance
+    }
+
+    var callCount: Int {
+        self.eventLoop.preconditionInEventLoop()
+        return self.outlets.count
+    }
+
+    /// Starts pacing `outlet`; its first frame goes out at once if the clock is idle, else in the next slot.
+    func register(_ outlet: OutboundAudio) {
+        self.eventLoop.preconditionInEventLoop()
+        self.outlets[ObjectIdentifier(outlet)] = outlet
+        if self.schedule == nil {
+            self.schedule = PacerSchedule(start: self.eventLoop.now, lateTolerance: self.lateTolerance)
+            self.tick()
+        }
+    }
+
+    func unregister(_ outlet: OutboundAudio) {
+        self.eventLoop.preconditionInEventLoop()
+        self.outlets[ObjectIdentifier(outlet)] = nil
+        self.stopIfIdle()
+    }
+
+    private func tick() {
+        guard var schedule = self.schedule else { return }
+        let tick = schedule.tick(now: self.eventLoop.now)
+        self.schedule = schedule
+        if !tick.lateness.isEmpty || tick.skipped > 0 {
+            for (id, outlet) in self.outlets where !outlet.emit(lateness: tick.lateness, skipped: tick.skipped) {
+                self.outlets[id] = nil
+            }
+        }
+        guard !self.stopIfIdle() else { return }
+        self.scheduled = self.eventLoop.scheduleTask(deadline: schedule.nextDeadline) { [self] in self.tick() }
+    }
+
+    @discardableResult
+    private func stopIfIdle() -> Bool {
+        guard self.outlets.isEmpty else { return false }
+        self.scheduled?.cancel()
+        self.scheduled = nil
+        self.schedule = nil
+        return true
+    }
+}

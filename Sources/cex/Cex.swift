@@ -1,0 +1,46 @@
+import ArgumentParser
+import Logging
+
+/// The cex command line: thin commands over CampaignApp.
+@main
+struct Cex: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "cex",
+        abstract: "Outbound AI sales-call campaigns on Asterisk.",
+        discussion: """
+            cex originates calls through the Asterisk Manager Interface and talks with each \
+            answered call over AudioSocket. Secrets come from the environment or secret files only.
+            """,
+        version: Cex.version,
+        subcommands: [Demo.self, PBX.self, Version.self]
+    )
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .warning
+
+    func bootstrapLogging() {
+        let level = self.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension Cex {
+    struct Version: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the cex version.")
+
+        func run() {
+            print("cex \(Cex.version)")
+        }
+    }
+}
