@@ -169,6 +169,16 @@ public final class OutboundAudio: Sendable {
         }
     }
 
+    /// Whether a producer is parked, waiting for room or for its audio to go out.
+    var hasWaiters: Bool {
+        self.state.withLockedValue { !$0.writers.isEmpty || !$0.drainWaiters.isEmpty }
+    }
+
+    /// Whether `hangup()` is waiting for queued audio.
+    var state_isHangingUp: Bool {
+        self.state.withLockedValue { if case .hangingUp = $0.phase { return true } else { return false } }
+    }
+
     /// Whether the call has ended.
     public var isClosed: Bool {
         self.state.withLockedValue { if case .closed = $0.phase { return true } else { return false } }
@@ -266,7 +276,8 @@ public final class OutboundAudio: Sendable {
             for frame in frames {
                 switch frame {
                 case .silence:
-                    self.channel.write(self.silence, promise: nil)
+                    // Nothing to say in the slot the call ends in: the hangup frame goes alone.
+                    if !hangupNow { self.channel.write(self.silence, promise: nil) }
                 case .speech(let payload):
                     var buffer = self.channel.allocator.buffer(capacity: 3 + OutboundAudioQueue.frameBytes)
                     buffer.writeBytes(Self.audioHeader)

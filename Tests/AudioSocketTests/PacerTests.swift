@@ -1,0 +1,126 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import TestSupport
+import Testing
+
+@testable import AudioSocket
+
+/// The pacer on an embedded event loop: time is virtual, so cadence is checked exactly.
+@Suite(.timeLimit(.minutes(1))) struct PacerTests {
+    let loop = EmbeddedEventLoop()
+    let channel: EmbeddedChannel
+    let pacer: FramePacer
+    let outbound: OutboundAudio
+
+    init() {
+        self.channel = EmbeddedChannel(loop: self.loop)
+        self.pacer = FramePacer(eventLoop: self.loop)
+        self.outbound = OutboundAudio(channel: self.channel, capacity: 960)
+    }
+
+    /// Reads the frames written since the last call: (kind, payload bytes).
+    func written() throws -> [(UInt8, [UInt8])] {
+        var frames: [(UInt8, [UInt8])] = []
+        while var buffer = try self.channel.readOutbound(as: ByteBuffer.self) {
+            while buffer.readableBytes > 0 {
+                let kind = buffer.readInteger(as: UInt8.self)!
+                let length = Int(buffer.readInteger(as: UInt16.self)!)
+                frames.append((kind, buffer.readBytes(length: length)!))
+            }
+        }
+        return frames
+    }
+
+    /// Starts speaking `samples` in a task and waits until it is parked on the pacer.
+    func speak(_ samples: [Int16]) async throws -> Task<SpeakResult, Never> {
+        let outbound = self.outbound
+        let task = Task { await outbound.speak(samples) }
+        try await eventually { outbound.hasWaiters }
+        return task
+    }
+
+    /// Advances one slot once the producer is parked (or done).
+    func step(_ task: Task<SpeakResult, Never>?, done: NIOLockedValueBox<Bool>) async throws {
+        let outbound = self.outbound
+        try await eventually { outbound.hasWaiters || done.withLockedValue { $0 } }
+        self.loop.advanceTime(by: .milliseconds(20))
+    }
+
+    @Test func tenSecondsGoOutAtExactlyOneFramePer20Milliseconds() async throws {
+        self.pacer.register(self.outbound)
+        #expect(try self.written().count == 1)  // the first slot is served at once
+        let tone = (0..<80_000).map { Int16(truncatingIfNeeded: ($0 % 40) * 100 + 1) }
+        let task = try await self.speak(tone)
+        let done = NIOLockedValueBox(false)
+        Task {
+            _ = await task.value
+            done.withLockedValue { $0 = true }
+        }
+        var perSlot: [Int] = []
+        var speech: [UInt8] = []
+        for _ in 0..<505 {
+            try await self.step(task, done: done)
+            let frames = try self.written()
+            perSlot.append(frames.count)
+            for (kind, payload) in frames {
+                #expect(kind == 0x10)
+                #expect(payload.count == 320)
+                if payload.contains(where: { $0 != 0 }) { speech += payload }
+            }
+        }
+        #expect(perSlot.allSatisfy { $0 == 1 })
+        let result = await task.value
+        #expect(result.completed)
+        #expect(result.samplesPlayed == 80_000)
+        #expect(speech.count == 160_000)
+        var expected = ByteBuffer()
+        expected.writePCMSamples(tone)
+        #expect(speech == Array(expected.readableBytesView))
+        let statistics = self.outbound.statistics
+        #expect(statistics.underruns == 0)
+        #expect(statistics.lateFrames == 0)
+        #expect(statistics.framesSent == 506)
+        #expect(statistics.speechFrames == 500)
+    }
+
+    @Test func clearTakesEffectAtTheNextFrameAndReportsWhatWasHeard() async throws {
+        self.pacer.register(self.outbound)
+        _ = try self.written()
+        let task = try await self.speak([Int16](repeating: 1000, count: 8000))
+        let done = NIOLockedValueBox(false)
+        for _ in 0..<10 { try await self.step(task, done: done) }
+        #expect(try self.written().allSatisfy { $0.1.contains(0xE8) })  // 1000 = 0x03E8, little-endian
+        self.outbound.clear()
+        self.loop.advanceTime(by: .milliseconds(20))
+        let next = try self.written()
+        #expect(next.count == 1)
+        #expect(next[0].1.allSatisfy { $0 == 0 })
+        let result = await task.value
+        #expect(!result.completed)
+        #expect(result.samplesPlayed == 10 * 160)
+        #expect(self.outbound.statistics.clearedBytes > 0)
+    }
+
+    @Test func hangupSendsTheHangupFrameAfterQueuedAudio() async throws {
+        self.pacer.register(self.outbound)
+        _ = try self.written()
+        let task = try await self.speak([Int16](repeating: 500, count: 480))
+        let done = NIOLockedValueBox(false)
+        Task {
+            _ = await task.value
+            done.withLockedValue { $0 = true }
+        }
+        for _ in 0..<3 { try await self.step(task, done: done) }
+        #expect(await task.value.completed)
+        let outbound = self.outbound
+        let hungUp = Task { await outbound.hangup() }
+        try await eventually { outbound.state_isHangingUp }
+        self.loop.advanceTime(by: .milliseconds(20))
+        let frames = try self.written()
+        #expect(frames.map(\.0) == [0x10, 0x10, 0x10, 0x00])
+        await hungUp.value
+        #expect(self.outbound.isClosed)
+        #expect(self.pacer.callCount == 0)
+    }
+}
