@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "CampaignAppTests",
             dependencies: [
-                "CampaignApp", "TestSupport",
+                "CampaignApp", "AsteriskManager", "AudioSocket", "PBXSimulator", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -242,6 +242,11 @@ public final class OutboundAudio: Sendable {
         var hangupNow = false
         let alive = self.state.withLockedValue { state -> Bool in
             if case .closed = state.phase { return false }
+            // Hang up in the first slot with nothing left to say; that slot carries only the 0x00 frame.
+            if case .hangingUp = state.phase, state.queue.queuedBytes == 0, state.writers.isEmpty, state.queue.openUtterances == 0 {
+                hangupNow = true
+                return true
+            }
             if skipped > 0 { state.queue.recordSkipped(skipped) }
             for late in lateness {
                 frames.append(state.queue.nextFrame(late: late))
@@ -263,9 +268,6 @@ public final class OutboundAudio: Sendable {
                 drained.append(waiter.continuation)
                 return true
             }
-            if case .hangingUp = state.phase, state.queue.queuedBytes == 0, state.writers.isEmpty, state.queue.openUtterances == 0 {
-                hangupNow = true
-            }
             return true
         }
         for continuation in writersDone { continuation.resume(returning: true) }
@@ -276,8 +278,7 @@ public final class OutboundAudio: Sendable {
             for frame in frames {
                 switch frame {
                 case .silence:
-                    // Nothing to say in the slot the call ends in: the hangup frame goes alone.
-                    if !hangupNow { self.channel.write(self.silence, promise: nil) }
+                    self.channel.write(self.silence, promise: nil)
                 case .speech(let payload):
                     var buffer = self.channel.allocator.buffer(capacity: 3 + OutboundAudioQueue.frameBytes)
                     buffer.writeBytes(Self.audioHeader)

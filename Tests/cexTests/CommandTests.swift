@@ -1,0 +1,35 @@
+import ArgumentParser
+import Testing
+
+@testable import cex
+
+@Suite struct CommandTests {
+    @Test func parsesTheDemo() throws {
+        let command = try Cex.parseAsRoot(["demo", "--ring-milliseconds", "10", "--seed", "3"])
+        let demo = try #require(command as? Cex.Demo)
+        #expect(demo.ringMilliseconds == 10)
+        #expect(demo.seed == 3)
+        #expect(throws: (any Error).self) { try Cex.parseAsRoot(["demo", "--ring-milliseconds", "-5"]) }
+    }
+
+    @Test func parsesTheSimulator() throws {
+        let command = try Cex.parseAsRoot(["pbx", "simulate", "--ami", "0.0.0.0:15038", "--number", "+1555=busy", "--amd"])
+        let simulate = try #require(command as? Cex.PBX.Simulate)
+        #expect(simulate.ami == HostPort(argument: "0.0.0.0:15038"))
+        #expect(simulate.numbers == ["+1555=busy"])
+        #expect(simulate.amd)
+        #expect(throws: (any Error).self) { try Cex.parseAsRoot(["pbx", "simulate", "--number", "busy"]) }
+        #expect(throws: (any Error).self) { try Cex.parseAsRoot(["pbx", "simulate", "--ami", "nohost"]) }
+    }
+
+    @Test func hostPortNeedsBothParts() {
+        #expect(HostPort(argument: "127.0.0.1:9092")?.port == 9092)
+        #expect(HostPort(argument: ":9092") == nil)
+        #expect(HostPort(argument: "127.0.0.1:99999") == nil)
+    }
+
+    @Test func helpListsTheCommands() {
+        let help = Cex.helpMessage()
+        for command in ["demo", "pbx", "version"] { #expect(help.contains(command)) }
+    }
+}
