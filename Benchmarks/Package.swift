@@ -1,0 +1,28 @@
+// swift-tools-version:6.0
+// Benchmarks live in their own package so a plain `swift build` of cex never compiles them.
+import PackageDescription
+
+let package = Package(
+    name: "CustomerExecutiveBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "CustomerExecutive", path: "../"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "AMIParse",
+            dependencies: [
+                .product(name: "AsteriskManager", package: "CustomerExecutive"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "AudioSocketCodec",
+            dependencies: [
+                .product(name: "AudioSocket", package: "CustomerExecutive"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+    ]
+)
