@@ -84,7 +84,8 @@ extension AMIAction {
         return try AMIAction(name: "Originate", actionID: originate.actionID, fields: originate.fields)
     }
 
-    static func md5Key(challenge: String, secret: String) -> String {
+    /// The MD5 login key: hex(md5(challenge + secret)), lowercase.
+    public static func md5Key(challenge: String, secret: String) -> String {
         Insecure.MD5.hash(data: Array((challenge + secret).utf8)).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 0x10 ? "0" + hex : hex

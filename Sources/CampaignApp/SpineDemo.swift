@@ -65,7 +65,7 @@ public enum SpineDemo {
 
         var directory: [String: CalleeBehaviour] = [:]
         for (_, channel, behaviour) in destinations {
-            directory[OriginateSpecParser.destination(channel)] = behaviour
+            directory[SimulatedAsterisk.destination(ofChannel: channel)] = behaviour
         }
 
         let placed = PlacedCalls()
@@ -181,14 +181,6 @@ public enum SpineDemo {
         lines.append("")
         lines.append("\(report.calls.count) calls in \(String(format: "%.1f", seconds)) s")
         return lines.joined(separator: "\n")
-    }
-}
-
-enum OriginateSpecParser {
-    /// The number in a dial string: between `/` and `@`.
-    static func destination(_ channel: String) -> String {
-        let afterSlash = channel.split(separator: "/", maxSplits: 1).last.map(String.init) ?? channel
-        return afterSlash.split(separator: "@", maxSplits: 1).first.map(String.init) ?? afterSlash
     }
 }
 

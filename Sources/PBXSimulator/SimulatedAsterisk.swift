@@ -1,6 +1,5 @@
 import AsteriskManager
 import AudioSocket
-import Crypto
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -101,6 +100,12 @@ public final class SimulatedAsterisk: Service, Sendable {
             for subscriber in state.reportSubscribers.values { subscriber.finish() }
             state.reportSubscribers.removeAll()
         }
+    }
+
+    /// The number in a dial string, as the directory is keyed: between the technology's `/` and the `@`.
+    public static func destination(ofChannel channel: String) -> String {
+        let afterSlash = channel.split(separator: "/", maxSplits: 1).last.map(String.init) ?? channel
+        return afterSlash.split(separator: "@", maxSplits: 1).first.map(String.init) ?? afterSlash
     }
 
     // MARK: - Controls for tests and the demo
@@ -261,9 +266,7 @@ public final class SimulatedAsterisk: Service, Sendable {
         let accepted: Bool
         if request["AuthType"]?.lowercased() == "md5" {
             if let candidate, let challenge = session?.challenge, let key = request["Key"] {
-                let expected = Insecure.MD5.hash(data: Array((challenge + candidate.secret).utf8))
-                    .map { String(format: "%02x", $0) }.joined()
-                accepted = key.lowercased() == expected
+                accepted = key.lowercased() == AMIAction.md5Key(challenge: challenge, secret: candidate.secret)
             } else {
                 accepted = false
             }
@@ -404,11 +407,7 @@ struct OriginateSpec: Sendable {
     var channelID: String?
     var actionID: String?
 
-    /// The dialled number: between the technology's `/` and the `@`.
-    var destination: String {
-        let afterSlash = self.dialled.split(separator: "/", maxSplits: 1).last.map(String.init) ?? self.dialled
-        return afterSlash.split(separator: "@", maxSplits: 1).first.map(String.init) ?? afterSlash
-    }
+    var destination: String { SimulatedAsterisk.destination(ofChannel: self.dialled) }
 
     var isLocal: Bool { self.dialled.lowercased().hasPrefix("local/") }
 

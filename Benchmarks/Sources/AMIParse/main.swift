@@ -13,19 +13,22 @@ enum AMIParse {
             exit(2)
         }
         let bytes = [UInt8](data)
-        var best = Double.infinity
-        var events = 0
-        for _ in 0..<3 {
-            let start = ContinuousClock.now
-            events = try Self.parse(bytes)
-            let elapsed = ContinuousClock.now - start
-            best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-        }
         let megabytes = Double(bytes.count) / 1_000_000
-        print(String(format: "cex AMIDecoder + AMIEvent: %d events in %.3f s: %.0f events/s, %.1f MB/s", events, best, Double(events) / best, megabytes / best))
+        for typed in [false, true] {
+            var best = Double.infinity
+            var events = 0
+            for _ in 0..<3 {
+                let start = ContinuousClock.now
+                events = try Self.parse(bytes, typed: typed)
+                let elapsed = ContinuousClock.now - start
+                best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            }
+            let label = typed ? "cex AMIDecoder + typed AMIEvent" : "cex AMIDecoder + Event/Uniqueid lookup"
+            print(String(format: "%@: %d events in %.3f s: %.0f events/s, %.1f MB/s", label, events, best, Double(events) / best, megabytes / best))
+        }
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> Int {
+    static func parse(_ bytes: [UInt8], typed: Bool) throws -> Int {
         var decoder = AMIDecoder(role: .client)
         var buffer = ByteBufferAllocator().buffer(capacity: 1 << 17)
         var events = 0
@@ -36,9 +39,15 @@ enum AMIParse {
             buffer.writeBytes(bytes[offset..<end])
             offset = end
             while let inbound = try decoder.decode(buffer: &buffer) {
-                if case .message(let message) = inbound, let event = AMIEvent(message) {
+                guard case .message(let message) = inbound else { continue }
+                if typed {
+                    if let event = AMIEvent(message) {
+                        events += 1
+                        if event.uniqueID != nil { uniqueIDs += 1 }
+                    }
+                } else if message["Event"] != nil {
                     events += 1
-                    if event.uniqueID != nil { uniqueIDs += 1 }
+                    if message["Uniqueid"] != nil { uniqueIDs += 1 }
                 }
             }
             buffer.discardReadBytes()
