@@ -285,7 +285,7 @@ struct AMIHarness {
                 )
             )
             let events = client.subscribe()
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await client.run() }
                 var iterator = events.makeAsyncIterator()
                 #expect(await next(in: &iterator) { $0 == .connected } == .connected)
@@ -306,7 +306,7 @@ struct AMIHarness {
             configuration: .init(host: "127.0.0.1", port: port, username: "u", secret: "s", backoff: ReconnectBackoff(initial: .milliseconds(10), maximum: .milliseconds(20)))
         )
         let events = client.subscribe()
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await client.run() }
             var iterator = events.makeAsyncIterator()
             var failures = 0
