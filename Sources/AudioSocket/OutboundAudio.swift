@@ -175,7 +175,7 @@ public final class OutboundAudio: Sendable {
     }
 
     /// Whether `hangup()` is waiting for queued audio.
-    var state_isHangingUp: Bool {
+    var isHangingUp: Bool {
         self.state.withLockedValue { if case .hangingUp = $0.phase { return true } else { return false } }
     }
 

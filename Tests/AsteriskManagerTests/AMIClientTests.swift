@@ -127,7 +127,7 @@ struct AMIHarness {
     func originateReportsEachOutcome(
         outcome: (channel: String, behaviour: CalleeBehaviour, dialStatus: String, cause: Int, techCause: Int?, reason: Int)
     ) async throws {
-        let number = String(outcome.channel.split(separator: "/")[1].split(separator: "@")[0])
+        let number = SimulatedAsterisk.destination(ofChannel: outcome.channel)
         try await AMIHarness.connected(directory: [number: outcome.behaviour]) { client, _, events in
             let id = UUID().uuidString.lowercased()
             let reply = try await client.send(

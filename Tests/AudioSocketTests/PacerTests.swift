@@ -41,7 +41,7 @@ import Testing
     }
 
     /// Advances one slot once the producer is parked (or done).
-    func step(_ task: Task<SpeakResult, Never>?, done: NIOLockedValueBox<Bool>) async throws {
+    func step(done: NIOLockedValueBox<Bool>) async throws {
         let outbound = self.outbound
         try await eventually { outbound.hasWaiters || done.withLockedValue { $0 } }
         self.loop.advanceTime(by: .milliseconds(20))
@@ -60,7 +60,7 @@ import Testing
         var perSlot: [Int] = []
         var speech: [UInt8] = []
         for _ in 0..<505 {
-            try await self.step(task, done: done)
+            try await self.step(done: done)
             let frames = try self.written()
             perSlot.append(frames.count)
             for (kind, payload) in frames {
@@ -89,7 +89,7 @@ import Testing
         _ = try self.written()
         let task = try await self.speak([Int16](repeating: 1000, count: 8000))
         let done = NIOLockedValueBox(false)
-        for _ in 0..<10 { try await self.step(task, done: done) }
+        for _ in 0..<10 { try await self.step(done: done) }
         #expect(try self.written().allSatisfy { $0.1.contains(0xE8) })  // 1000 = 0x03E8, little-endian
         self.outbound.clear()
         self.loop.advanceTime(by: .milliseconds(20))
@@ -111,11 +111,11 @@ import Testing
             _ = await task.value
             done.withLockedValue { $0 = true }
         }
-        for _ in 0..<3 { try await self.step(task, done: done) }
+        for _ in 0..<3 { try await self.step(done: done) }
         #expect(await task.value.completed)
         let outbound = self.outbound
         let hungUp = Task { await outbound.hangup() }
-        try await eventually { outbound.state_isHangingUp }
+        try await eventually { outbound.isHangingUp }
         self.loop.advanceTime(by: .milliseconds(20))
         let frames = try self.written()
         #expect(frames.map(\.0) == [0x10, 0x10, 0x10, 0x00])
