@@ -1,4 +1,7 @@
 /// The AMI events cex acts on, typed; every other event is kept as its packet.
+///
+/// Typing is cheap: each typed event is a view over the decoded packet and reads its
+/// fields on access, so an event that nobody looks at costs no strings.
 public enum AMIEvent: Sendable, Hashable {
     case originateResponse(OriginateResponse)
     case newchannel(ChannelSnapshot)
@@ -15,21 +18,27 @@ public enum AMIEvent: Sendable, Hashable {
 
     /// Types an `Event:` packet; nil when the packet is not an event.
     public init?(_ message: AMIMessage) {
-        guard case .event(let name) = message.kind else { return nil }
-        switch name.lowercased() {
-        case "originateresponse": self = .originateResponse(OriginateResponse(message))
-        case "newchannel": self = .newchannel(ChannelSnapshot(message))
-        case "newstate": self = .newstate(ChannelSnapshot(message))
-        case "dialbegin": self = .dialBegin(DialEvent(message))
-        case "dialstate": self = .dialState(DialEvent(message))
-        case "dialend": self = .dialEnd(DialEvent(message))
-        case "hangup": self = .hangup(HangupEvent(message))
-        case "varset": self = .varSet(VarSetEvent(message))
-        case "userevent": self = .userEvent(UserEvent(message))
-        case "fullybooted": self = .fullyBooted
-        default: self = .other(name: name, message)
+        guard let first = message.spans.first, message.nameMatches(first, "Event") else { return nil }
+        switch Self.typedNames.firstIndex(where: { message.valueMatches(first, $0) }) {
+        case 0: self = .originateResponse(OriginateResponse(message))
+        case 1: self = .newchannel(ChannelSnapshot(message))
+        case 2: self = .newstate(ChannelSnapshot(message))
+        case 3: self = .dialBegin(DialEvent(message))
+        case 4: self = .dialState(DialEvent(message))
+        case 5: self = .dialEnd(DialEvent(message))
+        case 6: self = .hangup(HangupEvent(message))
+        case 7: self = .varSet(VarSetEvent(message))
+        case 8: self = .userEvent(UserEvent(message))
+        case 9: self = .fullyBooted
+        default: self = .other(name: message.string(from: first.valueStart, to: first.valueEnd), message)
         }
     }
+
+    /// The event names typed above, in the order of `init`'s cases.
+    private static let typedNames = [
+        "OriginateResponse", "Newchannel", "Newstate", "DialBegin", "DialState", "DialEnd", "Hangup", "VarSet", "UserEvent",
+        "FullyBooted",
+    ]
 
     /// The Uniqueid the event is about: for an originated call, the Originate's `ChannelId`.
     /// Dial events name the dialled channel (`DestUniqueid`).
@@ -61,67 +70,58 @@ public enum ChannelState: Int, Sendable, Hashable {
     case preRing = 9
 }
 
-/// The channel fields that channel events carry (main/manager_channels.c), optionally with a prefix such as `Dest`.
+/// The channel fields that channel events carry (main/manager_channels.c), read from the
+/// packet on access: the plain fields, or the `Dest`-prefixed ones of a dial event.
 public struct ChannelSnapshot: Sendable, Hashable {
-    public var channel: String?
-    public var state: ChannelState?
-    public var stateDescription: String?
-    public var callerIDNumber: String?
-    public var callerIDName: String?
-    public var connectedLineNumber: String?
-    public var connectedLineName: String?
-    public var context: String?
-    public var exten: String?
-    public var priority: String?
-    public var uniqueID: String?
-    public var linkedID: String?
+    /// The packet the fields are read from.
+    public let message: AMIMessage
+    /// Whether the fields carry the `Dest` prefix.
+    public let isDestination: Bool
 
-    public init(_ message: AMIMessage, prefix: String = "") {
-        self.channel = message[prefix + "Channel"]
-        self.state = message[prefix + "ChannelState"].flatMap(Int.init).flatMap(ChannelState.init(rawValue:))
-        self.stateDescription = message[prefix + "ChannelStateDesc"]
-        self.callerIDNumber = message[prefix + "CallerIDNum"]
-        self.callerIDName = message[prefix + "CallerIDName"]
-        self.connectedLineNumber = message[prefix + "ConnectedLineNum"]
-        self.connectedLineName = message[prefix + "ConnectedLineName"]
-        self.context = message[prefix + "Context"]
-        self.exten = message[prefix + "Exten"]
-        self.priority = message[prefix + "Priority"]
-        self.uniqueID = message[prefix + "Uniqueid"]
-        self.linkedID = message[prefix + "Linkedid"]
+    public init(_ message: AMIMessage, destination: Bool = false) {
+        self.message = message
+        self.isDestination = destination
+    }
+
+    public var channel: String? { self.field("Channel") }
+    public var state: ChannelState? { self.field("ChannelState").flatMap(Int.init).flatMap(ChannelState.init(rawValue:)) }
+    public var stateDescription: String? { self.field("ChannelStateDesc") }
+    public var callerIDNumber: String? { self.field("CallerIDNum") }
+    public var callerIDName: String? { self.field("CallerIDName") }
+    public var connectedLineNumber: String? { self.field("ConnectedLineNum") }
+    public var connectedLineName: String? { self.field("ConnectedLineName") }
+    public var context: String? { self.field("Context") }
+    public var exten: String? { self.field("Exten") }
+    public var priority: String? { self.field("Priority") }
+    public var uniqueID: String? { self.field("Uniqueid") }
+    public var linkedID: String? { self.field("Linkedid") }
+
+    private func field(_ name: String) -> String? {
+        self.message[self.isDestination ? "Dest" + name : name]
     }
 }
 
 /// OriginateResponse: exactly one per asynchronous Originate.
 public struct OriginateResponse: Sendable, Hashable {
-    public var actionID: String?
-    /// `Response: Success`.
-    public var succeeded: Bool
-    /// The new channel, or on failure the channel string that was requested.
-    public var channel: String?
-    public var reason: OriginateReason
-    /// The Uniqueid: the Originate's ChannelId, even on failure.
-    public var uniqueID: String?
-    public var context: String?
-    public var exten: String?
-    public var application: String?
-    public var data: String?
-    public var callerIDNumber: String?
-    public var callerIDName: String?
+    /// The packet the fields are read from.
+    public let message: AMIMessage
 
-    public init(_ message: AMIMessage) {
-        self.actionID = message["ActionID"]
-        self.succeeded = message["Response"]?.lowercased() == "success"
-        self.channel = message["Channel"]
-        self.reason = OriginateReason(rawValue: message["Reason"].flatMap(Int.init) ?? 0)
-        self.uniqueID = message["Uniqueid"].flatMap { $0 == "<unknown>" ? nil : $0 }
-        self.context = message["Context"]
-        self.exten = message["Exten"]
-        self.application = message["Application"]
-        self.data = message["Data"]
-        self.callerIDNumber = message["CallerIDNum"]
-        self.callerIDName = message["CallerIDName"]
-    }
+    public init(_ message: AMIMessage) { self.message = message }
+
+    public var actionID: String? { self.message["ActionID"] }
+    /// `Response: Success`.
+    public var succeeded: Bool { self.message["Response"]?.lowercased() == "success" }
+    /// The new channel, or on failure the channel string that was requested.
+    public var channel: String? { self.message["Channel"] }
+    public var reason: OriginateReason { OriginateReason(rawValue: self.message["Reason"].flatMap(Int.init) ?? 0) }
+    /// The Uniqueid: the Originate's ChannelId, even on failure.
+    public var uniqueID: String? { self.message["Uniqueid"].flatMap { $0 == "<unknown>" ? nil : $0 } }
+    public var context: String? { self.message["Context"] }
+    public var exten: String? { self.message["Exten"] }
+    public var application: String? { self.message["Application"] }
+    public var data: String? { self.message["Data"] }
+    public var callerIDNumber: String? { self.message["CallerIDNum"] }
+    public var callerIDName: String? { self.message["CallerIDName"] }
 }
 
 /// OriginateResponse `Reason`: the AST_CONTROL value main/dial.c recorded (`pbx_dial_reason`).
@@ -153,59 +153,52 @@ public struct OriginateReason: RawRepresentable, Sendable, Hashable, CustomStrin
 
 /// DialBegin, DialState, DialEnd. With Originate there is no calling channel, only `Dest*` fields.
 public struct DialEvent: Sendable, Hashable {
-    public var caller: ChannelSnapshot?
-    public var destination: ChannelSnapshot
-    public var dialString: String?
-    /// DialState: RINGING, PROCEEDING, PROGRESS. DialEnd: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL…
-    public var dialStatus: String?
+    /// The packet the fields are read from.
+    public let message: AMIMessage
 
-    public init(_ message: AMIMessage) {
-        self.caller = message.contains("Uniqueid") ? ChannelSnapshot(message) : nil
-        self.destination = ChannelSnapshot(message, prefix: "Dest")
-        self.dialString = message["DialString"]
-        self.dialStatus = message["DialStatus"]
-    }
+    public init(_ message: AMIMessage) { self.message = message }
+
+    public var caller: ChannelSnapshot? { self.message.contains("Uniqueid") ? ChannelSnapshot(self.message) : nil }
+    public var destination: ChannelSnapshot { ChannelSnapshot(self.message, destination: true) }
+    public var dialString: String? { self.message["DialString"] }
+    /// DialState: RINGING, PROCEEDING, PROGRESS. DialEnd: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL…
+    public var dialStatus: String? { self.message["DialStatus"] }
 }
 
 /// Hangup, with the Q.850 cause and the driver's own cause (PJSIP: the SIP status).
 public struct HangupEvent: Sendable, Hashable {
-    public var channel: ChannelSnapshot
-    public var cause: Int?
-    public var causeText: String?
-    public var techCause: Int?
+    /// The packet the fields are read from.
+    public let message: AMIMessage
 
-    public init(_ message: AMIMessage) {
-        self.channel = ChannelSnapshot(message)
-        self.cause = message["Cause"].flatMap(Int.init)
-        self.causeText = message["Cause-txt"]
-        self.techCause = message["TechCause"].flatMap(Int.init)
-    }
+    public init(_ message: AMIMessage) { self.message = message }
+
+    public var channel: ChannelSnapshot { ChannelSnapshot(self.message) }
+    public var cause: Int? { self.message["Cause"].flatMap(Int.init) }
+    public var causeText: String? { self.message["Cause-txt"] }
+    public var techCause: Int? { self.message["TechCause"].flatMap(Int.init) }
 }
 
 /// VarSet (class dialplan), e.g. `AMDSTATUS` = `HUMAN`.
 public struct VarSetEvent: Sendable, Hashable {
-    public var channel: ChannelSnapshot
-    public var variable: String
-    public var value: String
+    /// The packet the fields are read from.
+    public let message: AMIMessage
 
-    public init(_ message: AMIMessage) {
-        self.channel = ChannelSnapshot(message)
-        self.variable = message["Variable"] ?? ""
-        self.value = message["Value"] ?? ""
-    }
+    public init(_ message: AMIMessage) { self.message = message }
+
+    public var channel: ChannelSnapshot { ChannelSnapshot(self.message) }
+    public var variable: String { self.message["Variable"] ?? "" }
+    public var value: String { self.message["Value"] ?? "" }
 }
 
 /// UserEvent from the dialplan's `UserEvent(name,k:v,…)`.
 public struct UserEvent: Sendable, Hashable {
-    /// The `UserEvent:` header.
-    public var name: String
     /// The whole packet, for the event's own keys.
-    public var fields: AMIMessage
+    public let fields: AMIMessage
 
-    public init(_ message: AMIMessage) {
-        self.name = message["UserEvent"] ?? ""
-        self.fields = message
-    }
+    public init(_ message: AMIMessage) { self.fields = message }
+
+    /// The `UserEvent:` header.
+    public var name: String { self.fields["UserEvent"] ?? "" }
 }
 
 /// Q.850 hangup causes that matter to dial outcomes (include/asterisk/causes.h).

@@ -109,12 +109,21 @@ public struct AMIMessage: Sendable {
     }
 
     func nameMatches(_ span: Span, _ name: String) -> Bool {
-        let length = Int(span.nameEnd - span.nameStart)
-        var name = name
-        return name.withUTF8 { wanted in
+        self.bytesMatch(from: span.nameStart, to: span.nameEnd, name)
+    }
+
+    func valueMatches(_ span: Span, _ value: String) -> Bool {
+        self.bytesMatch(from: span.valueStart, to: span.valueEnd, value)
+    }
+
+    /// Whether the bytes in `start..<end` spell `text`, ignoring ASCII case.
+    private func bytesMatch(from start: Int32, to end: Int32, _ text: String) -> Bool {
+        let length = Int(end - start)
+        var text = text
+        return text.withUTF8 { wanted in
             guard wanted.count == length else { return false }
             return self.bytes.withUnsafeBufferPointer { storage in
-                var offset = Int(span.nameStart)
+                var offset = Int(start)
                 for byte in wanted {
                     if asciiLower(storage[offset]) != asciiLower(byte) { return false }
                     offset += 1

@@ -147,6 +147,22 @@ import Testing
         #expect(event?.uniqueID == "u3")
     }
 
+    @Test func readsCallerAndDestinationFieldsApartAndNamesWithoutCase() {
+        let event = AMIEvent(AMIMessage([
+            ("event", "DIALSTATE"), ("Channel", "Local/100@out-1;2"), ("Uniqueid", "c1"), ("ChannelState", "6"),
+            ("DestChannel", "PJSIP/trunk-2"), ("DestUniqueid", "d1"), ("DestChannelState", "5"), ("DialStatus", "RINGING"),
+        ]))
+        guard case .dialState(let dial)? = event else {
+            Issue.record("not typed as DialState")
+            return
+        }
+        #expect(dial.caller?.uniqueID == "c1")
+        #expect(dial.caller?.state == .up)
+        #expect(dial.destination.channel == "PJSIP/trunk-2")
+        #expect(dial.destination.state == .ringing)
+        #expect(event?.uniqueID == "d1")
+    }
+
     @Test func keepsUnknownEventsAsPackets() {
         let message = AMIMessage([("Event", "PeerStatus"), ("Peer", "PJSIP/trunk")])
         #expect(AMIEvent(message) == .other(name: "PeerStatus", message))
