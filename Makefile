@@ -1,6 +1,6 @@
 # cex: quick start targets. Each installs the Debian packages it needs when they are missing.
 SWIFT ?= swift
-DEBIAN_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libssl-dev
+DEBIAN_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config libespeak-ng-dev flite1-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us
 
 .PHONY: demo test build deps bench
 

@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "cex", targets: ["cex"]),
         .library(name: "AsteriskManager", targets: ["AsteriskManager"]),
         .library(name: "AudioSocket", targets: ["AudioSocket"]),
+        .library(name: "Speech", targets: ["Speech"]),
         .library(name: "PBXSimulator", targets: ["PBXSimulator"]),
         .library(name: "CampaignApp", targets: ["CampaignApp"]),
     ],
@@ -47,6 +48,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Offline speech engines from Debian packages, called in process.
+        .systemLibrary(name: "CEspeakNG", pkgConfig: "espeak-ng", providers: [.apt(["libespeak-ng-dev"])]),
+        .systemLibrary(name: "CFlite", providers: [.apt(["flite1-dev"])]),
+        .systemLibrary(name: "CPocketSphinx", pkgConfig: "pocketsphinx", providers: [.apt(["libpocketsphinx-dev", "pocketsphinx-en-us"])]),
+        // Speech: recogniser and synthesiser protocols, resampling, offline engines.
+        .target(
+            name: "Speech",
+            dependencies: ["CEspeakNG", "CFlite", "CPocketSphinx"],
             swiftSettings: swiftSettings
         ),
         // The Asterisk stand-in: AMI server and AudioSocket caller built from our codecs in reverse.
@@ -125,6 +136,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SpeechTests",
+            dependencies: ["Speech", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
