@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "AsteriskManager", targets: ["AsteriskManager"]),
         .library(name: "AudioSocket", targets: ["AudioSocket"]),
         .library(name: "Speech", targets: ["Speech"]),
+        .library(name: "Conversation", targets: ["Conversation"]),
         .library(name: "PBXSimulator", targets: ["PBXSimulator"]),
         .library(name: "CampaignApp", targets: ["CampaignApp"]),
     ],
@@ -23,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // AMI: codec, typed actions and events, connection state machine, NIO client service.
@@ -58,6 +61,20 @@ let package = Package(
         .target(
             name: "Speech",
             dependencies: ["CEspeakNG", "CFlite", "CPocketSphinx"],
+            swiftSettings: swiftSettings
+        ),
+        // The conversation engine: turn-taking, barge-in, dialogue policies, analysis, call records.
+        .target(
+            name: "Conversation",
+            dependencies: [
+                "AudioSocket",
+                "Speech",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The Asterisk stand-in: AMI server and AudioSocket caller built from our codecs in reverse.
@@ -141,6 +158,12 @@ let package = Package(
         .testTarget(
             name: "SpeechTests",
             dependencies: ["Speech", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConversationTests",
+            dependencies: ["Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport"],
+            exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
@@ -77,4 +78,28 @@ public func next<Element: Sendable>(
         if predicate(element) { return element }
     }
     return nil
+}
+
+/// Compares `actual` with a committed golden file beside the test source (`Golden/NAME`).
+/// With `CEX_UPDATE_GOLDEN=1` the file is rewritten instead; review the diff.
+public func goldenMismatch(_ actual: String, name: String, testFile: String = #filePath) -> String? {
+    let directory = URL(fileURLWithPath: testFile).deletingLastPathComponent().appendingPathComponent("Golden")
+    let url = directory.appendingPathComponent(name)
+    if ProcessInfo.processInfo.environment["CEX_UPDATE_GOLDEN"] == "1" {
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try? actual.write(to: url, atomically: true, encoding: .utf8)
+        return nil
+    }
+    guard let expected = try? String(contentsOf: url, encoding: .utf8) else {
+        return "missing golden file \(name); run with CEX_UPDATE_GOLDEN=1 to create it"
+    }
+    guard expected != actual else { return nil }
+    let expectedLines = expected.split(separator: "\n", omittingEmptySubsequences: false)
+    let actualLines = actual.split(separator: "\n", omittingEmptySubsequences: false)
+    for index in 0..<max(expectedLines.count, actualLines.count) {
+        let want = index < expectedLines.count ? String(expectedLines[index]) : "<end>"
+        let got = index < actualLines.count ? String(actualLines[index]) : "<end>"
+        if want != got { return "\(name):\(index + 1): expected «\(want)», got «\(got)»" }
+    }
+    return "\(name) differs"
 }

@@ -1,0 +1,98 @@
+import Foundation
+
+/// How a call ended, for the lead's disposition.
+public enum CallOutcome: String, Sendable, Hashable, Codable, CaseIterable {
+    case interested
+    case notInterested = "not_interested"
+    case callback
+    case doNotCall = "do_not_call"
+    case wrongPerson = "wrong_person"
+    case voicemail
+    case noConversation = "no_conversation"
+}
+
+/// A callback the callee asked for: the words they used and, when they could be read, the
+/// time they mean in their own timezone.
+public struct CallbackRequest: Sendable, Hashable, Codable {
+    public var phrase: String
+    public var time: Date?
+    /// The callee's timezone identifier the time was resolved in.
+    public var timeZone: String
+
+    public init(phrase: String, time: Date?, timeZone: String) {
+        self.phrase = phrase
+        self.time = time
+        self.timeZone = timeZone
+    }
+}
+
+/// What a policy asks the engine to do besides speaking.
+public enum PolicyAction: Sendable, Hashable, Codable {
+    /// Finish the current line, then hang up.
+    case endCall(CallOutcome)
+    case scheduleCallback(CallbackRequest)
+    /// Put the number on the do-not-call list now.
+    case addToDoNotCall
+    case transferToHuman(reason: String)
+}
+
+/// A policy's reply, streamed: text as it comes (the engine chunks it), and actions.
+public enum PolicyOutput: Sendable, Hashable {
+    case text(String)
+    case action(PolicyAction)
+}
+
+/// What the engine knows of the call when it starts.
+public struct CallContext: Sendable {
+    public var callID: UUID
+    /// The lead's fields, the template's variables.
+    public var lead: [String: String]
+    /// The callee's timezone, for callback times.
+    public var timeZone: TimeZone
+    public var startedAt: Date
+
+    public init(callID: UUID, lead: [String: String], timeZone: TimeZone, startedAt: Date) {
+        self.callID = callID
+        self.lead = lead
+        self.timeZone = timeZone
+        self.startedAt = startedAt
+    }
+}
+
+/// One exchange as the policy sees it.
+public struct DialogueTurn: Sendable, Hashable, Codable {
+    public enum Speaker: String, Sendable, Hashable, Codable {
+        case agent
+        case caller
+    }
+
+    public var speaker: Speaker
+    /// For agent turns, what the caller actually heard.
+    public var text: String
+
+    public init(speaker: Speaker, text: String) {
+        self.speaker = speaker
+        self.text = text
+    }
+}
+
+/// Decides what the agent says. A scripted policy from the template is the default; an LLM
+/// policy streams from a chat-completions endpoint.
+public protocol DialoguePolicy: Sendable {
+    /// Starts the dialogue of one call. Fails when the lead lacks what the template needs.
+    func start(_ context: CallContext) throws -> any DialogueSession
+}
+
+/// One call's dialogue.
+public protocol DialogueSession: AnyObject, Sendable {
+    /// The opening: greeting and compliance disclosure, fixed for the call (so it can be pre-rendered).
+    var opening: String { get }
+    /// Answers the caller's turn. `history` ends with that turn; agent turns hold what was heard.
+    func reply(to callerText: String, history: [DialogueTurn]) -> AsyncThrowingStream<PolicyOutput, any Error>
+    /// Nobody spoke for a while: the `count`-th prompt.
+    func silence(count: Int) -> [PolicyOutput]
+    /// A key the caller pressed; nil when the policy ignores it.
+    func dtmf(_ digit: Character) -> [PolicyOutput]?
+    /// The call reached its maximum length.
+    func timeUp() -> [PolicyOutput]
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Mustache
+import Yams
+
+/// A campaign's pitch, written by a sales manager as YAML (see `templates/README.md`).
+///
+/// Lines are Mustache text: `{{first_name}}` and other lead columns, plus `{{company}}` and
+/// `{{agent_name}}`. They are rendered as text, never HTML-escaped.
+public struct PitchTemplate: Sendable, Hashable, Codable {
+    public struct Answer: Sendable, Hashable, Codable {
+        /// Phrases that trigger it.
+        public var when: [String]
+        public var say: String
+    }
+
+    public struct Objection: Sendable, Hashable, Codable {
+        /// A stable key for reports, e.g. `price`.
+        public var id: String
+        /// A readable name, e.g. "Too expensive".
+        public var label: String
+        public var when: [String]
+        public var say: String
+    }
+
+    public struct Closings: Sendable, Hashable, Codable {
+        public var interested: String
+        public var notInterested: String
+        public var callback: String
+        public var doNotCall: String
+        public var wrongPerson: String
+        public var noResponse: String
+
+        enum CodingKeys: String, CodingKey {
+            case interested
+            case notInterested = "not_interested"
+            case callback
+            case doNotCall = "do_not_call"
+            case wrongPerson = "wrong_person"
+            case noResponse = "no_response"
+        }
+    }
+
+    public var name: String
+    public var company: String
+    public var agentName: String
+    /// What the call is for, e.g. "book a free home energy assessment". Goes into the record as the objective.
+    public var goal: String
+    /// The first line: greets the lead by name and says who is calling.
+    public var greeting: String
+    /// The compliance line: automated assistant, on whose behalf, how to opt out. A default is used when absent.
+    public var disclosure: String?
+    /// The pitch, one step per caller turn.
+    public var pitch: [String]
+    /// The ask the pitch leads to; repeated after answers and objections.
+    public var question: String
+    public var faq: [Answer]
+    public var objections: [Objection]
+    public var closings: Closings
+    /// The DTMF key that opts out.
+    public var optOutKey: String?
+    /// Lead columns the template needs; a lead without one is never called with this template.
+    public var requiredFields: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case name, company, goal, greeting, disclosure, pitch, question, faq, objections, closings
+        case agentName = "agent_name"
+        case optOutKey = "opt_out_key"
+        case requiredFields = "required_fields"
+    }
+
+    public static let defaultDisclosure =
+        "I'm an automated assistant calling on behalf of {{company}}. If you'd rather not get these calls, just say stop, or press {{opt_out_key}}, and we won't call again."
+
+    /// The opening, unrendered: greeting then disclosure.
+    public var openingSource: String { self.greeting + " " + (self.disclosure ?? Self.defaultDisclosure) }
+
+    /// Reads and checks a template file. Errors name the file and the field.
+    public static func load(path: String) throws -> PitchTemplate {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw TemplateError(file: path, line: nil, field: nil, message: "cannot read the file")
+        }
+        return try self.parse(text, file: path)
+    }
+
+    public static func parse(_ yaml: String, file: String) throws -> PitchTemplate {
+        let template: PitchTemplate
+        do {
+            template = try YAMLDecoder().decode(PitchTemplate.self, from: yaml)
+        } catch DecodingError.dataCorrupted(let context) where context.underlyingError is YamlError {
+            throw TemplateError(yaml: context.underlyingError as! YamlError, file: file)
+        } catch let error as DecodingError {
+            throw TemplateError(decoding: error, file: file)
+        } catch let error as YamlError {
+            throw TemplateError(yaml: error, file: file)
+        }
+        try template.validate(file: file, source: yaml)
+        return template
+    }
+
+    /// The compliance rules every template meets, and Mustache that parses.
+    func validate(file: String, source: String) throws {
+        func fail(_ field: String, _ message: String) -> TemplateError {
+            TemplateError(file: file, line: Self.line(of: field, in: source), field: field, message: message)
+        }
+        let disclosure = (self.disclosure ?? Self.defaultDisclosure).lowercased()
+        guard disclosure.contains("automated") else { throw fail("disclosure", "must say that the caller is an automated assistant") }
+        guard disclosure.contains("{{company}}") || disclosure.contains(self.company.lowercased()) else {
+            throw fail("disclosure", "must name the company the call is for")
+        }
+        guard disclosure.contains("stop") || disclosure.contains("{{opt_out_key}}") || disclosure.contains("opt out") else {
+            throw fail("disclosure", "must say how to opt out (say stop, or press a key)")
+        }
+        guard !self.pitch.isEmpty else { throw fail("pitch", "needs at least one step") }
+        let lines: [(String, String)] = [("greeting", self.greeting), ("disclosure", self.disclosure ?? ""), ("question", self.question)]
+            + self.pitch.map { ("pitch", $0) } + self.faq.map { ("faq", $0.say) } + self.objections.map { ("objections", $0.say) }
+        for (field, line) in lines {
+            do {
+                _ = try MustacheTemplate(string: line)
+            } catch {
+                throw fail(field, "is not valid Mustache: \(error)")
+            }
+        }
+    }
+
+    /// The line a top-level key starts on, 1-based.
+    static func line(of key: String, in source: String) -> Int? {
+        for (number, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where line.hasPrefix("\(key):") {
+            return number + 1
+        }
+        return nil
+    }
+
+    /// Every variable the template's lines use.
+    public var variables: Set<String> {
+        let sources = [self.openingSource, self.question] + self.pitch + self.faq.map(\.say) + self.objections.map(\.say)
+            + [self.closings.interested, self.closings.notInterested, self.closings.callback, self.closings.doNotCall, self.closings.wrongPerson, self.closings.noResponse]
+        var names = Set<String>()
+        for source in sources {
+            for match in source.matches(of: /\{\{\{?\s*([A-Za-z0-9_.]+)\s*\}?\}\}/) { names.insert(String(match.output.1)) }
+        }
+        return names
+    }
+
+    /// Renders one line as text for a lead. Missing variables are an error, never an empty gap.
+    public func render(_ line: String, lead: [String: String]) throws -> String {
+        var values = lead
+        values["company"] = values["company"] ?? self.company
+        values["agent_name"] = values["agent_name"] ?? self.agentName
+        values["opt_out_key"] = values["opt_out_key"] ?? (self.optOutKey ?? "9")
+        for match in line.matches(of: /\{\{\{?\s*([A-Za-z0-9_.]+)\s*\}?\}\}/) where values[String(match.output.1)] == nil {
+            throw TemplateError(file: self.name, line: nil, field: String(match.output.1), message: "the lead has no value for this variable")
+        }
+        let template = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + line)
+        return template.render(values)
+    }
+}
+
+/// A template problem, with where it is.
+public struct TemplateError: Error, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var field: String?
+    public var message: String
+
+    public init(file: String, line: Int?, field: String?, message: String) {
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+    }
+
+    init(decoding error: DecodingError, file: String) {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            self.init(file: file, line: nil, field: parent.isEmpty ? key.stringValue : "\(parent).\(key.stringValue)", message: "is missing")
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            self.init(file: file, line: nil, field: path(context), message: context.debugDescription)
+        @unknown default:
+            self.init(file: file, line: nil, field: nil, message: "cannot be read")
+        }
+    }
+
+    init(yaml error: YamlError, file: String) {
+        var line: Int?
+        if case .scanner(_, _, let mark, _) = error { line = mark.line }
+        if case .parser(_, _, let mark, _) = error { line = mark.line }
+        self.init(file: file, line: line, field: nil, message: "is not valid YAML")
+    }
+
+    public var description: String {
+        var location = self.file
+        if let line { location += ":\(line)" }
+        if let field { return "\(location): \(field): \(self.message)" }
+        return "\(location): \(self.message)"
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Synchronization
+
+/// The default policy: the pitch template played as a script. No account, no network.
+///
+/// Every caller turn is checked, in this order, for an opt-out, a wrong person, a request
+/// for a human, a callback, an objection from the catalogue, an FAQ, a refusal and a yes;
+/// anything else moves the pitch on a step, and two turns in a row it cannot read end the
+/// call politely.
+public struct ScriptedPolicy: DialoguePolicy {
+    public let template: PitchTemplate
+    /// Lines spoken by the engine itself.
+    public var stillThere = "Are you still there?"
+    public var silenceGoodbye = "It seems this isn't a good time. Thank you, goodbye."
+    public var didNotCatch = "Sorry, I didn't catch that."
+    public var timeUpLine = "I'm afraid we're out of time. Thank you for talking with me, goodbye."
+    public var identityLine = "I'm {{agent_name}}, an automated assistant calling on behalf of {{company}}."
+    public var transferLine = "I can't transfer you right now, but I'll make sure someone from {{company}} calls you back."
+
+    public init(template: PitchTemplate) {
+        self.template = template
+    }
+
+    public func start(_ context: CallContext) throws -> any DialogueSession {
+        try ScriptedDialogue(policy: self, context: context)
+    }
+
+    /// Everything this policy listens for, for the recogniser's vocabulary.
+    public var phrases: [String] {
+        PhraseMatcher.allBuiltIn + self.template.faq.flatMap(\.when) + self.template.objections.flatMap(\.when)
+    }
+}
+
+/// One call's script.
+final class ScriptedDialogue: DialogueSession {
+    private struct State {
+        var step = 0
+        var unclear = 0
+        var objectionsAnswered: Set<String> = []
+        var ended = false
+    }
+
+    let opening: String
+    private let policy: ScriptedPolicy
+    private let context: CallContext
+    private let state = Mutex(State())
+    private let question: String
+
+    init(policy: ScriptedPolicy, context: CallContext) throws {
+        self.policy = policy
+        self.context = context
+        self.opening = try policy.template.render(policy.template.openingSource, lead: context.lead)
+        self.question = try policy.template.render(policy.template.question, lead: context.lead)
+    }
+
+    private func render(_ line: String) -> String {
+        (try? self.policy.template.render(line, lead: self.context.lead)) ?? line
+    }
+
+    private func close(_ line: String, _ outcome: CallOutcome, extra: [PolicyAction] = []) -> [PolicyOutput] {
+        self.state.withLock { $0.ended = true }
+        return extra.map(PolicyOutput.action) + [.text(self.render(line)), .action(.endCall(outcome))]
+    }
+
+    func reply(to callerText: String, history: [DialogueTurn]) -> AsyncThrowingStream<PolicyOutput, any Error> {
+        let outputs = self.decide(callerText)
+        return AsyncThrowingStream { continuation in
+            for output in outputs { continuation.yield(output) }
+            continuation.finish()
+        }
+    }
+
+    /// The script's answer to one caller turn.
+    func decide(_ callerText: String) -> [PolicyOutput] {
+        let template = self.policy.template
+        let words = PhraseMatcher.words(callerText)
+        if self.state.withLock({ $0.ended }) { return [] }
+
+        if PhraseMatcher.matchesAny(words, PhraseMatcher.optOut) {
+            return self.close(template.closings.doNotCall, .doNotCall, extra: [.addToDoNotCall])
+        }
+        if PhraseMatcher.matchesAny(words, PhraseMatcher.wrongPerson) {
+            return self.close(template.closings.wrongPerson, .wrongPerson)
+        }
+        if PhraseMatcher.matchesAny(words, PhraseMatcher.human) {
+            return [.action(.transferToHuman(reason: "caller asked for a person")), .text(self.render(self.policy.transferLine))]
+                + self.close(template.closings.callback, .callback, extra: [
+                    .scheduleCallback(CallbackRequest(phrase: "", time: nil, timeZone: self.context.timeZone.identifier))
+                ])
+        }
+        if PhraseMatcher.matchesAny(words, PhraseMatcher.callback) || (words.contains("tomorrow") || words.contains("later")) {
+            let time = CallbackTime.resolve(callerText, now: self.context.startedAt, timeZone: self.context.timeZone)
+            let request = CallbackRequest(phrase: callerText, time: time, timeZone: self.context.timeZone.identifier)
+            return self.close(template.closings.callback, .callback, extra: [.scheduleCallback(request)])
+        }
+        if let objection = template.objections.first(where: { PhraseMatcher.matchesAny(words, $0.when) }) {
+            let first = self.state.withLock { state in
+                state.unclear = 0
+                return state.objectionsAnswered.insert(objection.id).inserted
+            }
+            if first { return [.text(self.render(objection.say) + " " + self.question)] }
+            return self.close(template.closings.notInterested, .notInterested)
+        }
+        if PhraseMatcher.matchesAny(words, PhraseMatcher.identity) {
+            self.state.withLock { $0.unclear = 0 }
+            return [.text(self.render(self.policy.identityLine) + " " + self.question)]
+        }
+        if let answer = template.faq.first(where: { PhraseMatcher.matchesAny(words, $0.when) }) {
+            self.state.withLock { $0.unclear = 0 }
+            return [.text(self.render(answer.say) + " " + self.question)]
+        }
+        if PhraseMatcher.matchesAny(words, PhraseMatcher.negative) {
+            return self.close(template.closings.notInterested, .notInterested)
+        }
+        let step = self.state.withLock { state -> Int? in
+            if PhraseMatcher.matchesAny(words, PhraseMatcher.positive) {
+                state.unclear = 0
+                if state.step >= template.pitch.count { return nil }
+                defer { state.step += 1 }
+                return state.step
+            }
+            // Nothing heard, or words the script cannot place once the pitch is done: unclear.
+            if words.isEmpty || state.step >= template.pitch.count {
+                state.unclear += 1
+                return state.unclear >= 2 ? -1 : -2
+            }
+            // Words the script cannot place mid-pitch: move the pitch on.
+            state.unclear = 0
+            defer { state.step += 1 }
+            return state.step
+        }
+        switch step {
+        case nil:
+            return self.close(template.closings.interested, .interested)
+        case -1:
+            return self.close(template.closings.noResponse, .noConversation)
+        case -2:
+            return [.text(self.policy.didNotCatch + " " + self.question)]
+        case let index?:
+            let line = self.render(template.pitch[index])
+            return [.text(index == template.pitch.count - 1 ? line + " " + self.question : line)]
+        }
+    }
+
+    func silence(count: Int) -> [PolicyOutput] {
+        if count >= 2 { return self.close(self.policy.silenceGoodbye, .noConversation) }
+        return [.text(self.policy.stillThere)]
+    }
+
+    func dtmf(_ digit: Character) -> [PolicyOutput]? {
+        guard String(digit) == (self.policy.template.optOutKey ?? "9") else { return nil }
+        return self.close(self.policy.template.closings.doNotCall, .doNotCall, extra: [.addToDoNotCall])
+    }
+
+    func timeUp() -> [PolicyOutput] {
+        self.close(self.policy.timeUpLine, .noConversation)
+    }
+}

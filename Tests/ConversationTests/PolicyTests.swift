@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import Conversation
+
+@Suite struct PitchTemplateTests {
+    static var examplePath: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("templates/solar-assessment.yaml").path
+    }
+
+    @Test func theExampleTemplateLoadsAndRendersAsText() throws {
+        let template = try PitchTemplate.load(path: Self.examplePath)
+        #expect(template.variables.isSuperset(of: ["first_name", "city", "company"]))
+        let line = try template.render(template.greeting, lead: ["first_name": "Ana & Bo"])
+        #expect(line == "Hi Ana & Bo, this is Alex from Bright Solar.")
+        #expect(throws: TemplateError.self) { try template.render(template.pitch[0], lead: ["first_name": "Ana"]) }
+    }
+
+    @Test func refusesADisclosureThatHidesTheAutomation() throws {
+        let source = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
+            .replacingOccurrences(of: "I'm an automated assistant calling", with: "I'm calling")
+        #expect {
+            try PitchTemplate.parse(source, file: "templates/x.yaml")
+        } throws: { error in
+            let description = String(describing: error)
+            return description.hasPrefix("templates/x.yaml:11: disclosure: ") && description.contains("automated")
+        }
+    }
+
+    @Test func namesTheMissingFieldAndTheYAMLLine() throws {
+        #expect {
+            try PitchTemplate.parse("name: x\ncompany: y\n", file: "t.yaml")
+        } throws: { error in
+            let description = String(describing: error)
+            return description.hasPrefix("t.yaml: ") && description.hasSuffix(": is missing")
+        }
+        #expect {
+            try PitchTemplate.parse("name: x\n  bad: [\n", file: "t.yaml")
+        } throws: { error in
+            String(describing: error).hasPrefix("t.yaml:2")
+        }
+    }
+}
+
+@Suite struct ScriptedPolicyTests {
+    static func dialogue() throws -> any DialogueSession {
+        let template = try PitchTemplate.load(path: PitchTemplateTests.examplePath)
+        let context = CallContext(
+            callID: UUID(uuidString: "00000000-0000-0000-0000-000000000001")!, lead: ["first_name": "Ana", "city": "Springfield"],
+            timeZone: TimeZone(identifier: "America/Chicago")!, startedAt: ISO8601DateFormatter().date(from: "2026-11-25T19:00:00Z")!
+        )
+        return try ScriptedPolicy(template: template).start(context)
+    }
+
+    static func run(_ lines: [String]) async throws -> [String] {
+        let dialogue = try dialogue()
+        var transcript = ["agent: \(dialogue.opening)"]
+        var history: [DialogueTurn] = []
+        for line in lines {
+            transcript.append("caller: \(line)")
+            history.append(DialogueTurn(speaker: .caller, text: line))
+            for try await output in dialogue.reply(to: line, history: history) {
+                switch output {
+                case .text(let text): transcript.append("agent: \(text)")
+                case .action(let action): transcript.append("action: \(action)")
+                }
+            }
+        }
+        return transcript
+    }
+
+    @Test func followsTheScriptForEachKindOfCaller() async throws {
+        let conversations: [(String, [String])] = [
+            ("interested", ["yes sure", "okay", "yes please"]),
+            ("objection then opt-out", ["who is this", "it's too expensive", "please remove me from your list"]),
+            ("callback", ["i'm busy right now call me tomorrow at three"]),
+            ("objection twice", ["not interested", "i said i'm not interested"]),
+            ("faq", ["yeah", "how much does it cost", "no thanks"]),
+            ("unclear", ["", ""]),
+            ("wrong person", ["you have the wrong number"]),
+        ]
+        var lines: [String] = []
+        for (name, callerLines) in conversations {
+            lines.append("# \(name)")
+            lines += try await Self.run(callerLines)
+        }
+        let mismatch = goldenMismatch(lines.joined(separator: "\n") + "\n", name: "policy.txt")
+        #expect(mismatch == nil, "\(mismatch ?? "")")
+    }
+
+    @Test func optsOutOnItsKeyAndPromptsOnSilence() throws {
+        let dialogue = try Self.dialogue()
+        #expect(dialogue.dtmf("5") == nil)
+        #expect(dialogue.dtmf("9")?.contains(.action(.addToDoNotCall)) == true)
+        #expect(dialogue.silence(count: 1) == [.text("Are you still there?")])
+        #expect(dialogue.silence(count: 2).last == .action(.endCall(.noConversation)))
+    }
+}

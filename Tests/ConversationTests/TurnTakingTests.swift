@@ -1,0 +1,126 @@
+import Speech
+import Testing
+
+@testable import Conversation
+
+/// Drives the turn rules frame by frame: 20 ms per frame, levels in dBFS.
+struct TurnDriver {
+    var machine = TurnTaking()
+    var now: Duration = .zero
+    var actions: [(Duration, TurnTaking.Action)] = []
+
+    static let quiet = -65.0
+    static let voice = -20.0
+
+    mutating func frames(_ count: Int, level: Double) {
+        for _ in 0..<count {
+            self.now += .milliseconds(20)
+            for action in self.machine.audioFrame(level: level, at: self.now) { self.actions.append((self.now, action)) }
+        }
+    }
+
+    mutating func recognizer(_ event: RecognitionEvent) {
+        for action in self.machine.recognizer(event, at: self.now) { self.actions.append((self.now, action)) }
+    }
+
+    var kinds: [TurnTaking.Action] { self.actions.map(\.1) }
+}
+
+@Suite struct TurnTakingTests {
+    @Test func endsTheTurnWhenTheRecogniserConfirmsAfterTheMinimumSilence() {
+        var driver = TurnDriver()
+        driver.frames(25, level: TurnDriver.quiet)
+        driver.frames(40, level: TurnDriver.voice)  // 0.8 s of speech
+        driver.recognizer(.speechStarted)
+        driver.frames(19, level: TurnDriver.quiet)
+        #expect(driver.kinds.isEmpty)
+        driver.frames(2, level: TurnDriver.quiet)  // 400 ms of silence
+        #expect(driver.kinds == [.finalizeRecognizer])
+        driver.recognizer(.final("call me tomorrow"))
+        driver.recognizer(.utteranceEnd)
+        #expect(driver.kinds == [.finalizeRecognizer, .endOfTurn(text: "call me tomorrow")])
+    }
+
+    @Test func endsTheTurnAtTheMaximumSilenceWhenTheRecogniserIsSlow() {
+        var driver = TurnDriver()
+        driver.frames(25, level: TurnDriver.quiet)
+        driver.frames(30, level: TurnDriver.voice)
+        driver.recognizer(.interim("hello there"))
+        driver.frames(60, level: TurnDriver.quiet)
+        #expect(driver.kinds == [.finalizeRecognizer, .endOfTurn(text: "hello there")])
+        #expect(driver.actions.last?.0 == .milliseconds(20 * (25 + 30 + 60)))
+    }
+
+    @Test func interruptsTheAgentOnRealSpeechButNotOnABackchannel() {
+        var driver = TurnDriver()
+        driver.frames(25, level: TurnDriver.quiet)
+        driver.machine.agentStarted(at: driver.now)
+        // "uh-huh": 240 ms, then silence. No barge-in, and its words are dropped.
+        driver.frames(12, level: TurnDriver.voice)
+        driver.recognizer(.interim("uh huh"))
+        driver.frames(25, level: TurnDriver.quiet)
+        #expect(driver.kinds == [.finalizeRecognizer])
+        driver.recognizer(.final("uh huh"))
+        driver.recognizer(.utteranceEnd)
+        #expect(driver.machine.isAgentSpeaking)
+
+        // "wait, how much is it": barge-in once 300 ms of speech are in.
+        driver.frames(3, level: TurnDriver.voice)
+        driver.recognizer(.interim("wait"))
+        driver.frames(12, level: TurnDriver.voice)
+        #expect(driver.kinds.last == .bargeIn)
+        #expect(!driver.machine.isAgentSpeaking)
+        driver.frames(20, level: TurnDriver.voice)
+        driver.frames(20, level: TurnDriver.quiet)
+        driver.recognizer(.final("wait how much is it"))
+        driver.recognizer(.utteranceEnd)
+        #expect(driver.kinds.suffix(2) == [.finalizeRecognizer, .endOfTurn(text: "wait how much is it")])
+    }
+
+    @Test func aLongBackchannelStillInterrupts() {
+        var driver = TurnDriver()
+        driver.frames(25, level: TurnDriver.quiet)
+        driver.machine.agentStarted(at: driver.now)
+        driver.recognizer(.interim("yeah yeah yeah"))
+        driver.frames(44, level: TurnDriver.voice)
+        #expect(driver.kinds == [])
+        driver.frames(2, level: TurnDriver.voice)
+        #expect(driver.kinds == [.bargeIn])
+    }
+
+    @Test func theGreetingsFirstSecondCannotBeInterrupted() {
+        var driver = TurnDriver()
+        driver.frames(5, level: TurnDriver.quiet)
+        driver.machine.agentStarted(at: driver.now, protected: true)
+        driver.frames(40, level: TurnDriver.voice)  // 0.8 s of "hello?" over the protected start
+        #expect(driver.kinds.isEmpty)
+        driver.frames(10, level: TurnDriver.quiet)
+        driver.frames(20, level: TurnDriver.voice)  // after the first second: heard
+        #expect(driver.kinds == [.bargeIn])
+    }
+
+    @Test func promptsAfterSilenceAndAgainAfterMore() {
+        var driver = TurnDriver()
+        driver.machine.agentStarted(at: driver.now)
+        driver.frames(50, level: TurnDriver.quiet)
+        driver.machine.agentStopped(at: driver.now)
+        driver.frames(349, level: TurnDriver.quiet)
+        #expect(driver.kinds.isEmpty)
+        driver.frames(1, level: TurnDriver.quiet)
+        #expect(driver.kinds == [.silencePrompt(count: 1)])
+        driver.frames(350, level: TurnDriver.quiet)
+        #expect(driver.kinds == [.silencePrompt(count: 1), .silencePrompt(count: 2)])
+    }
+
+    @Test func theNoiseFloorFollowsANoisyLine() {
+        var detector = VoiceActivityDetector()
+        // A steady -40 dBFS hiss is not speech once the floor has caught up.
+        var decisions: [VoiceActivityDetector.Decision] = []
+        for _ in 0..<500 { decisions.append(detector.process(level: -40)) }
+        #expect(decisions.suffix(100).allSatisfy { $0 == .silence })
+        #expect(detector.noiseFloor > -45)
+        // Speech 15 dB above it is.
+        let onset = (0..<3).map { _ in detector.process(level: -25) }
+        #expect(onset == [.voiced, .voiced, .speechStarted])
+    }
+}
