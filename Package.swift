@@ -162,7 +162,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ConversationTests",
-            dependencies: ["Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport"],
+            dependencies: [
+                "Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),

@@ -280,7 +280,7 @@ struct AMIHarness {
             let client = AMIClient(
                 configuration: .init(
                     host: "127.0.0.1", port: port, username: "u", secret: "s",
-                    keepaliveInterval: .milliseconds(100), responseTimeout: .milliseconds(50),
+                    keepaliveInterval: .milliseconds(500), responseTimeout: .milliseconds(50),
                     backoff: ReconnectBackoff(initial: .seconds(5), maximum: .seconds(5))
                 )
             )

@@ -1,0 +1,109 @@
+import Foundation
+
+/// Live analysis of one caller turn.
+public struct TurnAnalysis: Sendable, Hashable, Codable {
+    /// -1 (hostile) … +1 (enthusiastic).
+    public var sentiment: Double
+    /// Objection ids from the template's catalogue, plus `other:<words>` when a refusal matched none.
+    public var objections: [String]
+    /// opt_out, wrong_person, callback, question, objection, negative, positive, other.
+    public var intent: String
+}
+
+/// Post-call analysis.
+public struct CallAnalysis: Sendable, Hashable, Codable {
+    public var sentimentLabel: String
+    public var sentimentScore: Double
+    /// What the call set out to do (the template's goal).
+    public var objective: String
+    /// Why the callee answered as they did, in a few words.
+    public var motive: String
+    public var objections: [String]
+    public var outcome: CallOutcome
+    public var callbackTime: Date?
+    public var summary: String
+}
+
+/// The offline analyser: a sentiment lexicon with negation, the template's objection
+/// catalogue and the built-in intents. Cheap enough to run on every turn, off the audio path.
+public struct LexiconAnalyzer: Sendable {
+    public let template: PitchTemplate
+
+    public init(template: PitchTemplate) {
+        self.template = template
+    }
+
+    static let positiveWords: Set<String> = [
+        "yes", "yeah", "great", "good", "sure", "interested", "love", "like", "sounds", "perfect", "wonderful", "thanks", "thank",
+        "absolutely", "definitely", "nice", "happy", "awesome", "excellent", "okay", "ok", "please", "helpful",
+    ]
+    static let negativeWords: Set<String> = [
+        "no", "not", "never", "stop", "annoying", "scam", "hate", "busy", "expensive", "waste", "angry", "bad", "terrible",
+        "remove", "leave", "don't", "won't", "can't", "afford", "rude", "spam", "sick",
+    ]
+    static let negations: Set<String> = ["not", "don't", "never", "no", "isn't", "wasn't", "can't", "won't"]
+
+    public func analyze(turn text: String) -> TurnAnalysis {
+        let words = PhraseMatcher.words(text)
+        var score = 0.0
+        for (index, word) in words.enumerated() {
+            let negated = index > 0 && Self.negations.contains(words[index - 1])
+            if Self.positiveWords.contains(word) { score += negated ? -1 : 1 }
+            if Self.negativeWords.contains(word) && !Self.negations.contains(word) { score += negated ? 0.5 : -1 }
+            if Self.negations.contains(word) && index == words.count - 1 { score -= 1 }
+        }
+        let sentiment = words.isEmpty ? 0 : max(-1, min(1, score / Double(max(2, words.count / 2))))
+        let objections = self.template.objections.filter { PhraseMatcher.matchesAny(words, $0.when) }.map(\.id)
+        let intent: String
+        if PhraseMatcher.matchesAny(words, PhraseMatcher.optOut) {
+            intent = "opt_out"
+        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.wrongPerson) {
+            intent = "wrong_person"
+        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.callback) {
+            intent = "callback"
+        } else if !objections.isEmpty {
+            intent = "objection"
+        } else if text.contains("?") || ["who", "what", "how", "why", "when", "where", "is", "are", "can"].contains(words.first ?? "") {
+            intent = "question"
+        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.negative) {
+            intent = "negative"
+        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.positive) {
+            intent = "positive"
+        } else {
+            intent = "other"
+        }
+        return TurnAnalysis(sentiment: (sentiment * 100).rounded() / 100, objections: objections, intent: intent)
+    }
+
+    public func analyze(call record: CallRecord) -> CallAnalysis {
+        let callerTurns = record.turns.filter { $0.speaker == .caller && !$0.text.isEmpty }
+        let analyses = callerTurns.map { $0.analysis ?? self.analyze(turn: $0.text) }
+        let score = analyses.isEmpty ? 0 : analyses.map(\.sentiment).reduce(0, +) / Double(analyses.count)
+        let label = score > 0.2 ? "positive" : score < -0.2 ? "negative" : "neutral"
+        var objections: [String] = []
+        for analysis in analyses { for id in analysis.objections where !objections.contains(id) { objections.append(id) } }
+        let outcome = record.outcome ?? (callerTurns.isEmpty ? .noConversation : .notInterested)
+        let callback = record.actions.compactMap { action -> Date? in
+            if case .scheduleCallback(let request) = action { return request.time }
+            return nil
+        }.first
+        let labels = objections.compactMap { id in self.template.objections.first { $0.id == id }?.label }
+        let motive: String
+        switch outcome {
+        case .interested: motive = "wants to \(self.template.goal)"
+        case .notInterested: motive = labels.first.map { "objection: \($0.lowercased())" } ?? "not interested"
+        case .callback: motive = "busy at the time of the call"
+        case .doNotCall: motive = "does not want to be called"
+        case .wrongPerson: motive = "not the person we meant to reach"
+        case .voicemail: motive = "reached voicemail"
+        case .noConversation: motive = "no conversation took place"
+        }
+        var summary = "Call about: \(self.template.goal). Outcome: \(outcome.rawValue.replacingOccurrences(of: "_", with: " "))."
+        if !labels.isEmpty { summary += " Objections: \(labels.joined(separator: ", "))." }
+        summary += " The caller spoke \(callerTurns.count) time\(callerTurns.count == 1 ? "" : "s"); sentiment \(label)."
+        return CallAnalysis(
+            sentimentLabel: label, sentimentScore: (score * 100).rounded() / 100, objective: self.template.goal, motive: motive,
+            objections: objections, outcome: outcome, callbackTime: callback, summary: summary
+        )
+    }
+}

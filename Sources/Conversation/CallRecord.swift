@@ -1,0 +1,107 @@
+import Foundation
+
+/// Everything one call left behind: turns with what was heard, keys pressed, the per-turn
+/// latency timeline, live and post-call analysis, the outcome and the policy's actions.
+/// Offsets are milliseconds since the call connected, all on one monotonic clock.
+public struct CallRecord: Sendable, Hashable, Codable {
+    public struct Turn: Sendable, Hashable, Codable {
+        public var speaker: DialogueTurn.Speaker
+        /// What was said (agent: the whole line meant to be spoken).
+        public var text: String
+        public var startMs: Int
+        public var endMs: Int?
+        /// The agent was cut off by the caller.
+        public var interrupted: Bool
+        /// Agent turns: the words that actually went out before the cut (all of them if not cut).
+        public var heard: String?
+        /// Caller turns: the latency of the agent's answer to this turn.
+        public var timeline: Timeline?
+        /// Caller turns: live analysis.
+        public var analysis: TurnAnalysis?
+    }
+
+    /// Milliseconds since the call connected, for one caller turn and the reply to it.
+    public struct Timeline: Sendable, Hashable, Codable {
+        /// The caller's last voiced frame.
+        public var speechEndMs: Int?
+        /// The turn rules decided the caller was done.
+        public var endpointMs: Int?
+        /// The recogniser's final text for the turn arrived.
+        public var sttFinalMs: Int?
+        /// The policy's first reply text.
+        public var policyFirstTextMs: Int?
+        /// The synthesiser's first audio of the reply.
+        public var ttsFirstAudioMs: Int?
+        /// The reply's first audio frame went to Asterisk.
+        public var firstFrameOutMs: Int?
+    }
+
+    public struct KeyPress: Sendable, Hashable, Codable {
+        public var digit: String
+        public var atMs: Int
+    }
+
+    public var callID: UUID
+    public var template: String
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var turns: [Turn] = []
+    public var dtmf: [KeyPress] = []
+    public var actions: [PolicyAction] = []
+    public var outcome: CallOutcome?
+    /// Who ended the call: `agent`, `caller`, or an error.
+    public var endedBy: String?
+    /// When the first agent audio went out.
+    public var firstAgentAudioMs: Int?
+    public var analysis: CallAnalysis?
+    /// Outbound audio counters.
+    public var framesSent = 0
+    public var underruns = 0
+    public var lateFrames = 0
+
+    public init(callID: UUID, template: String, startedAt: Date) {
+        self.callID = callID
+        self.template = template
+        self.startedAt = startedAt
+    }
+
+    /// Pretty, stable JSON (keys sorted, ISO 8601 dates).
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return try encoder.encode(self)
+    }
+}
+
+/// Where call records go as the call happens: the campaign store, files, or tests.
+///
+/// `update` is called after every turn, so a process that dies mid-call loses at most the
+/// turn in progress; `finish` once, with the complete record.
+public protocol CallRecordSink: Sendable {
+    func update(_ record: CallRecord) async
+    func finish(_ record: CallRecord) async
+}
+
+/// Writes `<directory>/<call id>.json`, replaced atomically after every turn.
+public struct JSONFileRecordSink: CallRecordSink {
+    public var directory: URL
+
+    public init(directory: URL) {
+        self.directory = directory
+    }
+
+    public func update(_ record: CallRecord) async {
+        self.write(record)
+    }
+
+    public func finish(_ record: CallRecord) async {
+        self.write(record)
+    }
+
+    private func write(_ record: CallRecord) {
+        try? FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        guard let data = try? record.json() else { return }
+        try? data.write(to: self.directory.appendingPathComponent("\(record.callID.uuidString.lowercased()).json"), options: .atomic)
+    }
+}

@@ -1,0 +1,364 @@
+import AudioSocket
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Speech
+
+/// Everything one admitted call needs besides its audio.
+public struct PreparedCall: Sendable {
+    public var context: CallContext
+    public var templateName: String
+    public var dialogue: any DialogueSession
+    public var analyzer: LexiconAnalyzer
+    public var recognition: RecognitionOptions
+
+    public init(context: CallContext, templateName: String, dialogue: any DialogueSession, analyzer: LexiconAnalyzer, recognition: RecognitionOptions) {
+        self.context = context
+        self.templateName = templateName
+        self.dialogue = dialogue
+        self.analyzer = analyzer
+        self.recognition = recognition
+    }
+}
+
+/// The providers and rules every call of an engine shares.
+public struct ConversationProviders: Sendable {
+    public var recognizer: any SpeechRecognizer
+    public var synthesizer: any SpeechSynthesizer
+    public var sink: any CallRecordSink
+    public var turnTaking: TurnTaking.Configuration
+    public var voiceActivity: VoiceActivityDetector.Configuration
+
+    public init(
+        recognizer: any SpeechRecognizer, synthesizer: any SpeechSynthesizer, sink: any CallRecordSink,
+        turnTaking: TurnTaking.Configuration = .init(), voiceActivity: VoiceActivityDetector.Configuration = .init()
+    ) {
+        self.recognizer = recognizer
+        self.synthesizer = synthesizer
+        self.sink = sink
+        self.turnTaking = turnTaking
+        self.voiceActivity = voiceActivity
+    }
+}
+
+/// One call's conversation: inbound audio → turn rules and recogniser → policy → chunker →
+/// synthesiser → paced outbound audio, with barge-in, and the call record kept as it goes.
+///
+/// All decisions happen in one loop over a mailbox, in arrival order; the reader, the
+/// recogniser and the speaking task only post to it. When the caller hangs up every task,
+/// stream and decoder of the call is released before `run` returns.
+struct CallSession {
+    let call: PreparedCall
+    let providers: ConversationProviders
+    let logger: Logger
+
+    enum Input: Sendable {
+        case audio(level: Double)
+        case dtmf(Character)
+        case recognition(RecognitionEvent)
+        case recognizerReady
+        case recognitionFailed(String)
+        case callerGone
+        /// From the speaking task of utterance `id`.
+        case firstText(id: Int)
+        case firstAudio(id: Int)
+        case action(id: Int, PolicyAction)
+        case finished(id: Int, text: String, heard: String, interrupted: Bool)
+    }
+
+    /// Per-utterance state in the loop.
+    struct Speaking {
+        var id: Int
+        var task: Task<SpokenReply, Never>
+        var startMs: Int
+        /// The caller turn this answers (index in `record.turns`), for its timeline.
+        var answering: Int?
+    }
+
+    func run(_ session: AudioSocketSession) async -> CallRecord {
+        let clock = ContinuousClock()
+        let start = clock.now
+        func offset() -> Duration { clock.now - start }
+        func milliseconds(_ duration: Duration) -> Int { Int(duration / .milliseconds(1)) }
+
+        var record = CallRecord(callID: self.call.context.callID, template: self.call.templateName, startedAt: self.call.context.startedAt)
+        var rules = TurnTaking(configuration: self.providers.turnTaking, detector: self.providers.voiceActivity)
+        var history: [DialogueTurn] = []
+        let (mailbox, post) = AsyncStream<Input>.makeStream()
+
+        // The recogniser opens (a local decoder can take half a second) while the greeting plays.
+        let recognitionBox = NIOLockedValueBox<(any RecognitionSession)?>(nil)
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    let recognition = try await self.providers.recognizer.open(self.call.recognition)
+                    recognitionBox.withLockedValue { $0 = recognition }
+                    post.yield(.recognizerReady)
+                    for try await event in recognition.events { post.yield(.recognition(event)) }
+                } catch is CancellationError {
+                } catch {
+                    post.yield(.recognitionFailed("\(error)"))
+                }
+            }
+            group.addTask {
+                for await item in session.inbound {
+                    switch item {
+                    case .audio(let audio):
+                        recognitionBox.withLockedValue { $0 }?.feed(audio.samples)
+                        post.yield(.audio(level: VoiceActivityDetector.level(of: audio.samples)))
+                    case .dtmf(let digit):
+                        post.yield(.dtmf(digit))
+                    }
+                }
+                post.yield(.callerGone)
+            }
+            var recognition: (any RecognitionSession)? { recognitionBox.withLockedValue { $0 } }
+
+            var nextID = 0
+            var speaking: Speaking?
+            var endAfterSpeech = false
+            var lastFinalMs: Int?
+            var lastVoicedMs: Int?
+
+            func startSpeaking(_ outputs: AsyncThrowingStream<PolicyOutput, any Error>, protected: Bool = false, answering: Int? = nil) {
+                if let current = speaking {
+                    session.outbound.clear()
+                    current.task.cancel()
+                }
+                let id = nextID
+                nextID += 1
+                let now = offset()
+                rules.agentStarted(at: now, protected: protected)
+                let task = Task { await self.speak(outputs, id: id, outbound: session.outbound, post: post) }
+                speaking = Speaking(id: id, task: task, startMs: milliseconds(now), answering: answering)
+            }
+            func fixed(_ outputs: [PolicyOutput]) -> AsyncThrowingStream<PolicyOutput, any Error> {
+                AsyncThrowingStream { continuation in
+                    for output in outputs { continuation.yield(output) }
+                    continuation.finish()
+                }
+            }
+            func timeline(_ update: (inout CallRecord.Timeline) -> Void) {
+                guard let index = speaking?.answering else { return }
+                var timeline = record.turns[index].timeline ?? CallRecord.Timeline()
+                update(&timeline)
+                record.turns[index].timeline = timeline
+            }
+
+            startSpeaking(fixed([.text(self.call.dialogue.opening)]), protected: true)
+
+            loop: for await input in mailbox {
+                let now = offset()
+                var actions: [TurnTaking.Action] = []
+                switch input {
+                case .audio(let level):
+                    actions = rules.audioFrame(level: level, at: now)
+                    if level > self.providers.voiceActivity.minimumLevel { lastVoicedMs = milliseconds(now) }
+                case .recognition(let event):
+                    if case .final = event { lastFinalMs = milliseconds(now) }
+                    actions = rules.recognizer(event, at: now)
+                case .recognitionFailed(let reason):
+                    self.logger.warning("speech recognition failed", metadata: ["error": "\(reason)"])
+                case .dtmf(let digit):
+                    record.dtmf.append(.init(digit: String(digit), atMs: milliseconds(now)))
+                    if let outputs = self.call.dialogue.dtmf(digit) { startSpeaking(fixed(outputs)) }
+                case .callerGone:
+                    record.endedBy = record.endedBy ?? "caller"
+                    break loop
+                case .firstText(let id) where id == speaking?.id:
+                    timeline { $0.policyFirstTextMs = milliseconds(now) }
+                case .firstAudio(let id) where id == speaking?.id:
+                    timeline {
+                        // Each chunk reports its first audio; the reply's first is the one that counts.
+                        guard $0.ttsFirstAudioMs == nil else { return }
+                        $0.ttsFirstAudioMs = milliseconds(now)
+                        $0.firstFrameOutMs = milliseconds(now)
+                    }
+                    if record.firstAgentAudioMs == nil { record.firstAgentAudioMs = milliseconds(now) }
+                case .action(_, let action):
+                    record.actions.append(action)
+                    if case .endCall(let outcome) = action {
+                        record.outcome = record.outcome ?? outcome
+                        endAfterSpeech = true
+                    }
+                    // Opt-outs and callbacks are on record at once, not at the end of the call.
+                    await self.providers.sink.update(record)
+                case .finished(let id, let text, let heard, let interrupted):
+                    if !text.isEmpty {
+                        record.turns.append(.init(
+                            speaker: .agent, text: text, startMs: speaking?.id == id ? speaking!.startMs : milliseconds(now), endMs: milliseconds(now),
+                            interrupted: interrupted, heard: heard
+                        ))
+                        history.append(DialogueTurn(speaker: .agent, text: heard))
+                        await self.providers.sink.update(record)
+                    }
+                    guard speaking?.id == id else { continue }
+                    speaking = nil
+                    rules.agentStopped(at: now)
+                    if endAfterSpeech {
+                        record.endedBy = "agent"
+                        await session.outbound.hangup()
+                        break loop
+                    }
+                default:
+                    break
+                }
+
+                for action in actions {
+                    switch action {
+                    case .bargeIn:
+                        session.outbound.clear()
+                        speaking?.task.cancel()
+                        self.logger.debug("barge-in", metadata: ["call.offset_ms": "\(milliseconds(now))"])
+                    case .finalizeRecognizer:
+                        recognition?.finalize()
+                    case .endOfTurn(let text):
+                        let analysis = self.call.analyzer.analyze(turn: text)
+                        var timeline = CallRecord.Timeline()
+                        timeline.speechEndMs = lastVoicedMs
+                        timeline.endpointMs = milliseconds(now)
+                        timeline.sttFinalMs = lastFinalMs
+                        record.turns.append(.init(
+                            speaker: .caller, text: text, startMs: lastVoicedMs ?? milliseconds(now), endMs: lastVoicedMs,
+                            interrupted: false, heard: nil, timeline: timeline, analysis: analysis
+                        ))
+                        history.append(DialogueTurn(speaker: .caller, text: text))
+                        await self.providers.sink.update(record)
+                        if !endAfterSpeech {
+                            startSpeaking(self.call.dialogue.reply(to: text, history: history), answering: record.turns.count - 1)
+                        }
+                    case .silencePrompt(let count):
+                        if !endAfterSpeech { startSpeaking(fixed(self.call.dialogue.silence(count: count))) }
+                    case .maximumDurationReached:
+                        startSpeaking(fixed(self.call.dialogue.timeUp()))
+                    }
+                }
+            }
+
+            // The call is over: stop speaking, recognising and reading, and release it all.
+            if let current = speaking {
+                current.task.cancel()
+                let reply = await current.task.value
+                if !reply.text.isEmpty {
+                    record.turns.append(.init(
+                        speaker: .agent, text: reply.text, startMs: current.startMs, endMs: milliseconds(offset()), interrupted: true, heard: reply.heard
+                    ))
+                }
+            }
+            recognition?.close()
+            // A session opened after the loop ended is closed too.
+            recognitionBox.withLockedValue { $0 }?.close()
+            post.finish()
+            group.cancelAll()
+        }
+
+        let statistics = session.outbound.statistics
+        record.framesSent = statistics.framesSent
+        record.underruns = statistics.underruns
+        record.lateFrames = statistics.lateFrames
+        record.endedAt = self.call.context.startedAt.addingTimeInterval(Double(milliseconds(offset())) / 1000)
+        record.analysis = self.call.analyzer.analyze(call: record)
+        record.outcome = record.analysis?.outcome
+        await self.providers.sink.finish(record)
+        return record
+    }
+
+    /// Speaks one reply: streamed policy text, cut into chunks, each synthesised and played.
+    /// Posts the reply's timeline marks, its actions at once, and what was heard at the end.
+    struct SpokenReply: Sendable {
+        var text: String
+        var heard: String
+        var interrupted: Bool
+    }
+
+    private func speak(_ outputs: AsyncThrowingStream<PolicyOutput, any Error>, id: Int, outbound: OutboundAudio, post: AsyncStream<Input>.Continuation) async -> SpokenReply {
+        var chunker = SpeechChunker()
+        var text: [String] = []
+        var heard: [String] = []
+        var interrupted = false
+        var sawText = false
+
+        func say(_ chunk: String) async -> Bool {
+            text.append(chunk)
+            let spoken = SpokenText.normalize(chunk)
+            let audio = self.providers.synthesizer.synthesize(spoken)
+            let marked = AsyncThrowingStream<[Int16], any Error> { continuation in
+                let task = Task {
+                    var first = true
+                    do {
+                        for try await samples in audio {
+                            if first {
+                                first = false
+                                post.yield(.firstAudio(id: id))
+                            }
+                            continuation.yield(samples)
+                        }
+                        continuation.finish()
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+                continuation.onTermination = { _ in task.cancel() }
+            }
+            do {
+                let result = try await outbound.speak(marked)
+                heard.append(Self.heardPrefix(of: chunk, played: result.samplesPlayed, given: result.samplesGiven))
+                if !result.completed || Task.isCancelled {
+                    interrupted = result.samplesGiven > result.samplesPlayed || Task.isCancelled
+                    return false
+                }
+                return true
+            } catch {
+                self.logger.warning("speech synthesis failed", metadata: ["error": "\(error)"])
+                return false
+            }
+        }
+
+        do {
+            outer: for try await output in outputs {
+                switch output {
+                case .text(let piece):
+                    if !sawText {
+                        sawText = true
+                        post.yield(.firstText(id: id))
+                    }
+                    for chunk in chunker.append(piece) {
+                        guard await say(chunk) else { break outer }
+                    }
+                case .action(let action):
+                    post.yield(.action(id: id, action))
+                }
+                if Task.isCancelled { break }
+            }
+            if !interrupted && !Task.isCancelled {
+                for chunk in chunker.finish() {
+                    guard await say(chunk) else { break }
+                }
+            }
+        } catch {
+            self.logger.warning("the dialogue policy failed", metadata: ["error": "\(error)"])
+        }
+        if Task.isCancelled { interrupted = true }
+        let reply = SpokenReply(text: text.joined(separator: " "), heard: heard.filter { !$0.isEmpty }.joined(separator: " "), interrupted: interrupted)
+        post.yield(.finished(id: id, text: reply.text, heard: reply.heard, interrupted: reply.interrupted))
+        return reply
+    }
+
+    /// The words of `chunk` that went out, in proportion to the samples played.
+    static func heardPrefix(of chunk: String, played: Int, given: Int) -> String {
+        guard given > 0, played > 0 else { return "" }
+        if played >= given { return chunk }
+        let words = chunk.split(separator: " ")
+        let total = words.reduce(0) { $0 + $1.count + 1 }
+        let reached = Double(played) / Double(given) * Double(total)
+        var heard: [Substring] = []
+        var position = 0
+        for word in words {
+            position += word.count + 1
+            if Double(position) > reached { break }
+            heard.append(word)
+        }
+        return heard.joined(separator: " ")
+    }
+}

@@ -1,0 +1,83 @@
+import AudioSocket
+import Foundation
+import Logging
+import Speech
+
+/// What the engine knows of a call it placed: whom it calls and with which template.
+public struct ResolvedCall: Sendable {
+    public var context: CallContext
+    public var template: PitchTemplate
+
+    public init(context: CallContext, template: PitchTemplate) {
+        self.context = context
+        self.template = template
+    }
+}
+
+/// Decides whether an AudioSocket UUID is one of our calls. The campaign store answers in
+/// production; `cex engine serve` can use a directory of registered calls or accept any call.
+public protocol CallResolver: Sendable {
+    func resolve(callID: UUID) async -> ResolvedCall?
+}
+
+/// A resolver that answers every call with one template and lead: for rehearsals only.
+public struct AnyCallResolver: CallResolver {
+    public var template: PitchTemplate
+    public var lead: [String: String]
+    public var timeZone: TimeZone
+
+    public init(template: PitchTemplate, lead: [String: String], timeZone: TimeZone = .current) {
+        self.template = template
+        self.lead = lead
+        self.timeZone = timeZone
+    }
+
+    public func resolve(callID: UUID) async -> ResolvedCall? {
+        ResolvedCall(context: CallContext(callID: callID, lead: self.lead, timeZone: self.timeZone, startedAt: Date()), template: self.template)
+    }
+}
+
+/// The shared real-time conversation engine: hosts every answered call that reaches the
+/// AudioSocket server, with the scripted policy from the call's template.
+public struct ConversationEngine: AudioSocketApplication {
+    public var resolver: any CallResolver
+    public var providers: ConversationProviders
+    public var logger: Logger
+
+    public init(resolver: any CallResolver, providers: ConversationProviders, logger: Logger) {
+        self.resolver = resolver
+        self.providers = providers
+        self.logger = logger
+    }
+
+    public func admit(callID: UUID) async -> PreparedCall? {
+        guard let resolved = await self.resolver.resolve(callID: callID) else { return nil }
+        let policy = ScriptedPolicy(template: resolved.template)
+        do {
+            let dialogue = try policy.start(resolved.context)
+            return PreparedCall(
+                context: resolved.context, templateName: resolved.template.name, dialogue: dialogue,
+                analyzer: LexiconAnalyzer(template: resolved.template), recognition: RecognitionOptions(phrases: policy.phrases)
+            )
+        } catch {
+            // The lead lacks a variable the template needs: never call with a broken opening.
+            var logger = self.logger
+            logger[metadataKey: "call.id"] = "\(callID)"
+            logger.error("call refused: its template cannot be rendered for the lead", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    public func handle(_ session: AudioSocketSession, call: PreparedCall) async throws {
+        var logger = self.logger
+        logger[metadataKey: "call.id"] = "\(call.context.callID)"
+        let record = await CallSession(call: call, providers: self.providers, logger: logger).run(session)
+        logger.info(
+            "call ended",
+            metadata: [
+                "call.outcome": "\(record.outcome?.rawValue ?? "-")", "call.turns": "\(record.turns.count)",
+                "call.ended_by": "\(record.endedBy ?? "-")", "audio.underruns": "\(record.underruns)",
+            ]
+        )
+    }
+}

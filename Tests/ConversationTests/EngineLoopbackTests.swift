@@ -1,0 +1,98 @@
+import AudioSocket
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PBXSimulator
+import Speech
+import TestSupport
+import Testing
+
+@testable import Conversation
+
+/// Keeps every record the engine writes.
+final class MemorySink: CallRecordSink {
+    let updates = NIOLockedValueBox<[CallRecord]>([])
+    let finished = NIOLockedValueBox<[CallRecord]>([])
+
+    func update(_ record: CallRecord) async { self.updates.withLockedValue { $0.append(record) } }
+    func finish(_ record: CallRecord) async { self.finished.withLockedValue { $0.append(record) } }
+}
+
+/// The whole engine over real sockets: the AudioSocket server, espeak-ng for the agent,
+/// pocketsphinx listening, and a simulated caller speaking flite lines in real time.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct EngineLoopbackTests {
+    static let recognizer = PocketSphinxRecognizer(configuration: .init(maximumSessions: 2, postSpeechFrames: 30))
+
+    func withEngine(
+        lead: [String: String] = ["first_name": "Ana", "city": "Springfield"],
+        _ body: @Sendable (Int, MemorySink) async throws -> Void
+    ) async throws {
+        let template = try PitchTemplate.load(path: PitchTemplateTests.examplePath)
+        let sink = MemorySink()
+        let engine = ConversationEngine(
+            resolver: AnyCallResolver(template: template, lead: lead, timeZone: TimeZone(identifier: "America/Chicago")!),
+            providers: ConversationProviders(recognizer: Self.recognizer, synthesizer: EspeakSynthesizer(), sink: sink),
+            logger: Logger(label: "test")
+        )
+        let port = PortWaiter()
+        let server = AudioSocketServer(configuration: .init(port: 0, onListening: { port.set($0.port) }), application: engine)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            try await body(try await port.wait(), sink)
+            group.cancelAll()
+        }
+    }
+
+    @Test func aCallerWhoInterruptsTheGreetingThenPressesTheOptOutKeyIsPutOnTheList() async throws {
+        let optOut = try await FliteSynthesizer().render("please remove me from your list")
+        try await self.withEngine { port, sink in
+            let script = CallerScript(
+                steps: [.pause(.milliseconds(2_500), sendSilence: true), .say(optOut), .pause(.milliseconds(1_500), sendSilence: true), .dtmf("9")],
+                maximumDuration: .seconds(40)
+            )
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
+            #expect(recording.ending == .engineHungUp)
+
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let json = String(decoding: try record.json(), as: UTF8.self)
+            #expect(record.outcome == .doNotCall, "\(json)")
+            #expect(record.actions.contains(.addToDoNotCall))
+            #expect(record.endedBy == "agent")
+            // The greeting was cut: the record keeps only what went out. (Greeting latency is a benchmark figure.)
+            #expect(record.firstAgentAudioMs != nil)
+            let greeting = try #require(record.turns.first)
+            #expect(greeting.speaker == .agent && greeting.interrupted)
+            #expect(greeting.text.hasPrefix("Hi Ana, this is Alex from Bright Solar."))
+            let heard = try #require(greeting.heard)
+            #expect(!heard.isEmpty && heard.count < greeting.text.count && greeting.text.hasPrefix(heard))
+            // The caller's turn, its timeline in order, then the closing line in full.
+            let caller = try #require(record.turns.first { $0.speaker == .caller })
+            #expect(record.dtmf.map(\.digit) == ["9"])
+            let timeline = try #require(caller.timeline)
+            #expect(timeline.endpointMs! <= timeline.policyFirstTextMs!)
+            #expect(timeline.policyFirstTextMs! <= timeline.ttsFirstAudioMs!)
+            let closing = try #require(record.turns.last)
+            #expect(closing.speaker == .agent && !closing.interrupted && closing.text.contains("won't be called again"))
+            #expect(record.underruns == 0)
+            // The opt-out was on record before the call ended.
+            #expect(sink.updates.withLockedValue { $0.contains { $0.actions.contains(.addToDoNotCall) && $0.endedAt == nil } })
+            try await eventually { Self.recognizer.liveSessions == 0 }
+        }
+    }
+
+    @Test func aCallerWhoHangsUpMidSentenceReleasesEverything() async throws {
+        try await self.withEngine { port, sink in
+            let script = CallerScript(steps: [.pause(.milliseconds(1_500), sendSilence: true), .hangup])
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
+            #expect(recording.ending == .callerHungUp)
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            #expect(record.endedBy == "caller")
+            #expect(record.outcome == .noConversation)
+            #expect(record.turns.first?.interrupted == true)
+            try await eventually { Self.recognizer.liveSessions == 0 }
+        }
+    }
+}
