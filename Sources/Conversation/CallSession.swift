@@ -119,7 +119,6 @@ struct CallSession {
             var speaking: Speaking?
             var endAfterSpeech = false
             var lastFinalMs: Int?
-            var lastVoicedMs: Int?
 
             func startSpeaking(_ outputs: AsyncThrowingStream<PolicyOutput, any Error>, protected: Bool = false, answering: Int? = nil) {
                 if let current = speaking {
@@ -154,7 +153,6 @@ struct CallSession {
                 switch input {
                 case .audio(let level):
                     actions = rules.audioFrame(level: level, at: now)
-                    if level > self.providers.voiceActivity.minimumLevel { lastVoicedMs = milliseconds(now) }
                 case .recognition(let event):
                     if case .final = event { lastFinalMs = milliseconds(now) }
                     actions = rules.recognizer(event, at: now)
@@ -215,6 +213,7 @@ struct CallSession {
                         recognition?.finalize()
                     case .endOfTurn(let text):
                         let analysis = self.call.analyzer.analyze(turn: text)
+                        let lastVoicedMs = rules.lastVoiced.map(milliseconds)
                         var timeline = CallRecord.Timeline()
                         timeline.speechEndMs = lastVoicedMs
                         timeline.endpointMs = milliseconds(now)

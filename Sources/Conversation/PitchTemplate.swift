@@ -139,9 +139,14 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
             + [self.closings.interested, self.closings.notInterested, self.closings.callback, self.closings.doNotCall, self.closings.wrongPerson, self.closings.noResponse]
         var names = Set<String>()
         for source in sources {
-            for match in source.matches(of: /\{\{\{?\s*([A-Za-z0-9_.]+)\s*\}?\}\}/) { names.insert(String(match.output.1)) }
+            names.formUnion(Self.variables(in: source))
         }
         return names
+    }
+
+    /// The variable names one line uses, in order.
+    static func variables(in line: String) -> [String] {
+        line.matches(of: /\{\{\{?\s*([A-Za-z0-9_.]+)\s*\}?\}\}/).map { String($0.output.1) }
     }
 
     /// Renders one line as text for a lead. Missing variables are an error, never an empty gap.
@@ -150,8 +155,8 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
         values["company"] = values["company"] ?? self.company
         values["agent_name"] = values["agent_name"] ?? self.agentName
         values["opt_out_key"] = values["opt_out_key"] ?? (self.optOutKey ?? "9")
-        for match in line.matches(of: /\{\{\{?\s*([A-Za-z0-9_.]+)\s*\}?\}\}/) where values[String(match.output.1)] == nil {
-            throw TemplateError(file: self.name, line: nil, field: String(match.output.1), message: "the lead has no value for this variable")
+        for name in Self.variables(in: line) where values[name] == nil {
+            throw TemplateError(file: self.name, line: nil, field: name, message: "the lead has no value for this variable")
         }
         let template = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + line)
         return template.render(values)

@@ -67,6 +67,9 @@ public struct TurnTaking: Sendable {
         self.detector = VoiceActivityDetector(configuration: detector)
     }
 
+    /// The end of the last frame the detector found voiced.
+    public private(set) var lastVoiced: Duration?
+
     /// Whether the agent holds the floor.
     public var isAgentSpeaking: Bool { self.agentSpeaking }
 
@@ -89,6 +92,7 @@ public struct TurnTaking: Sendable {
     public mutating func audioFrame(level: Double, at now: Duration) -> [Action] {
         var actions: [Action] = []
         let decision = self.detector.process(level: level)
+        if decision != .silence { self.lastVoiced = now }
         switch (self.caller, decision) {
         case (.quiet, .speechStarted), (.quiet, .speech):
             let start = now - .milliseconds(20 * self.detector.configuration.onsetFrames)
