@@ -24,5 +24,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        .executableTarget(
+            name: "SpeechAccuracy",
+            dependencies: [
+                .product(name: "Speech", package: "CustomerExecutive"),
+                .product(name: "Conversation", package: "CustomerExecutive"),
+            ]
+        ),
     ]
 )

@@ -15,3 +15,5 @@ echo "AMI stream: $events events, $(stat -c %s "$out/ami_$events.txt") bytes"
 .build/release/AMIParse "$out/ami_$events.txt"
 python3 "$shared/panoramisk_parse.py" "$out/ami_$events.txt"
 .build/release/AudioSocketCodec 1000000
+swift build -c release --product SpeechAccuracy >/dev/null
+.build/release/SpeechAccuracy ../templates/solar-assessment.yaml

@@ -1,1 +1,3 @@
 #include <pocketsphinx.h>
+#include <sphinxbase/feat.h>
+#include <sphinxbase/cmn.h>

@@ -7,6 +7,10 @@ public struct CallerScript: Sendable, Hashable {
         case say([Int16])
         /// Stay quiet for a while, sending silence frames or nothing at all.
         case pause(Duration, sendSilence: Bool)
+        /// Wait, as a person does, for the engine to speak and then be quiet this long. Only
+        /// speech that starts after the step begins counts. Silence frames go out meanwhile
+        /// when `silenceBetweenSteps` is set.
+        case waitForPause(Duration)
         /// Press a key (sent as a 0x03 frame).
         case dtmf(Character)
         /// Send raw bytes as they are (for testing the engine against malformed frames).

@@ -80,6 +80,8 @@ public struct SimulatedCaller: Sendable {
             var audio: [Int16] = []
             var framesSent = 0
             var lastActivity: ContinuousClock.Instant
+            /// When the engine last sent a frame with speech in it.
+            var lastVoiced: ContinuousClock.Instant?
         }
         let state: NIOLockedValueBox<State>
         let start: ContinuousClock.Instant
@@ -166,7 +168,11 @@ public struct SimulatedCaller: Sendable {
                     log.state.withLockedValue { state in
                         state.lastActivity = now
                         state.received.append(ReceivedFrame(kind: format.rawValue, length: payload.readableBytes, arrival: arrival))
-                        if format == self.expectedFormat { state.audio.append(contentsOf: payload.pcmSamples()) }
+                        if format == self.expectedFormat {
+                            let samples = payload.pcmSamples()
+                            state.audio.append(contentsOf: samples)
+                            if samples.contains(where: { $0.magnitude > 1_000 }) { state.lastVoiced = now }
+                        }
                     }
                     guard format == self.expectedFormat else {
                         return .violation("audio of kind 0x\(String(format.rawValue, radix: 16)) where 0x\(String(self.expectedFormat.rawValue, radix: 16)) was expected")
@@ -225,6 +231,18 @@ public struct SimulatedCaller: Sendable {
                     } else {
                         deadline = end
                         try await clock.sleep(until: deadline)
+                    }
+                case .waitForPause(let quiet):
+                    let begun = clock.now
+                    while true {
+                        let lastVoiced = log.state.withLockedValue { $0.lastVoiced }
+                        if let lastVoiced, lastVoiced > begun, clock.now - lastVoiced >= quiet { break }
+                        if self.script.silenceBetweenSteps {
+                            try await send(silence[...])
+                        } else {
+                            deadline += frameDuration
+                            try await clock.sleep(until: deadline)
+                        }
                     }
                 case .dtmf(let digit):
                     var buffer = allocator.buffer(capacity: 4)

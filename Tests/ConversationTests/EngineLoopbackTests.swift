@@ -26,13 +26,14 @@ final class MemorySink: CallRecordSink {
 
     func withEngine(
         lead: [String: String] = ["first_name": "Ana", "city": "Springfield"],
+        turnTaking: TurnTaking.Configuration = .init(),
         _ body: @Sendable (Int, MemorySink) async throws -> Void
     ) async throws {
         let template = try PitchTemplate.load(path: PitchTemplateTests.examplePath)
         let sink = MemorySink()
         let engine = ConversationEngine(
             resolver: AnyCallResolver(template: template, lead: lead, timeZone: TimeZone(identifier: "America/Chicago")!),
-            providers: ConversationProviders(recognizer: Self.recognizer, synthesizer: EspeakSynthesizer(), sink: sink),
+            providers: ConversationProviders(recognizer: Self.recognizer, synthesizer: EspeakSynthesizer(), sink: sink, turnTaking: turnTaking),
             logger: Logger(label: "test")
         )
         let port = PortWaiter()
@@ -44,13 +45,10 @@ final class MemorySink: CallRecordSink {
         }
     }
 
-    @Test func aCallerWhoInterruptsTheGreetingThenPressesTheOptOutKeyIsPutOnTheList() async throws {
+    @Test func aCallerWhoInterruptsTheGreetingToOptOutIsPutOnTheListAtOnce() async throws {
         let optOut = try await FliteSynthesizer().render("please remove me from your list")
         try await self.withEngine { port, sink in
-            let script = CallerScript(
-                steps: [.pause(.milliseconds(2_500), sendSilence: true), .say(optOut), .pause(.milliseconds(1_500), sendSilence: true), .dtmf("9")],
-                maximumDuration: .seconds(40)
-            )
+            let script = CallerScript(steps: [.pause(.milliseconds(2_500), sendSilence: true), .say(optOut)], maximumDuration: .seconds(40))
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .engineHungUp)
 
@@ -67,18 +65,64 @@ final class MemorySink: CallRecordSink {
             #expect(greeting.text.hasPrefix("Hi Ana, this is Alex from Bright Solar."))
             let heard = try #require(greeting.heard)
             #expect(!heard.isEmpty && heard.count < greeting.text.count && greeting.text.hasPrefix(heard))
-            // The caller's turn, its timeline in order, then the closing line in full.
+            // The caller's words, heard by pocketsphinx, and the turn's timeline in order.
             let caller = try #require(record.turns.first { $0.speaker == .caller })
-            #expect(record.dtmf.map(\.digit) == ["9"])
+            #expect(caller.text.contains("remove me"), "\(json)")
             let timeline = try #require(caller.timeline)
+            #expect(timeline.speechEndMs! <= timeline.endpointMs!)
             #expect(timeline.endpointMs! <= timeline.policyFirstTextMs!)
             #expect(timeline.policyFirstTextMs! <= timeline.ttsFirstAudioMs!)
+            // The closing line in full, then the engine's hang-up.
             let closing = try #require(record.turns.last)
             #expect(closing.speaker == .agent && !closing.interrupted && closing.text.contains("won't be called again"))
             #expect(record.underruns == 0)
             // The opt-out was on record before the call ended.
             #expect(sink.updates.withLockedValue { $0.contains { $0.actions.contains(.addToDoNotCall) && $0.endedAt == nil } })
             try await eventually { Self.recognizer.liveSessions == 0 }
+        }
+    }
+
+    @Test func aCallerWhoListensAsksAQuestionThenPressesTheOptOutKeyDuringTheAnswer() async throws {
+        let question = try await FliteSynthesizer().render("how much does it cost")
+        try await self.withEngine { port, sink in
+            let script = CallerScript(
+                // The answer takes about 6 s; the key goes 3 s after the question.
+                steps: [.waitForPause(.milliseconds(900)), .say(question), .pause(.seconds(3), sendSilence: true), .dtmf("9")],
+                maximumDuration: .seconds(60)
+            )
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
+            #expect(recording.ending == .engineHungUp)
+
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let json = String(decoding: try record.json(), as: UTF8.self)
+            // Greeting and disclosure in full, the question, the FAQ answer cut by the key, the closing.
+            #expect(record.turns.map(\.speaker) == [.agent, .caller, .agent, .agent], "\(json)")
+            guard record.turns.count == 4 else { return }
+            #expect(!record.turns[0].interrupted && record.turns[0].text.contains("automated assistant"))
+            #expect(record.turns[1].text.contains("how much"), "\(json)")
+            #expect(record.turns[2].text.hasPrefix("The assessment is completely free") && record.turns[2].interrupted, "\(json)")
+            #expect(record.turns[3].text.contains("won't be called again") && !record.turns[3].interrupted)
+            #expect(record.dtmf.map(\.digit) == ["9"])
+            #expect(record.outcome == .doNotCall)
+            let timeline = try #require(record.turns[1].timeline)
+            #expect(timeline.sttFinalMs != nil && timeline.firstFrameOutMs != nil)
+            #expect(record.underruns == 0)
+        }
+    }
+
+    @Test func aSilentCallerIsAskedOnceThenLetGo() async throws {
+        var rules = TurnTaking.Configuration()
+        rules.silencePrompt = .seconds(2)
+        try await self.withEngine(turnTaking: rules) { port, sink in
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: .listen).run()
+            #expect(recording.ending == .engineHungUp)
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            #expect(record.turns.map(\.speaker) == [.agent, .agent, .agent])
+            #expect(record.turns.dropFirst().map(\.text) == ["Are you still there?", "It seems this isn't a good time. Thank you, goodbye."])
+            #expect(record.outcome == .noConversation)
+            #expect(record.endedBy == "agent")
         }
     }
 

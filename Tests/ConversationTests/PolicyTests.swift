@@ -98,3 +98,17 @@ import TestSupport
         #expect(dialogue.silence(count: 2).last == .action(.endCall(.noConversation)))
     }
 }
+
+@Suite struct PhraseMatcherTests {
+    @Test func toleratesAWordBetweenAndTheRecognisersInflections() {
+        let matches = { (heard: String, phrase: String) in PhraseMatcher.matches(PhraseMatcher.words(heard), phrase) }
+        #expect(matches("please remove all of me", "remove me") == false)
+        #expect(matches("please remove uh me from your list", "remove me"))
+        #expect(matches("do not called this number", "do not call"))
+        #expect(matches("stop calls", "stop calling") == false)
+        #expect(matches("he calls", "call"))
+        // Short words must match whole: "no" is not "now" or "nope".
+        #expect(matches("right now", "no") == false)
+        #expect(matches("opt calling me", "stop") == false)
+    }
+}

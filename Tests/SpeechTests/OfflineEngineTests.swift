@@ -62,6 +62,25 @@ import Testing
         try await eventuallyReleased(recognizer)
     }
 
+    @Test func aReusedDecoderHearsALineAsAFreshOneDoes() async throws {
+        // Each session starts from telephone-band cepstral means: neither the model's wideband
+        // means (a fresh decoder) nor the last caller's (a pooled one) colour the first line.
+        let recognizer = PocketSphinxRecognizer(configuration: .init(maximumSessions: 1))
+        let line = try await FliteSynthesizer().render("please remove me from your list")
+        let other = try await FliteSynthesizer().render("what company are you calling from")
+        let phrases = ["remove me", "take me off your list", "who is this", "call me back"]
+        // One session at a time: each waits for the last to hand its decoder back.
+        let fresh = try await Self.recognise(line, with: recognizer, phrases: phrases)
+        try await eventuallyReleased(recognizer)
+        _ = try await Self.recognise(other, with: recognizer, phrases: phrases)
+        try await eventuallyReleased(recognizer)
+        let reused = try await Self.recognise(line, with: recognizer, phrases: phrases)
+        let finals = fresh.filter { if case .final = $0 { true } else { false } }
+        #expect(finals == reused.filter { if case .final = $0 { true } else { false } })
+        #expect(finals.contains { if case .final(let text) = $0 { text.contains("remove me") } else { false } }, "heard \(finals)")
+        try await eventuallyReleased(recognizer)
+    }
+
     @Test func refusesSessionsBeyondItsLimitAndReusesDecoders() async throws {
         let recognizer = PocketSphinxRecognizer(configuration: .init(maximumSessions: 1))
         let first = try await recognizer.open(RecognitionOptions())
