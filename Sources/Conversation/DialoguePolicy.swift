@@ -27,13 +27,56 @@ public struct CallbackRequest: Sendable, Hashable, Codable {
 }
 
 /// What a policy asks the engine to do besides speaking.
-public enum PolicyAction: Sendable, Hashable, Codable {
+///
+/// In JSON, an object named by `action` (the names the LLM tools use):
+/// `{"action": "end_call", "outcome": "do_not_call"}`.
+public enum PolicyAction: Sendable, Hashable {
     /// Finish the current line, then hang up.
     case endCall(CallOutcome)
     case scheduleCallback(CallbackRequest)
     /// Put the number on the do-not-call list now.
     case addToDoNotCall
     case transferToHuman(reason: String)
+}
+
+extension PolicyAction: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case action, outcome, callback, reason
+    }
+
+    private enum Name: String, Codable {
+        case endCall = "end_call"
+        case scheduleCallback = "schedule_callback"
+        case addToDoNotCall = "add_to_dnc"
+        case transferToHuman = "transfer_to_human"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(Name.self, forKey: .action) {
+        case .endCall: self = .endCall(try container.decode(CallOutcome.self, forKey: .outcome))
+        case .scheduleCallback: self = .scheduleCallback(try container.decode(CallbackRequest.self, forKey: .callback))
+        case .addToDoNotCall: self = .addToDoNotCall
+        case .transferToHuman: self = .transferToHuman(reason: try container.decode(String.self, forKey: .reason))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .endCall(let outcome):
+            try container.encode(Name.endCall, forKey: .action)
+            try container.encode(outcome, forKey: .outcome)
+        case .scheduleCallback(let request):
+            try container.encode(Name.scheduleCallback, forKey: .action)
+            try container.encode(request, forKey: .callback)
+        case .addToDoNotCall:
+            try container.encode(Name.addToDoNotCall, forKey: .action)
+        case .transferToHuman(let reason):
+            try container.encode(Name.transferToHuman, forKey: .action)
+            try container.encode(reason, forKey: .reason)
+        }
+    }
 }
 
 /// A policy's reply, streamed: text as it comes (the engine chunks it), and actions.

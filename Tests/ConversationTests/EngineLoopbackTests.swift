@@ -82,6 +82,32 @@ final class MemorySink: CallRecordSink {
         }
     }
 
+    @Test func aCallerPersonaObjectsThenOptsOutByVoice() async throws {
+        let objection = try await FliteSynthesizer().render("it's too expensive")
+        let optOut = try await FliteSynthesizer().render("please remove me from your list")
+        try await self.withEngine { port, sink in
+            let script = CallerScript(
+                steps: [.waitForPause(.milliseconds(900)), .say(objection), .waitForPause(.milliseconds(900)), .say(optOut)],
+                maximumDuration: .seconds(90)
+            )
+            let callID = UUID()
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: callID, script: script).run()
+            #expect(recording.ending == .engineHungUp)
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            #expect(record.callID == callID)
+            // Times, counters, ids and dates vary from run to run; the rest is the record's golden shape.
+            let json = String(decoding: try record.json(), as: UTF8.self)
+            let stable = json
+                .replacing(#/"(\w+(Ms|At)|framesSent|underruns|lateFrames)" : [^,\n]+/#) { "\"\($0.1)\" : \"<\($0.1)>\"" }
+                .replacingOccurrences(of: callID.uuidString, with: "<call id>")
+            let mismatch = goldenMismatch(stable, name: "persona-record.json")
+            #expect(mismatch == nil, "\(mismatch ?? "")")
+            #expect(record.underruns == 0 && record.lateFrames == 0)
+            try await eventually { Self.recognizer.liveSessions == 0 }
+        }
+    }
+
     @Test func aCallerWhoListensAsksAQuestionThenPressesTheOptOutKeyDuringTheAnswer() async throws {
         let question = try await FliteSynthesizer().render("how much does it cost")
         try await self.withEngine { port, sink in

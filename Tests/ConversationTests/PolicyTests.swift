@@ -112,3 +112,17 @@ import TestSupport
         #expect(matches("opt calling me", "stop") == false)
     }
 }
+
+@Suite struct PolicyActionCodingTests {
+    @Test func actionsRoundTripAsNamedObjects() throws {
+        let actions: [PolicyAction] = [
+            .endCall(.doNotCall), .addToDoNotCall, .transferToHuman(reason: "asked"),
+            .scheduleCallback(CallbackRequest(phrase: "tomorrow", time: Date(timeIntervalSince1970: 86_400), timeZone: "America/Chicago")),
+        ]
+        let data = try JSONEncoder().encode(actions)
+        #expect(try JSONDecoder().decode([PolicyAction].self, from: data) == actions)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains(#"{"action":"end_call","outcome":"do_not_call"}"#) || text.contains(#"{"outcome":"do_not_call","action":"end_call"}"#))
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(PolicyAction.self, from: Data(#"{"action":"dance"}"#.utf8)) }
+    }
+}
