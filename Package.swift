@@ -97,6 +97,8 @@ let package = Package(
             dependencies: [
                 "AsteriskManager",
                 "AudioSocket",
+                "Conversation",
+                "Speech",
                 "PBXSimulator",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,6 +111,7 @@ let package = Package(
             name: "cex",
             dependencies: [
                 "CampaignApp",
+                "Conversation",
                 "PBXSimulator",
                 "AsteriskManager",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -185,8 +188,10 @@ let package = Package(
         .testTarget(
             name: "CampaignAppTests",
             dependencies: [
-                "CampaignApp", "AsteriskManager", "AudioSocket", "PBXSimulator", "TestSupport",
+                "CampaignApp", "AsteriskManager", "AudioSocket", "Conversation", "PBXSimulator", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -59,6 +59,8 @@ struct CallSession {
         case recognizerReady
         case recognitionFailed(String)
         case callerGone
+        /// The engine is shutting down: say goodbye and hang up.
+        case shutdown
         /// From the speaking task of utterance `id`.
         case firstText(id: Int)
         case firstAudio(id: Int)
@@ -75,7 +77,7 @@ struct CallSession {
         var answering: Int?
     }
 
-    func run(_ session: AudioSocketSession) async -> CallRecord {
+    func run(_ session: AudioSocketSession, liveCalls: LiveCalls? = nil) async -> CallRecord {
         let clock = ContinuousClock()
         let start = clock.now
         func offset() -> Duration { clock.now - start }
@@ -85,6 +87,8 @@ struct CallSession {
         var rules = TurnTaking(configuration: self.providers.turnTaking, detector: self.providers.voiceActivity)
         var history: [DialogueTurn] = []
         let (mailbox, post) = AsyncStream<Input>.makeStream()
+        liveCalls?.add(self.call.context.callID) { post.yield(.shutdown) }
+        defer { liveCalls?.remove(self.call.context.callID) }
 
         // The recogniser opens (a local decoder can take half a second) while the greeting plays.
         let recognitionBox = NIOLockedValueBox<(any RecognitionSession)?>(nil)
@@ -164,6 +168,11 @@ struct CallSession {
                 case .callerGone:
                     record.endedBy = record.endedBy ?? "caller"
                     break loop
+                case .shutdown where !endAfterSpeech:
+                    // (A call already saying its closing line finishes it.)
+                    record.endedBy = "shutdown"
+                    endAfterSpeech = true
+                    startSpeaking(fixed(self.call.dialogue.shutdown()))
                 case .firstText(let id) where id == speaking?.id:
                     timeline { $0.policyFirstTextMs = milliseconds(now) }
                 case .firstAudio(let id) where id == speaking?.id:
@@ -195,7 +204,7 @@ struct CallSession {
                     speaking = nil
                     rules.agentStopped(at: now)
                     if endAfterSpeech {
-                        record.endedBy = "agent"
+                        record.endedBy = record.endedBy ?? "agent"
                         await session.outbound.hangup()
                         break loop
                     }

@@ -1,6 +1,7 @@
 import AudioSocket
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import Speech
 
 /// What the engine knows of a call it placed: whom it calls and with which template.
@@ -37,12 +38,51 @@ public struct AnyCallResolver: CallResolver {
     }
 }
 
+/// The calls an engine is hosting, so that a shutdown can end them politely.
+public final class LiveCalls: Sendable {
+    private struct State {
+        var ends: [UUID: @Sendable () -> Void] = [:]
+        var ending = false
+    }
+    private let state = NIOLockedValueBox(State())
+
+    public init() {}
+
+    /// Registers a call; `end` asks it to say goodbye and hang up. A call that arrives while
+    /// everything is ending is asked at once.
+    func add(_ callID: UUID, end: @escaping @Sendable () -> Void) {
+        let endNow = self.state.withLockedValue { state in
+            state.ends[callID] = end
+            return state.ending
+        }
+        if endNow { end() }
+    }
+
+    func remove(_ callID: UUID) {
+        self.state.withLockedValue { _ = $0.ends.removeValue(forKey: callID) }
+    }
+
+    /// Calls in progress.
+    public var count: Int { self.state.withLockedValue { $0.ends.count } }
+
+    /// Asks every call, and every call that still arrives, to end.
+    public func endAll() {
+        let ends = self.state.withLockedValue { state in
+            state.ending = true
+            return Array(state.ends.values)
+        }
+        for end in ends { end() }
+    }
+}
+
 /// The shared real-time conversation engine: hosts every answered call that reaches the
 /// AudioSocket server, with the scripted policy from the call's template.
 public struct ConversationEngine: AudioSocketApplication {
     public var resolver: any CallResolver
     public var providers: ConversationProviders
     public var logger: Logger
+    /// The calls in progress.
+    public let liveCalls = LiveCalls()
 
     public init(resolver: any CallResolver, providers: ConversationProviders, logger: Logger) {
         self.resolver = resolver
@@ -71,7 +111,7 @@ public struct ConversationEngine: AudioSocketApplication {
     public func handle(_ session: AudioSocketSession, call: PreparedCall) async throws {
         var logger = self.logger
         logger[metadataKey: "call.id"] = "\(call.context.callID)"
-        let record = await CallSession(call: call, providers: self.providers, logger: logger).run(session)
+        let record = await CallSession(call: call, providers: self.providers, logger: logger).run(session, liveCalls: self.liveCalls)
         logger.info(
             "call ended",
             metadata: [

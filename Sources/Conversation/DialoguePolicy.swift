@@ -138,4 +138,12 @@ public protocol DialogueSession: AnyObject, Sendable {
     func dtmf(_ digit: Character) -> [PolicyOutput]?
     /// The call reached its maximum length.
     func timeUp() -> [PolicyOutput]
+    /// The engine is shutting down: the last line before it hangs up.
+    func shutdown() -> [PolicyOutput]
+}
+
+extension DialogueSession {
+    public func shutdown() -> [PolicyOutput] {
+        [.text("I'm sorry, I have to end our call here. Thank you, goodbye.")]
+    }
 }

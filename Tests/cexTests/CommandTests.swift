@@ -22,6 +22,24 @@ import Testing
         #expect(throws: (any Error).self) { try Cex.parseAsRoot(["pbx", "simulate", "--ami", "nohost"]) }
     }
 
+    @Test func parsesEngineServeAndGuardsTheRehearsalMode() throws {
+        let command = try Cex.parseAsRoot(["engine", "serve", "--listen", "0.0.0.0:9100", "--calls", "/tmp/calls"])
+        let serve = try #require(command as? Cex.Engine.Serve)
+        #expect(serve.listen == HostPort(argument: "0.0.0.0:9100"))
+        #expect(serve.calls == "/tmp/calls" && !serve.acceptAnyCall)
+        let rehearsal = try #require(
+            try Cex.parseAsRoot(["engine", "serve", "--accept-any-call", "--template", "t", "--lead", "first_name=Ana", "--lead", "note=a=b"]) as? Cex.Engine.Serve
+        )
+        #expect(rehearsal.leadFields == ["first_name=Ana", "note=a=b"])
+        // Neither source of calls, both, rehearsal options without the rehearsal, a bad lead field.
+        for arguments in [
+            ["engine", "serve"], ["engine", "serve", "--calls", "c", "--accept-any-call"], ["engine", "serve", "--calls", "c", "--lead", "a=b"],
+            ["engine", "serve", "--accept-any-call", "--lead", "novalue"], ["engine", "serve", "--accept-any-call", "--time-zone", "Mars/Olympus"],
+        ] {
+            #expect(throws: (any Error).self, "\(arguments)") { try Cex.parseAsRoot(arguments) }
+        }
+    }
+
     @Test func hostPortNeedsBothParts() {
         #expect(HostPort(argument: "127.0.0.1:9092")?.port == 9092)
         #expect(HostPort(argument: ":9092") == nil)
@@ -30,6 +48,6 @@ import Testing
 
     @Test func helpListsTheCommands() {
         let help = Cex.helpMessage()
-        for command in ["demo", "pbx", "version"] { #expect(help.contains(command)) }
+        for command in ["demo", "engine", "pbx", "version"] { #expect(help.contains(command)) }
     }
 }

@@ -1,0 +1,76 @@
+import AudioSocket
+import Conversation
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Speech
+
+/// The conversation engine as a long-running service (`cex engine serve`): the AudioSocket
+/// server hosting `ConversationEngine` with the offline providers.
+///
+/// On graceful shutdown it stops accepting calls at once, lets live calls go on for `drain`,
+/// then has each say a short goodbye and hang up; it returns when every call has ended and
+/// its record is written.
+public struct EngineService: Service {
+    public struct Configuration: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 9092
+        /// Calls talking at once (each holds a recogniser decoder, about 90 MB).
+        public var maximumCalls = 4
+        /// How long live calls may go on after a shutdown request.
+        public var drain: Duration = .seconds(30)
+        /// Where call records go, one JSON file per call.
+        public var records = URL(fileURLWithPath: "records")
+        public var onListening: (@Sendable (SocketAddress) -> Void)?
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    public let engine: ConversationEngine
+    private let logger: Logger
+
+    public init(configuration: Configuration, resolver: any CallResolver, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.engine = ConversationEngine(
+            resolver: resolver,
+            providers: ConversationProviders(
+                recognizer: PocketSphinxRecognizer(configuration: .init(maximumSessions: configuration.maximumCalls)),
+                synthesizer: EspeakSynthesizer(),
+                sink: JSONFileRecordSink(directory: configuration.records)
+            ),
+            logger: logger
+        )
+    }
+
+    public func run() async throws {
+        let server = AudioSocketServer(
+            configuration: .init(host: self.configuration.host, port: self.configuration.port, onListening: self.configuration.onListening),
+            application: self.engine,
+            logger: self.logger
+        )
+        let engine = self.engine
+        let drain = self.configuration.drain
+        let logger = self.logger
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await server.run()
+                return true
+            }
+            group.addTask {
+                // Waits for a shutdown request; cancelled when the server ends first.
+                try await gracefulShutdown()
+                logger.notice("shutting down: no new calls", metadata: ["engine.live_calls": "\(engine.liveCalls.count)"])
+                try await Task.sleep(for: drain)
+                logger.notice("ending live calls", metadata: ["engine.live_calls": "\(engine.liveCalls.count)"])
+                engine.liveCalls.endAll()
+                return false
+            }
+            // Until the server is done: the last calls are still saying goodbye after `endAll`.
+            while let serverEnded = try await group.next(), !serverEnded {}
+            group.cancelAll()
+        }
+    }
+}
