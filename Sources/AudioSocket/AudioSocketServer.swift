@@ -66,6 +66,8 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
         public var lateTolerance: TimeAmount
         /// Called once the socket is bound, with its address (useful with port 0).
         public var onListening: (@Sendable (SocketAddress) -> Void)?
+        /// Told after every 20 ms slot, per event loop, how late its last frame was written.
+        public var onFrameLateness: (@Sendable (TimeAmount) -> Void)?
 
         public init(
             host: String = "127.0.0.1",
@@ -74,7 +76,8 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
             outboundCapacity: Int = 3 * OutboundAudioQueue.frameBytes,
             inboundBufferFrames: Int = 50,
             lateTolerance: TimeAmount = .milliseconds(10),
-            onListening: (@Sendable (SocketAddress) -> Void)? = nil
+            onListening: (@Sendable (SocketAddress) -> Void)? = nil,
+            onFrameLateness: (@Sendable (TimeAmount) -> Void)? = nil
         ) {
             self.host = host
             self.port = port
@@ -83,6 +86,7 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
             self.inboundBufferFrames = inboundBufferFrames
             self.lateTolerance = lateTolerance
             self.onListening = onListening
+            self.onFrameLateness = onFrameLateness
         }
     }
 
@@ -170,7 +174,9 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
             return
         }
 
-        let pacer = self.pacers.pacer(for: connection.channel.eventLoop, lateTolerance: self.configuration.lateTolerance)
+        let pacer = self.pacers.pacer(
+            for: connection.channel.eventLoop, lateTolerance: self.configuration.lateTolerance, onLateness: self.configuration.onFrameLateness
+        )
         let outbound = OutboundAudio(channel: connection.channel, capacity: self.configuration.outboundCapacity)
         let registered = connection.channel.eventLoop.submit { pacer.register(outbound) }
         connection.channel.closeFuture.whenComplete { _ in
@@ -223,11 +229,11 @@ struct AcceptedConnection: Sendable {
 final class FramePacerRegistry: Sendable {
     private let pacers = NIOLockedValueBox<[ObjectIdentifier: FramePacer]>([:])
 
-    func pacer(for eventLoop: any EventLoop, lateTolerance: TimeAmount) -> FramePacer {
+    func pacer(for eventLoop: any EventLoop, lateTolerance: TimeAmount, onLateness: (@Sendable (TimeAmount) -> Void)?) -> FramePacer {
         self.pacers.withLockedValue { pacers in
             let key = ObjectIdentifier(eventLoop)
             if let pacer = pacers[key] { return pacer }
-            let pacer = FramePacer(eventLoop: eventLoop, lateTolerance: lateTolerance)
+            let pacer = FramePacer(eventLoop: eventLoop, lateTolerance: lateTolerance, onLateness: onLateness)
             pacers[key] = pacer
             return pacer
         }

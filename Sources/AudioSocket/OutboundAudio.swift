@@ -17,6 +17,10 @@ public struct SpeakResult: Sendable, Hashable {
 /// at most `capacity` bytes (60 ms) wait ahead of real time, so `clear()` takes effect at the
 /// next 20 ms frame. Exactly one 320-byte 0x10 frame goes out every 20 ms, silence when
 /// nothing is queued; the only other frame ever sent is the final 0x00 from `hangup()`.
+///
+/// Speech that arrives while the line is silent does not wait for the next slot: its first
+/// frame goes out at once, in place of the next slot's frame, so a reply starts without the
+/// 0–20 ms wait for the pacer and the call still gets one frame per slot.
 public final class OutboundAudio: Sendable {
     private struct Utterance {
         var start: Int
@@ -25,6 +29,8 @@ public final class OutboundAudio: Sendable {
         /// Between its first queued byte and its end: an empty queue then is an underrun.
         var open = false
         var ended = false
+        /// Told when the utterance's first frame is written; dropped once called or cut.
+        var onFirstFrame: (@Sendable (NIODeadline) -> Void)?
     }
 
     private struct Writer {
@@ -48,6 +54,11 @@ public final class OutboundAudio: Sendable {
         var nextUtterance = 0
         var epoch = 0
         var phase = Phase.open
+        /// The last frame written was silence (or none yet): new speech may start at once.
+        var lineSilent = true
+        /// A frame went out early for the next slot, which then sends nothing.
+        var slotBorrowed = false
+        var earlyStartScheduled = false
     }
 
     private let state: NIOLockedValueBox<State>
@@ -70,13 +81,17 @@ public final class OutboundAudio: Sendable {
     }
 
     /// Plays 8 kHz samples arriving as chunks (for example from streaming TTS) as one utterance.
-    /// Underruns are counted while the sequence is still producing.
-    public func speak<Chunks: AsyncSequence>(_ chunks: Chunks) async throws -> SpeakResult where Chunks.Element == [Int16] {
+    /// Underruns are counted while the sequence is still producing. `onFirstFrame` is told, on
+    /// the event loop, when the utterance's first frame is written (never, if it is cut first).
+    public func speak<Chunks: AsyncSequence>(
+        _ chunks: Chunks,
+        onFirstFrame: (@Sendable (NIODeadline) -> Void)? = nil
+    ) async throws -> SpeakResult where Chunks.Element == [Int16] {
         let opened: (id: Int, epoch: Int)? = self.state.withLockedValue { state in
             guard case .open = state.phase else { return nil }
             let id = state.nextUtterance
             state.nextUtterance += 1
-            state.utterances[id] = Utterance(start: state.queue.queuedPosition)
+            state.utterances[id] = Utterance(start: state.queue.queuedPosition, onFirstFrame: onFirstFrame)
             return (id, state.epoch)
         }
         guard let opened else { return SpeakResult(completed: false, samplesPlayed: 0, samplesGiven: 0) }
@@ -138,6 +153,7 @@ public final class OutboundAudio: Sendable {
             state.epoch += 1
             for id in state.utterances.keys where state.utterances[id]?.heardUpTo == nil {
                 state.utterances[id]?.heardUpTo = heardUpTo
+                state.utterances[id]?.onFirstFrame = nil
             }
             let writers = state.writers
             state.writers.removeAll()
@@ -190,6 +206,7 @@ public final class OutboundAudio: Sendable {
     /// The utterance opens with its first queued byte; with `isLast` it ends as the last byte is queued.
     private func enqueue(_ data: ByteBuffer, epoch: Int, utterance: Int, isLast: Bool) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            var startEarly = false
             let outcome: Bool? = self.state.withLockedValue { state in
                 guard state.epoch == epoch else { return false }
                 guard case .open = state.phase else { return false }
@@ -199,6 +216,12 @@ public final class OutboundAudio: Sendable {
                     state.queue.openUtterance()
                 }
                 if state.writers.isEmpty { state.queue.enqueue(&data) }
+                defer {
+                    if state.lineSilent && !state.slotBorrowed && !state.earlyStartScheduled && state.queue.hasFrameReady {
+                        state.earlyStartScheduled = true
+                        startEarly = true
+                    }
+                }
                 if data.readableBytes == 0 {
                     if isLast { Self.close(utterance, in: &state) }
                     return true
@@ -206,6 +229,7 @@ public final class OutboundAudio: Sendable {
                 state.writers.append(Writer(data: data, closes: isLast ? utterance : nil, continuation: continuation))
                 return nil
             }
+            if startEarly { self.channel.eventLoop.execute { self.startEarly() } }
             if let outcome { continuation.resume(returning: outcome) }
         }
     }
@@ -233,49 +257,47 @@ public final class OutboundAudio: Sendable {
 
     // MARK: - pacer side (on the channel's event loop)
 
-    /// Writes this slot's frames; returns false once the call is over and should be dropped.
-    func emit(lateness: [Bool], skipped: Int) -> Bool {
+    /// What one turn of the pacer (or an early start) took from the state, to act on outside the lock.
+    private struct Taken {
         var frames: [OutboundAudioQueue.Frame] = []
-        frames.reserveCapacity(lateness.count)
         var writersDone: [CheckedContinuation<Bool, Never>] = []
         var drained: [CheckedContinuation<Void, Never>] = []
-        var hangupNow = false
-        let alive = self.state.withLockedValue { state -> Bool in
-            if case .closed = state.phase { return false }
-            // Hang up in the first slot with nothing left to say; that slot carries only the 0x00 frame.
-            if case .hangingUp = state.phase, state.queue.queuedBytes == 0, state.writers.isEmpty, state.queue.openUtterances == 0 {
-                hangupNow = true
-                return true
+        var started: [@Sendable (NIODeadline) -> Void] = []
+    }
+
+    /// Takes the next frame from the queue, refills it from waiting writers, and collects
+    /// whoever that frame releases.
+    private static func take(late: Bool, from state: inout State, into taken: inout Taken) {
+        let frame = state.queue.nextFrame(late: late)
+        taken.frames.append(frame)
+        if case .silence = frame { state.lineSilent = true } else { state.lineSilent = false }
+        while var writer = state.writers.first, state.queue.freeBytes > 0 {
+            state.queue.enqueue(&writer.data)
+            if writer.data.readableBytes == 0 {
+                if let closing = writer.closes { Self.close(closing, in: &state) }
+                taken.writersDone.append(writer.continuation)
+                state.writers.removeFirst()
+            } else {
+                state.writers[0] = writer
             }
-            if skipped > 0 { state.queue.recordSkipped(skipped) }
-            for late in lateness {
-                frames.append(state.queue.nextFrame(late: late))
-                // Refill from waiting writers, in order.
-                while var writer = state.writers.first, state.queue.freeBytes > 0 {
-                    state.queue.enqueue(&writer.data)
-                    if writer.data.readableBytes == 0 {
-                        if let closing = writer.closes { Self.close(closing, in: &state) }
-                        writersDone.append(writer.continuation)
-                        state.writers.removeFirst()
-                    } else {
-                        state.writers[0] = writer
-                    }
-                }
-            }
-            let consumed = state.queue.consumedPosition
-            state.drainWaiters.removeAll { waiter in
-                guard waiter.position <= consumed else { return false }
-                drained.append(waiter.continuation)
-                return true
-            }
+        }
+        let consumed = state.queue.consumedPosition
+        state.drainWaiters.removeAll { waiter in
+            guard waiter.position <= consumed else { return false }
+            taken.drained.append(waiter.continuation)
             return true
         }
-        for continuation in writersDone { continuation.resume(returning: true) }
-        for continuation in drained { continuation.resume() }
-        guard alive else { return false }
+        guard case .speech = frame else { return }
+        for (id, utterance) in state.utterances where utterance.onFirstFrame != nil && utterance.start < consumed {
+            taken.started.append(utterance.onFirstFrame!)
+            state.utterances[id]?.onFirstFrame = nil
+        }
+    }
 
+    /// Writes what was taken, wakes who waits. On the event loop.
+    private func deliver(_ taken: Taken) {
         if self.channel.isWritable {
-            for frame in frames {
+            for frame in taken.frames {
                 switch frame {
                 case .silence:
                     self.channel.write(self.silence, promise: nil)
@@ -287,6 +309,54 @@ public final class OutboundAudio: Sendable {
                 }
             }
         }
+        // Before the producers wake: an utterance's start is reported before its end.
+        if !taken.started.isEmpty {
+            let now = self.channel.eventLoop.now
+            for started in taken.started { started(now) }
+        }
+        for continuation in taken.writersDone { continuation.resume(returning: true) }
+        for continuation in taken.drained { continuation.resume() }
+    }
+
+    /// Speech arrived on a silent line: its first frame goes now, in place of the next slot's.
+    private func startEarly() {
+        var taken = Taken()
+        let send = self.state.withLockedValue { state -> Bool in
+            state.earlyStartScheduled = false
+            guard case .open = state.phase, state.lineSilent, !state.slotBorrowed, state.queue.hasFrameReady else { return false }
+            state.slotBorrowed = true
+            Self.take(late: false, from: &state, into: &taken)
+            return true
+        }
+        guard send else { return }
+        self.deliver(taken)
+        self.channel.flush()
+    }
+
+    /// Writes this slot's frames; returns false once the call is over and should be dropped.
+    func emit(lateness: [Bool], skipped: Int) -> Bool {
+        var taken = Taken()
+        var hangupNow = false
+        let alive = self.state.withLockedValue { state -> Bool in
+            if case .closed = state.phase { return false }
+            // Hang up in the first slot with nothing left to say; that slot carries only the 0x00 frame.
+            if case .hangingUp = state.phase, state.queue.queuedBytes == 0, state.writers.isEmpty, state.queue.openUtterances == 0 {
+                hangupNow = true
+                return true
+            }
+            if skipped > 0 { state.queue.recordSkipped(skipped) }
+            for (index, late) in lateness.enumerated() {
+                // This slot's frame already went out early.
+                if index == 0 && state.slotBorrowed {
+                    state.slotBorrowed = false
+                    continue
+                }
+                Self.take(late: late, from: &state, into: &taken)
+            }
+            return true
+        }
+        guard alive else { return false }
+        self.deliver(taken)
         if hangupNow {
             var buffer = self.channel.allocator.buffer(capacity: 3)
             AudioSocketFrame.hangup.encode(into: &buffer)
@@ -341,10 +411,14 @@ final class FramePacer: @unchecked Sendable {
     private var schedule: PacerSchedule?
     private var scheduled: Scheduled<Void>?
     private let lateTolerance: TimeAmount
+    private let onLateness: (@Sendable (TimeAmount) -> Void)?
 
-    init(eventLoop: any EventLoop, lateTolerance: TimeAmount = .milliseconds(10)) {
+    /// - Parameter onLateness: told after every slot how late its last frame was written
+    ///   (after the frames of every call on this loop).
+    init(eventLoop: any EventLoop, lateTolerance: TimeAmount = .milliseconds(10), onLateness: (@Sendable (TimeAmount) -> Void)? = nil) {
         self.eventLoop = eventLoop
         self.lateTolerance = lateTolerance
+        self.onLateness = onLateness
     }
 
     var callCount: Int {
@@ -375,6 +449,9 @@ final class FramePacer: @unchecked Sendable {
         if !tick.lateness.isEmpty || tick.skipped > 0 {
             for (id, outlet) in self.outlets where !outlet.emit(lateness: tick.lateness, skipped: tick.skipped) {
                 self.outlets[id] = nil
+            }
+            if let onLateness = self.onLateness, !tick.lateness.isEmpty {
+                onLateness(self.eventLoop.now - (schedule.nextDeadline - PacerSchedule.period))
             }
         }
         guard !self.stopIfIdle() else { return }

@@ -46,6 +46,10 @@ public struct OutboundAudioQueue: Sendable {
     }
 
     public var queuedBytes: Int { self.queued.readableBytes }
+    /// Whether the next frame would be speech: a whole frame queued, or the end of an utterance.
+    public var hasFrameReady: Bool {
+        self.queued.readableBytes >= Self.frameBytes || (self.queued.readableBytes > 0 && self.openUtterances == 0)
+    }
     public var freeBytes: Int { self.capacity - self.queued.readableBytes }
 
     /// Moves as much of `pcm` as fits into the queue; the rest stays in `pcm`.

@@ -2,6 +2,7 @@ import AudioSocket
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import Speech
 
 /// Everything one admitted call needs besides its audio.
@@ -28,16 +29,20 @@ public struct ConversationProviders: Sendable {
     public var sink: any CallRecordSink
     public var turnTaking: TurnTaking.Configuration
     public var voiceActivity: VoiceActivityDetector.Configuration
+    /// Counts calls and measures replies (metrics, benchmarks).
+    public var observer: (any ConversationObserver)?
 
     public init(
         recognizer: any SpeechRecognizer, synthesizer: any SpeechSynthesizer, sink: any CallRecordSink,
-        turnTaking: TurnTaking.Configuration = .init(), voiceActivity: VoiceActivityDetector.Configuration = .init()
+        turnTaking: TurnTaking.Configuration = .init(), voiceActivity: VoiceActivityDetector.Configuration = .init(),
+        observer: (any ConversationObserver)? = nil
     ) {
         self.recognizer = recognizer
         self.synthesizer = synthesizer
         self.sink = sink
         self.turnTaking = turnTaking
         self.voiceActivity = voiceActivity
+        self.observer = observer
     }
 }
 
@@ -53,9 +58,10 @@ struct CallSession {
     let logger: Logger
 
     enum Input: Sendable {
-        case audio(level: Double)
+        /// `at`: when the frame or event reached the engine, for the reply latency of the turn it ends.
+        case audio(level: Double, at: NIODeadline)
         case dtmf(Character)
-        case recognition(RecognitionEvent)
+        case recognition(RecognitionEvent, at: NIODeadline)
         case recognizerReady
         case recognitionFailed(String)
         case callerGone
@@ -64,6 +70,8 @@ struct CallSession {
         /// From the speaking task of utterance `id`.
         case firstText(id: Int)
         case firstAudio(id: Int)
+        /// The utterance's first frame was written to Asterisk.
+        case firstFrameOut(id: Int, at: NIODeadline)
         case action(id: Int, PolicyAction)
         case finished(id: Int, text: String, heard: String, interrupted: Bool)
     }
@@ -75,12 +83,17 @@ struct CallSession {
         var startMs: Int
         /// The caller turn this answers (index in `record.turns`), for its timeline.
         var answering: Int?
+        /// When the input that ended that turn reached the engine.
+        var turnEndedAt: NIODeadline?
     }
 
     func run(_ session: AudioSocketSession, liveCalls: LiveCalls? = nil) async -> CallRecord {
         let clock = ContinuousClock()
         let start = clock.now
+        // The event loop's clock, which stamps frames written, read at the same moment.
+        let loopStart = NIODeadline.now()
         func offset() -> Duration { clock.now - start }
+        func offset(_ deadline: NIODeadline) -> Duration { .nanoseconds((deadline - loopStart).nanoseconds) }
         func milliseconds(_ duration: Duration) -> Int { Int(duration / .milliseconds(1)) }
 
         var record = CallRecord(callID: self.call.context.callID, template: self.call.templateName, startedAt: self.call.context.startedAt)
@@ -88,6 +101,7 @@ struct CallSession {
         var history: [DialogueTurn] = []
         let (mailbox, post) = AsyncStream<Input>.makeStream()
         liveCalls?.add(self.call.context.callID) { post.yield(.shutdown) }
+        self.providers.observer?.callStarted()
         defer { liveCalls?.remove(self.call.context.callID) }
 
         // The recogniser opens (a local decoder can take half a second) while the greeting plays.
@@ -99,7 +113,7 @@ struct CallSession {
                     let recognition = try await self.providers.recognizer.open(self.call.recognition)
                     recognitionBox.withLockedValue { $0 = recognition }
                     post.yield(.recognizerReady)
-                    for try await event in recognition.events { post.yield(.recognition(event)) }
+                    for try await event in recognition.events { post.yield(.recognition(event, at: .now())) }
                 } catch is CancellationError {
                 } catch {
                     post.yield(.recognitionFailed("\(error)"))
@@ -110,7 +124,7 @@ struct CallSession {
                     switch item {
                     case .audio(let audio):
                         recognitionBox.withLockedValue { $0 }?.feed(audio.samples)
-                        post.yield(.audio(level: VoiceActivityDetector.level(of: audio.samples)))
+                        post.yield(.audio(level: VoiceActivityDetector.level(of: audio.samples), at: .now()))
                     case .dtmf(let digit):
                         post.yield(.dtmf(digit))
                     }
@@ -124,7 +138,9 @@ struct CallSession {
             var endAfterSpeech = false
             var lastFinalMs: Int?
 
-            func startSpeaking(_ outputs: AsyncThrowingStream<PolicyOutput, any Error>, protected: Bool = false, answering: Int? = nil) {
+            func startSpeaking(
+                _ outputs: AsyncThrowingStream<PolicyOutput, any Error>, protected: Bool = false, answering: Int? = nil, turnEndedAt: NIODeadline? = nil
+            ) {
                 if let current = speaking {
                     session.outbound.clear()
                     current.task.cancel()
@@ -134,7 +150,7 @@ struct CallSession {
                 let now = offset()
                 rules.agentStarted(at: now, protected: protected)
                 let task = Task { await self.speak(outputs, id: id, outbound: session.outbound, post: post) }
-                speaking = Speaking(id: id, task: task, startMs: milliseconds(now), answering: answering)
+                speaking = Speaking(id: id, task: task, startMs: milliseconds(now), answering: answering, turnEndedAt: turnEndedAt)
             }
             func fixed(_ outputs: [PolicyOutput]) -> AsyncThrowingStream<PolicyOutput, any Error> {
                 AsyncThrowingStream { continuation in
@@ -154,10 +170,13 @@ struct CallSession {
             loop: for await input in mailbox {
                 let now = offset()
                 var actions: [TurnTaking.Action] = []
+                var arrivedAt: NIODeadline?
                 switch input {
-                case .audio(let level):
+                case .audio(let level, let at):
+                    arrivedAt = at
                     actions = rules.audioFrame(level: level, at: now)
-                case .recognition(let event):
+                case .recognition(let event, let at):
+                    arrivedAt = at
                     if case .final = event { lastFinalMs = milliseconds(now) }
                     actions = rules.recognizer(event, at: now)
                 case .recognitionFailed(let reason):
@@ -178,11 +197,14 @@ struct CallSession {
                 case .firstAudio(let id) where id == speaking?.id:
                     timeline {
                         // Each chunk reports its first audio; the reply's first is the one that counts.
-                        guard $0.ttsFirstAudioMs == nil else { return }
-                        $0.ttsFirstAudioMs = milliseconds(now)
-                        $0.firstFrameOutMs = milliseconds(now)
+                        if $0.ttsFirstAudioMs == nil { $0.ttsFirstAudioMs = milliseconds(now) }
                     }
-                    if record.firstAgentAudioMs == nil { record.firstAgentAudioMs = milliseconds(now) }
+                case .firstFrameOut(let id, let at) where id == speaking?.id:
+                    let sent = offset(at)
+                    if record.firstAgentAudioMs == nil { record.firstAgentAudioMs = milliseconds(sent) }
+                    guard let index = speaking?.answering, record.turns[index].timeline?.firstFrameOutMs == nil else { continue }
+                    timeline { $0.firstFrameOutMs = milliseconds(sent) }
+                    if let ended = speaking?.turnEndedAt { self.providers.observer?.replyStarted(after: .nanoseconds((at - ended).nanoseconds)) }
                 case .action(_, let action):
                     record.actions.append(action)
                     if case .endCall(let outcome) = action {
@@ -234,7 +256,9 @@ struct CallSession {
                         history.append(DialogueTurn(speaker: .caller, text: text))
                         await self.providers.sink.update(record)
                         if !endAfterSpeech {
-                            startSpeaking(self.call.dialogue.reply(to: text, history: history), answering: record.turns.count - 1)
+                            startSpeaking(
+                                self.call.dialogue.reply(to: text, history: history), answering: record.turns.count - 1, turnEndedAt: arrivedAt
+                            )
                         }
                     case .silencePrompt(let count):
                         if !endAfterSpeech { startSpeaking(fixed(self.call.dialogue.silence(count: count))) }
@@ -269,6 +293,7 @@ struct CallSession {
         record.analysis = self.call.analyzer.analyze(call: record)
         record.outcome = record.analysis?.outcome
         await self.providers.sink.finish(record)
+        self.providers.observer?.callEnded(record)
         return record
     }
 
@@ -310,7 +335,7 @@ struct CallSession {
                 continuation.onTermination = { _ in task.cancel() }
             }
             do {
-                let result = try await outbound.speak(marked)
+                let result = try await outbound.speak(marked) { at in post.yield(.firstFrameOut(id: id, at: at)) }
                 heard.append(Self.heardPrefix(of: chunk, played: result.samplesPlayed, given: result.samplesGiven))
                 if !result.completed || Task.isCancelled {
                     interrupted = result.samplesGiven > result.samplesPlayed || Task.isCancelled

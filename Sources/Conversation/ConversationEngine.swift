@@ -121,3 +121,14 @@ public struct ConversationEngine: AudioSocketApplication {
         )
     }
 }
+
+/// Watches the engine's calls: for metrics and benchmarks. Called off the audio path's hot
+/// loops but from the call's own task, so implementations must be quick and never block.
+public protocol ConversationObserver: Sendable {
+    func callStarted()
+    /// The first frame of the reply to a caller turn went out `latency` after the event that
+    /// ended the turn (the recogniser's end of utterance, or the frame that completed the
+    /// silence) reached the engine: the latency the engine itself adds.
+    func replyStarted(after latency: Duration)
+    func callEnded(_ record: CallRecord)
+}

@@ -84,6 +84,34 @@ import Testing
         #expect(statistics.speechFrames == 500)
     }
 
+    @Test func speechOnASilentLineStartsAtOnceInPlaceOfTheNextSlot() async throws {
+        self.pacer.register(self.outbound)
+        for _ in 0..<3 { self.loop.advanceTime(by: .milliseconds(7)) }  // between slots: 21 ms in
+        _ = try self.written()
+        let firstFrame = NIOLockedValueBox<NIODeadline?>(nil)
+        let outbound = self.outbound
+        let task = Task { try await outbound.speak(AsyncStream { $0.yield([Int16](repeating: 700, count: 1_600)); $0.finish() }, onFirstFrame: { at in firstFrame.withLockedValue { $0 = at } }) }
+        try await eventually { outbound.hasWaiters }
+        let queuedAt = self.loop.now
+        self.loop.run()
+        // The first speech frame is out without waiting for the slot at 40 ms…
+        let early = try self.written()
+        #expect(early.count == 1 && early[0].1.contains(0xBC))  // 700 = 0x02BC
+        #expect(firstFrame.withLockedValue { $0 } == queuedAt)
+        // …and that slot sends nothing, so the call still gets one frame per 20 ms.
+        self.loop.advanceTime(by: .milliseconds(19))
+        #expect(try self.written().isEmpty)
+        var later: [Int] = []
+        for _ in 0..<12 {
+            self.loop.advanceTime(by: .milliseconds(20))
+            later.append(try self.written().count)
+        }
+        #expect(later.allSatisfy { $0 == 1 })
+        let result = try await task.value
+        #expect(result.completed && result.samplesPlayed == 1_600)
+        #expect(self.outbound.statistics.speechFrames == 10)
+    }
+
     @Test func clearTakesEffectAtTheNextFrameAndReportsWhatWasHeard() async throws {
         self.pacer.register(self.outbound)
         _ = try self.written()

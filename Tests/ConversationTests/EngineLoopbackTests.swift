@@ -72,6 +72,7 @@ final class MemorySink: CallRecordSink {
             #expect(timeline.speechEndMs! <= timeline.endpointMs!)
             #expect(timeline.endpointMs! <= timeline.policyFirstTextMs!)
             #expect(timeline.policyFirstTextMs! <= timeline.ttsFirstAudioMs!)
+            #expect(timeline.ttsFirstAudioMs! <= timeline.firstFrameOutMs!)
             // The closing line in full, then the engine's hang-up.
             let closing = try #require(record.turns.last)
             #expect(closing.speaker == .agent && !closing.interrupted && closing.text.contains("won't be called again"))
