@@ -8,6 +8,7 @@ let package = Package(
     dependencies: [
         .package(name: "CustomerExecutive", path: "../"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .executableTarget(
@@ -29,6 +30,18 @@ let package = Package(
             dependencies: [
                 .product(name: "Speech", package: "CustomerExecutive"),
                 .product(name: "Conversation", package: "CustomerExecutive"),
+            ]
+        ),
+        .executableTarget(
+            name: "EngineLoad",
+            dependencies: [
+                .product(name: "AudioSocket", package: "CustomerExecutive"),
+                .product(name: "Conversation", package: "CustomerExecutive"),
+                .product(name: "PBXSimulator", package: "CustomerExecutive"),
+                .product(name: "Speech", package: "CustomerExecutive"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -31,11 +31,14 @@ public struct ConversationProviders: Sendable {
     public var voiceActivity: VoiceActivityDetector.Configuration
     /// Counts calls and measures replies (metrics, benchmarks).
     public var observer: (any ConversationObserver)?
+    /// The dialogue policy for a call's template; the scripted policy by default.
+    public var policy: @Sendable (PitchTemplate) -> any DialoguePolicy
 
     public init(
         recognizer: any SpeechRecognizer, synthesizer: any SpeechSynthesizer, sink: any CallRecordSink,
         turnTaking: TurnTaking.Configuration = .init(), voiceActivity: VoiceActivityDetector.Configuration = .init(),
-        observer: (any ConversationObserver)? = nil
+        observer: (any ConversationObserver)? = nil,
+        policy: @escaping @Sendable (PitchTemplate) -> any DialoguePolicy = { ScriptedPolicy(template: $0) }
     ) {
         self.recognizer = recognizer
         self.synthesizer = synthesizer
@@ -43,6 +46,7 @@ public struct ConversationProviders: Sendable {
         self.turnTaking = turnTaking
         self.voiceActivity = voiceActivity
         self.observer = observer
+        self.policy = policy
     }
 }
 
@@ -58,8 +62,9 @@ struct CallSession {
     let logger: Logger
 
     enum Input: Sendable {
-        /// `at`: when the frame or event reached the engine, for the reply latency of the turn it ends.
-        case audio(level: Double, at: NIODeadline)
+        /// What the turn rules decided on an inbound frame. `at` (here and below): when the frame
+        /// or event reached the engine, for the reply latency of the turn it ends.
+        case turn([TurnTaking.Action], at: NIODeadline)
         case dtmf(Character)
         case recognition(RecognitionEvent, at: NIODeadline)
         case recognizerReady
@@ -97,7 +102,9 @@ struct CallSession {
         func milliseconds(_ duration: Duration) -> Int { Int(duration / .milliseconds(1)) }
 
         var record = CallRecord(callID: self.call.context.callID, template: self.call.templateName, startedAt: self.call.context.startedAt)
-        var rules = TurnTaking(configuration: self.providers.turnTaking, detector: self.providers.voiceActivity)
+        // The reader applies each inbound frame to the rules itself and posts only what they
+        // decide, so a frame costs one task switch, not two; the loop takes the lock for the rest.
+        let rules = NIOLockedValueBox(TurnTaking(configuration: self.providers.turnTaking, detector: self.providers.voiceActivity))
         var history: [DialogueTurn] = []
         let (mailbox, post) = AsyncStream<Input>.makeStream()
         liveCalls?.add(self.call.context.callID) { post.yield(.shutdown) }
@@ -124,7 +131,9 @@ struct CallSession {
                     switch item {
                     case .audio(let audio):
                         recognitionBox.withLockedValue { $0 }?.feed(audio.samples)
-                        post.yield(.audio(level: VoiceActivityDetector.level(of: audio.samples), at: .now()))
+                        let level = VoiceActivityDetector.level(of: audio.samples)
+                        let actions = rules.withLockedValue { $0.audioFrame(level: level, at: offset()) }
+                        if !actions.isEmpty { post.yield(.turn(actions, at: .now())) }
                     case .dtmf(let digit):
                         post.yield(.dtmf(digit))
                     }
@@ -148,7 +157,7 @@ struct CallSession {
                 let id = nextID
                 nextID += 1
                 let now = offset()
-                rules.agentStarted(at: now, protected: protected)
+                rules.withLockedValue { $0.agentStarted(at: now, protected: protected) }
                 let task = Task { await self.speak(outputs, id: id, outbound: session.outbound, post: post) }
                 speaking = Speaking(id: id, task: task, startMs: milliseconds(now), answering: answering, turnEndedAt: turnEndedAt)
             }
@@ -172,13 +181,13 @@ struct CallSession {
                 var actions: [TurnTaking.Action] = []
                 var arrivedAt: NIODeadline?
                 switch input {
-                case .audio(let level, let at):
+                case .turn(let decided, let at):
                     arrivedAt = at
-                    actions = rules.audioFrame(level: level, at: now)
+                    actions = decided
                 case .recognition(let event, let at):
                     arrivedAt = at
                     if case .final = event { lastFinalMs = milliseconds(now) }
-                    actions = rules.recognizer(event, at: now)
+                    actions = rules.withLockedValue { $0.recognizer(event, at: now) }
                 case .recognitionFailed(let reason):
                     self.logger.warning("speech recognition failed", metadata: ["error": "\(reason)"])
                 case .dtmf(let digit):
@@ -224,7 +233,7 @@ struct CallSession {
                     }
                     guard speaking?.id == id else { continue }
                     speaking = nil
-                    rules.agentStopped(at: now)
+                    rules.withLockedValue { $0.agentStopped(at: now) }
                     if endAfterSpeech {
                         record.endedBy = record.endedBy ?? "agent"
                         await session.outbound.hangup()
@@ -244,7 +253,7 @@ struct CallSession {
                         recognition?.finalize()
                     case .endOfTurn(let text):
                         let analysis = self.call.analyzer.analyze(turn: text)
-                        let lastVoicedMs = rules.lastVoiced.map(milliseconds)
+                        let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
                         var timeline = CallRecord.Timeline()
                         timeline.speechEndMs = lastVoicedMs
                         timeline.endpointMs = milliseconds(now)

@@ -76,7 +76,7 @@ public final class LiveCalls: Sendable {
 }
 
 /// The shared real-time conversation engine: hosts every answered call that reaches the
-/// AudioSocket server, with the scripted policy from the call's template.
+/// AudioSocket server, with the dialogue policy the providers make from the call's template.
 public struct ConversationEngine: AudioSocketApplication {
     public var resolver: any CallResolver
     public var providers: ConversationProviders
@@ -92,7 +92,7 @@ public struct ConversationEngine: AudioSocketApplication {
 
     public func admit(callID: UUID) async -> PreparedCall? {
         guard let resolved = await self.resolver.resolve(callID: callID) else { return nil }
-        let policy = ScriptedPolicy(template: resolved.template)
+        let policy = self.providers.policy(resolved.template)
         do {
             let dialogue = try policy.start(resolved.context)
             return PreparedCall(

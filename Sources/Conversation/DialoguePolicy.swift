@@ -124,6 +124,12 @@ public struct DialogueTurn: Sendable, Hashable, Codable {
 public protocol DialoguePolicy: Sendable {
     /// Starts the dialogue of one call. Fails when the lead lacks what the template needs.
     func start(_ context: CallContext) throws -> any DialogueSession
+    /// Words and phrases the policy acts on, for the recogniser's vocabulary.
+    var phrases: [String] { get }
+}
+
+extension DialoguePolicy {
+    public var phrases: [String] { [] }
 }
 
 /// One call's dialogue.

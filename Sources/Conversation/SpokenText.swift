@@ -3,21 +3,44 @@ import Foundation
 /// Phone-friendly text for a synthesiser: prices, percentages, times, phone numbers and
 /// plain numbers become words; markdown and symbols a voice would spell out are dropped.
 public enum SpokenText {
+    /// The patterns, built once: a regex literal is parsed each time it is evaluated.
+    private enum Pattern {
+        nonisolated(unsafe) static let markdown = /[*_`#]+/
+        nonisolated(unsafe) static let bullet = /(?m)^\s*[-•]\s+/
+        nonisolated(unsafe) static let ampersand = /\s*&\s*/
+        nonisolated(unsafe) static let forExample = /\be\.g\.\s*/
+        nonisolated(unsafe) static let thatIs = /\bi\.e\.\s*/
+        nonisolated(unsafe) static let phone = /(?:\+?1[-. ])?\(?(\d{3})\)?[-. ](\d{3})[-. ](\d{4})\b/
+        nonisolated(unsafe) static let price = /\$(\d{1,3}(?:,\d{3})*|\d+)(?:\.(\d{2}))?(?:\s*\/\s*(month|mo|year|yr|week|hour|hr))?/
+        nonisolated(unsafe) static let percent = /(\d+(?:\.\d+)?)\s?%/
+        nonisolated(unsafe) static let clockTime = /\b(\d{1,2}):(\d{2})\s*([aApP])\.?\s?[mM]\.?(?=\W|$)/
+        nonisolated(unsafe) static let hourTime = /\b(\d{1,2})\s*([aApP])\.?\s?[mM]\.?(?=\W|$)/
+        nonisolated(unsafe) static let twentyFourHour = /\b(\d{1,2}):(\d{2})\b/
+        nonisolated(unsafe) static let ordinal = /\b(\d+)(st|nd|rd|th)\b/
+        nonisolated(unsafe) static let number = /\b\d{1,3}(?:,\d{3})+\b|\b\d+(?:\.\d+)?\b/
+        nonisolated(unsafe) static let spaces = /\s{2,}/
+    }
+
     public static func normalize(_ text: String) -> String {
+        // Most lines have nothing to rewrite.
+        let rewritable = text.contains { $0.isNumber || $0.isNewline || "*_`#•&$%".contains($0) }
+        guard rewritable || text.hasPrefix("-") || text.contains("  ") || text.contains("e.g.") || text.contains("i.e.") else {
+            return text.trimmingSpaces()
+        }
         var text = text
         // Markdown emphasis, headings, code and bullets.
-        text = text.replacing(/[*_`#]+/, with: "")
-        text = text.replacing(/(?m)^\s*[-•]\s+/, with: "")
-        text = text.replacing(/\s*&\s*/, with: " and ")
-        text = text.replacing(/\be\.g\.\s*/, with: "for example ")
-        text = text.replacing(/\bi\.e\.\s*/, with: "that is ")
+        text = text.replacing(Pattern.markdown, with: "")
+        text = text.replacing(Pattern.bullet, with: "")
+        text = text.replacing(Pattern.ampersand, with: " and ")
+        text = text.replacing(Pattern.forExample, with: "for example ")
+        text = text.replacing(Pattern.thatIs, with: "that is ")
         // Phone numbers: digit by digit, grouped.
-        text = text.replacing(/(?:\+?1[-. ])?\(?(\d{3})\)?[-. ](\d{3})[-. ](\d{4})\b/) { match in
+        text = text.replacing(Pattern.phone) { match in
             [match.output.1, match.output.2, match.output.3].map { group in group.map { Self.digitNames[Int(String($0))!] }.joined(separator: " ") }
                 .joined(separator: ", ")
         }
         // Prices: $1,299.99 / $29 / $29/month.
-        text = text.replacing(/\$(\d{1,3}(?:,\d{3})*|\d+)(?:\.(\d{2}))?(?:\s*\/\s*(month|mo|year|yr|week|hour|hr))?/) { match in
+        text = text.replacing(Pattern.price) { match in
             let dollars = Int(match.output.1.replacingOccurrences(of: ",", with: "")) ?? 0
             var spoken = "\(Self.words(dollars)) \(dollars == 1 ? "dollar" : "dollars")"
             if let cents = match.output.2.flatMap({ Int($0) }), cents > 0 {
@@ -30,23 +53,23 @@ public enum SpokenText {
             return spoken
         }
         // Percentages.
-        text = text.replacing(/(\d+(?:\.\d+)?)\s?%/) { match in "\(Self.decimalWords(String(match.output.1))) percent" }
+        text = text.replacing(Pattern.percent) { match in "\(Self.decimalWords(String(match.output.1))) percent" }
         // Times: 3:30 pm, 3pm, 15:00.
-        text = text.replacing(/\b(\d{1,2}):(\d{2})\s*([aApP])\.?\s?[mM]\.?(?=\W|$)/) { match in
+        text = text.replacing(Pattern.clockTime) { match in
             Self.time(hour: Int(match.output.1)!, minute: Int(match.output.2)!, suffix: String(match.output.3))
         }
-        text = text.replacing(/\b(\d{1,2})\s*([aApP])\.?\s?[mM]\.?(?=\W|$)/) { match in
+        text = text.replacing(Pattern.hourTime) { match in
             Self.time(hour: Int(match.output.1)!, minute: 0, suffix: String(match.output.2))
         }
-        text = text.replacing(/\b(\d{1,2}):(\d{2})\b/) { match in
+        text = text.replacing(Pattern.twentyFourHour) { match in
             Self.time(hour: Int(match.output.1)!, minute: Int(match.output.2)!, suffix: nil)
         }
         // Ordinals and plain numbers.
-        text = text.replacing(/\b(\d+)(st|nd|rd|th)\b/) { match in Self.ordinal(Int(match.output.1) ?? 0) }
-        text = text.replacing(/\b\d{1,3}(?:,\d{3})+\b|\b\d+(?:\.\d+)?\b/) { match in
+        text = text.replacing(Pattern.ordinal) { match in Self.ordinal(Int(match.output.1) ?? 0) }
+        text = text.replacing(Pattern.number) { match in
             Self.decimalWords(String(match.output).replacingOccurrences(of: ",", with: ""))
         }
-        return text.replacing(/\s{2,}/, with: " ").trimmingSpaces()
+        return text.replacing(Pattern.spaces, with: " ").trimmingSpaces()
     }
 
     static let digitNames = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -55,6 +55,8 @@ public struct SimulatedCaller: Sendable {
     public var expectedFormat: AudioFormat
     /// When true, connect and close without sending anything (the channel was not Up).
     public var notUp: Bool
+    /// Keep every received frame and sample in the recording (off for load tests).
+    public var keepsRecording = true
 
     public init(
         host: String,
@@ -167,10 +169,12 @@ public struct SimulatedCaller: Sendable {
                 case .audio(let format, let payload):
                     log.state.withLockedValue { state in
                         state.lastActivity = now
-                        state.received.append(ReceivedFrame(kind: format.rawValue, length: payload.readableBytes, arrival: arrival))
+                        if self.keepsRecording {
+                            state.received.append(ReceivedFrame(kind: format.rawValue, length: payload.readableBytes, arrival: arrival))
+                        }
                         if format == self.expectedFormat {
                             let samples = payload.pcmSamples()
-                            state.audio.append(contentsOf: samples)
+                            if self.keepsRecording { state.audio.append(contentsOf: samples) }
                             if samples.contains(where: { $0.magnitude > 1_000 }) { state.lastVoiced = now }
                         }
                     }
