@@ -17,3 +17,16 @@ python3 "$shared/panoramisk_parse.py" "$out/ami_$events.txt"
 .build/release/AudioSocketCodec 1000000
 swift build -c release --product SpeechAccuracy >/dev/null
 .build/release/SpeechAccuracy ../templates/solar-assessment.yaml
+swift build -c release --product EngineLoad >/dev/null
+# N concurrent calls for SECONDS each (default 60); ENGINE_SOAK=600 adds a 10-minute run at 1,000 calls.
+engine_load() {
+    local calls=$1 seconds=$2 call_seconds=$3 port=$((19400 + $1 % 1000))
+    .build/release/EngineLoad engine --port "$port" --seconds "$seconds" --warmup 20 > "$out/engine_$calls.jsonl" &
+    local engine=$!
+    sleep 2
+    .build/release/EngineLoad callers --port "$port" --calls "$calls" --seconds $((seconds + 2)) --call-seconds "$call_seconds" > "$out/callers_$calls.txt"
+    wait "$engine"
+    echo "engine, $calls calls:"; cat "$out/engine_$calls.jsonl"
+}
+for calls in 100 500 1000; do engine_load "$calls" "${ENGINE_SECONDS:-60}" 120; done
+[ -z "${ENGINE_SOAK:-}" ] || engine_load 1000 "$ENGINE_SOAK" 120

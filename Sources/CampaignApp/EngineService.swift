@@ -22,6 +22,10 @@ public struct EngineService: Service {
         public var drain: Duration = .seconds(30)
         /// Where call records go, one JSON file per call.
         public var records = URL(fileURLWithPath: "records")
+        /// Templates whose fixed lines are synthesised at start, so even the first call's disclosure starts at once.
+        public var templates: [PitchTemplate] = []
+        /// Counts and measures the calls (served by `MetricsServer`).
+        public var metrics: EngineMetrics?
         public var onListening: (@Sendable (SocketAddress) -> Void)?
 
         public init() {}
@@ -29,28 +33,47 @@ public struct EngineService: Service {
 
     public let configuration: Configuration
     public let engine: ConversationEngine
+    /// The agent's voice, with the lines it says on every call kept.
+    public let synthesizer: CachingSynthesizer
+    public let recognizer: PocketSphinxRecognizer
     private let logger: Logger
 
     public init(configuration: Configuration, resolver: any CallResolver, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        self.synthesizer = CachingSynthesizer(EspeakSynthesizer())
+        self.recognizer = PocketSphinxRecognizer(configuration: .init(maximumSessions: configuration.maximumCalls))
         self.engine = ConversationEngine(
             resolver: resolver,
             providers: ConversationProviders(
-                recognizer: PocketSphinxRecognizer(configuration: .init(maximumSessions: configuration.maximumCalls)),
-                synthesizer: EspeakSynthesizer(),
-                sink: JSONFileRecordSink(directory: configuration.records)
+                recognizer: self.recognizer,
+                synthesizer: self.synthesizer,
+                sink: JSONFileRecordSink(directory: configuration.records),
+                observer: configuration.metrics
             ),
             logger: logger
         )
     }
 
     public func run() async throws {
+        var serverConfiguration = AudioSocketServer<ConversationEngine>.Configuration(
+            host: self.configuration.host, port: self.configuration.port, onListening: self.configuration.onListening
+        )
+        if let metrics = self.configuration.metrics {
+            serverConfiguration.onFrameLateness = { metrics.frameLateness($0) }
+        }
         let server = AudioSocketServer(
-            configuration: .init(host: self.configuration.host, port: self.configuration.port, onListening: self.configuration.onListening),
+            configuration: serverConfiguration,
             application: self.engine,
             logger: self.logger
         )
+        // The first call should not wait for a model to load or the disclosure to be synthesised.
+        do {
+            try await self.recognizer.prepare()
+        } catch {
+            self.logger.error("speech recognition unavailable", metadata: ["error": "\(error)"])
+        }
+        await self.synthesizer.prepare(self.configuration.templates.flatMap(\.fixedOpeningSpeech))
         let engine = self.engine
         let drain = self.configuration.drain
         let logger = self.logger

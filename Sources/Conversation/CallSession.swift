@@ -111,16 +111,16 @@ struct CallSession {
         self.providers.observer?.callStarted()
         defer { liveCalls?.remove(self.call.context.callID) }
 
-        // The recogniser opens (a local decoder can take half a second) while the greeting plays.
-        let recognitionBox = NIOLockedValueBox<(any RecognitionSession)?>(nil)
+        // The recogniser opens while the greeting plays; what the caller says meanwhile waits for it.
+        let recognition = RecognitionLine()
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    let recognition = try await self.providers.recognizer.open(self.call.recognition)
-                    recognitionBox.withLockedValue { $0 = recognition }
+                    let opened = try await self.providers.recognizer.open(self.call.recognition)
+                    guard recognition.attach(opened) else { return }
                     post.yield(.recognizerReady)
-                    for try await event in recognition.events { post.yield(.recognition(event, at: .now())) }
+                    for try await event in opened.events { post.yield(.recognition(event, at: .now())) }
                 } catch is CancellationError {
                 } catch {
                     post.yield(.recognitionFailed("\(error)"))
@@ -130,7 +130,7 @@ struct CallSession {
                 for await item in session.inbound {
                     switch item {
                     case .audio(let audio):
-                        recognitionBox.withLockedValue { $0 }?.feed(audio.samples)
+                        recognition.feed(audio.samples)
                         let level = VoiceActivityDetector.level(of: audio.samples)
                         let actions = rules.withLockedValue { $0.audioFrame(level: level, at: offset()) }
                         if !actions.isEmpty { post.yield(.turn(actions, at: .now())) }
@@ -140,10 +140,11 @@ struct CallSession {
                 }
                 post.yield(.callerGone)
             }
-            var recognition: (any RecognitionSession)? { recognitionBox.withLockedValue { $0 } }
 
             var nextID = 0
             var speaking: Speaking?
+            // When each utterance began, until it is on record (a replaced reply finishes after its successor began).
+            var startTimes: [Int: Int] = [:]
             var endAfterSpeech = false
             var lastFinalMs: Int?
 
@@ -160,6 +161,7 @@ struct CallSession {
                 rules.withLockedValue { $0.agentStarted(at: now, protected: protected) }
                 let task = Task { await self.speak(outputs, id: id, outbound: session.outbound, post: post) }
                 speaking = Speaking(id: id, task: task, startMs: milliseconds(now), answering: answering, turnEndedAt: turnEndedAt)
+                startTimes[id] = milliseconds(now)
             }
             func fixed(_ outputs: [PolicyOutput]) -> AsyncThrowingStream<PolicyOutput, any Error> {
                 AsyncThrowingStream { continuation in
@@ -223,9 +225,10 @@ struct CallSession {
                     // Opt-outs and callbacks are on record at once, not at the end of the call.
                     await self.providers.sink.update(record)
                 case .finished(let id, let text, let heard, let interrupted):
+                    defer { startTimes[id] = nil }
                     if !text.isEmpty {
                         record.turns.append(.init(
-                            speaker: .agent, text: text, startMs: speaking?.id == id ? speaking!.startMs : milliseconds(now), endMs: milliseconds(now),
+                            speaker: .agent, text: text, startMs: startTimes[id] ?? milliseconds(now), endMs: milliseconds(now),
                             interrupted: interrupted, heard: heard
                         ))
                         history.append(DialogueTurn(speaker: .agent, text: heard))
@@ -250,7 +253,7 @@ struct CallSession {
                         speaking?.task.cancel()
                         self.logger.debug("barge-in", metadata: ["call.offset_ms": "\(milliseconds(now))"])
                     case .finalizeRecognizer:
-                        recognition?.finalize()
+                        recognition.finalize()
                     case .endOfTurn(let text):
                         let analysis = self.call.analyzer.analyze(turn: text)
                         let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
@@ -287,9 +290,8 @@ struct CallSession {
                     ))
                 }
             }
-            recognition?.close()
-            // A session opened after the loop ended is closed too.
-            recognitionBox.withLockedValue { $0 }?.close()
+            // Closes the session, or the one still opening as soon as it opens.
+            recognition.close()
             post.finish()
             group.cancelAll()
         }

@@ -146,7 +146,21 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
 
     /// The variable names one line uses, in order.
     static func variables(in line: String) -> [String] {
-        line.matches(of: /\{\{\{?\s*([A-Za-z0-9_.]+)\s*\}?\}\}/).map { String($0.output.1) }
+        line.matches(of: Self.variablePattern).map { String($0.output.1) }
+    }
+
+    /// Built once: a regex literal is parsed each time it is evaluated, and lines render on every reply.
+    nonisolated(unsafe) private static let variablePattern = /\{\{\{?\s*([A-Za-z0-9_.]+)\s*\}?\}\}/
+
+    /// The opening's chunks, exactly as the engine will hand them to the synthesiser, that are
+    /// the same for every lead (the disclosure, usually): what a synthesis cache can hold
+    /// before the first call.
+    public var fixedOpeningSpeech: [String] {
+        let marker = "\u{E000}"
+        let fields = self.variables.subtracting(["company", "agent_name", "opt_out_key"])
+        let lead = Dictionary(uniqueKeysWithValues: fields.map { ($0, marker) })
+        guard let opening = try? self.render(self.openingSource, lead: lead) else { return [] }
+        return SpeechChunker.chunks(of: opening).map(SpokenText.normalize).filter { !$0.contains(marker) }
     }
 
     /// Renders one line as text for a lead. Missing variables are an error, never an empty gap.

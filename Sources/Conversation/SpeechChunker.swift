@@ -27,6 +27,12 @@ public struct SpeechChunker: Sendable {
         return chunks
     }
 
+    /// A whole reply's chunks.
+    public static func chunks(of text: String) -> [String] {
+        var chunker = SpeechChunker()
+        return chunker.append(text) + chunker.finish()
+    }
+
     /// The end of the reply: whatever is left.
     public mutating func finish() -> [String] {
         let rest = self.pending.trimmingSpaces()

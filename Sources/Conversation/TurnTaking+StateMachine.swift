@@ -7,8 +7,11 @@ public struct TurnTaking: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Silence after speech before the recogniser is asked to finalise the turn.
         public var minimumSilence: Duration = .milliseconds(400)
-        /// Silence after which the turn ends even if the recogniser has not said so.
-        public var maximumSilence: Duration = .milliseconds(1_200)
+        /// Silence after which the turn ends even though the recogniser has not answered the
+        /// request to finalise (it is slow or broken). A recogniser that keeps up answers within
+        /// tens of milliseconds of `minimumSilence`; one starved of CPU may need seconds, and
+        /// ending the turn without its words would answer "sorry, I didn't catch that".
+        public var maximumSilence: Duration = .milliseconds(2_500)
         /// Caller speech over the agent that interrupts it, unless it reads as a backchannel.
         public var bargeInSpeech: Duration = .milliseconds(300)
         /// Caller speech over the agent that interrupts it whatever the words.

@@ -54,6 +54,21 @@ public final class PocketSphinxRecognizer: SpeechRecognizer {
         return session
     }
 
+    /// Loads decoders into the pool now, up to `count` idle ones (each takes about 0.4 s and
+    /// 90 MB), so the first calls do not wait for a model to load.
+    public func prepare(_ count: Int = 1) async throws {
+        let wanted = min(count, self.configuration.maximumSessions) - self.pool.withLock { $0.idle.count }
+        guard wanted > 0 else { return }
+        let worker = SerialWorker(name: "cex.pocketsphinx.load")
+        defer { worker.stop() }
+        for _ in 0..<wanted {
+            let decoder = try await worker.run { [configuration = self.configuration] in try PocketSphinxDecoder(configuration: configuration) }
+            self.pool.withLock { pool in
+                if pool.idle.count < self.configuration.maximumSessions { pool.idle.append(decoder) }
+            }
+        }
+    }
+
     /// Sessions currently open.
     public var liveSessions: Int { self.pool.withLock { $0.live } }
 

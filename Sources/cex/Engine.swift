@@ -55,6 +55,9 @@ extension Cex.Engine {
         @Option(help: "Calls talking at once (each holds a speech decoder of about 90 MB).")
         var maxCalls = 4
 
+        @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics.")
+        var metrics: HostPort?
+
         @Option(help: "Seconds live calls may go on after a shutdown request.")
         var drainSeconds = 30
 
@@ -95,6 +98,7 @@ extension Cex.Engine {
             let logger = Logger(label: "cex.engine")
             let templates = URL(fileURLWithPath: self.templates)
             let resolver: any CallResolver
+            var prepared: [PitchTemplate] = []
             if self.acceptAnyCall {
                 let template = try self.rehearsalTemplate(in: templates)
                 var lead: [String: String] = [:]
@@ -109,8 +113,12 @@ extension Cex.Engine {
                     metadata: ["template": "\(template.name)"]
                 )
                 resolver = AnyCallResolver(template: template, lead: lead, timeZone: self.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current)
+                prepared = [template]
             } else {
                 resolver = RegisteredCallDirectory(directory: URL(fileURLWithPath: self.calls!), templates: templates, logger: logger)
+                // Every template that loads gets its fixed lines synthesised; the others are refused per call.
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: templates.path)) ?? []
+                prepared = names.filter { $0.hasSuffix(".yaml") }.compactMap { try? PitchTemplate.load(path: templates.appendingPathComponent($0).path) }
             }
             var configuration = EngineService.Configuration()
             configuration.host = self.listen.host
@@ -118,10 +126,19 @@ extension Cex.Engine {
             configuration.maximumCalls = self.maxCalls
             configuration.drain = .seconds(self.drainSeconds)
             configuration.records = URL(fileURLWithPath: self.records)
+            configuration.templates = prepared
             configuration.onListening = { address in print("cex engine: AudioSocket on \(address)") }
-            let service = EngineService(configuration: configuration, resolver: resolver, logger: logger)
+            var services: [any Service] = []
+            if let address = self.metrics {
+                let metrics = EngineMetrics()
+                configuration.metrics = metrics
+                services.append(MetricsServer(host: address.host, port: address.port, metrics: metrics, logger: logger) { address in
+                    print("cex engine: metrics on \(address), path /metrics")
+                })
+            }
+            services.insert(EngineService(configuration: configuration, resolver: resolver, logger: logger), at: 0)
             let group = ServiceGroup(
-                configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )
             try await group.run()
         }

@@ -18,6 +18,17 @@ import TestSupport
         #expect(throws: TemplateError.self) { try template.render(template.pitch[0], lead: ["first_name": "Ana"]) }
     }
 
+    @Test func theFixedPartOfTheOpeningIsWhatTheEngineWillSayForAnyLead() throws {
+        let template = try PitchTemplate.load(path: Self.examplePath)
+        let fixed = template.fixedOpeningSpeech
+        #expect(fixed.first == "I'm an automated assistant calling on behalf of Bright Solar.")
+        #expect(!fixed.contains { $0.contains("Hi ") })
+        // Exactly the chunks a real call's opening is cut into, after the greeting.
+        let opening = try template.render(template.openingSource, lead: ["first_name": "Ana"])
+        let spoken = SpeechChunker.chunks(of: opening).map(SpokenText.normalize)
+        #expect(Array(spoken.dropFirst()) == fixed)
+    }
+
     @Test func refusesADisclosureThatHidesTheAutomation() throws {
         let source = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
             .replacingOccurrences(of: "I'm an automated assistant calling", with: "I'm calling")

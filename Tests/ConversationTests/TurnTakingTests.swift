@@ -41,14 +41,16 @@ struct TurnDriver {
         #expect(driver.kinds == [.finalizeRecognizer, .endOfTurn(text: "call me tomorrow")])
     }
 
-    @Test func endsTheTurnAtTheMaximumSilenceWhenTheRecogniserIsSlow() {
+    @Test func waitsForASlowRecogniserUpToTheMaximumSilence() {
         var driver = TurnDriver()
         driver.frames(25, level: TurnDriver.quiet)
         driver.frames(30, level: TurnDriver.voice)
         driver.recognizer(.interim("hello there"))
-        driver.frames(60, level: TurnDriver.quiet)
+        driver.frames(100, level: TurnDriver.quiet)  // 2 s: still waiting for the final words
+        #expect(driver.kinds == [.finalizeRecognizer])
+        driver.frames(25, level: TurnDriver.quiet)  // 2.5 s: the turn ends with what was heard
         #expect(driver.kinds == [.finalizeRecognizer, .endOfTurn(text: "hello there")])
-        #expect(driver.actions.last?.0 == .milliseconds(20 * (25 + 30 + 60)))
+        #expect(driver.actions.last?.0 == .milliseconds(20 * (25 + 30 + 125)))
     }
 
     @Test func interruptsTheAgentOnRealSpeechButNotOnABackchannel() {

@@ -14,6 +14,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import PBXSimulator
 import Speech
 
@@ -114,29 +115,148 @@ enum EngineLoad {
     // MARK: caller side
 
     static func callers(port: Int, calls: Int, seconds: Int, callSeconds: Int) async {
-        let speech = TestAudio.tone(frequency: 300, duration: .milliseconds(800), amplitude: 6_000)
-        var steps: [CallerScript.Step] = [.pause(.milliseconds(1_500), sendSilence: true)]
-        for _ in 0..<(callSeconds / 2) { steps += [.say(speech), .pause(.milliseconds(1_200), sendSilence: true)] }
-        steps.append(.hangup)
-        let script = CallerScript(steps: steps, maximumDuration: .seconds(callSeconds + 30))
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        let endings = NIOLockedValueBox<[String: Int]>([:])
-        await withTaskGroup(of: Void.self) { group in
-            for index in 0..<calls {
-                group.addTask {
-                    // Spread the starts over the first 10 s, then replace each call as it ends.
-                    try? await Task.sleep(for: .milliseconds(index * 10_000 / max(1, calls)))
-                    while ContinuousClock.now < deadline {
-                        var caller = SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script)
-                        caller.keepsRecording = false
-                        let recording = await caller.run()
-                        endings.withLockedValue { $0["\(recording.ending)", default: 0] += 1 }
-                        if recording.ending == .connectFailed { try? await Task.sleep(for: .milliseconds(100)) }
-                    }
+        // One event loop drives every call, as the pacer does: a 20 ms tick writes each call's
+        // next frame. Per call and frame that is one write, with no task switch, so the load
+        // generator costs far less than the engine it loads.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let load = LoadCallers(loop: loop, port: port, calls: calls, callFrames: callSeconds * 50)
+        try? await loop.submit { load.start() }.get()
+        try? await Task.sleep(for: .seconds(seconds))
+        let counts = try? await loop.submit { load.stop() }.get()
+        print("callers: \(counts ?? [:])")
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// The stand-in's Asterisk side of AudioSocket, lean: connects, sends the UUID frame, then
+/// 0.8 s of speech and 1.2 s of silence in turn, one frame per 20 ms; hangs up after
+/// `callFrames` frames and dials again. Everything runs on one event loop.
+final class LoadCallers: @unchecked Sendable {
+    private let loop: any EventLoop
+    private let port: Int
+    private let calls: Int
+    private let callFrames: Int
+    private var live: [ObjectIdentifier: (channel: any Channel, frame: Int)] = [:]
+    private var counts: [String: Int] = [:]
+    private var tick: Scheduled<Void>?
+    private var nextTick = NIODeadline.now()
+    private var stopping = false
+    private let speech: [ByteBuffer]
+    private let silence: ByteBuffer
+
+    init(loop: any EventLoop, port: Int, calls: Int, callFrames: Int) {
+        self.loop = loop
+        self.port = port
+        self.calls = calls
+        self.callFrames = callFrames
+        let tone = TestAudio.tone(frequency: 300, duration: .milliseconds(800), amplitude: 6_000)
+        self.speech = stride(from: 0, to: tone.count, by: 160).map { start in
+            var payload = ByteBuffer()
+            payload.writePCMSamples(tone[start..<min(tone.count, start + 160)])
+            var frame = ByteBuffer()
+            AudioSocketFrame.audio(.slin8, payload).encode(into: &frame)
+            return frame
+        }
+        var payload = ByteBuffer()
+        payload.writeRepeatingByte(0, count: 320)
+        var frame = ByteBuffer()
+        AudioSocketFrame.audio(.slin8, payload).encode(into: &frame)
+        self.silence = frame
+    }
+
+    func start() {
+        // Spread the first calls over 10 s.
+        for index in 0..<self.calls {
+            self.loop.scheduleTask(in: .milliseconds(Int64(index * 10_000 / max(1, self.calls)))) { self.dial(offset: index) }
+        }
+        self.nextTick = .now() + .milliseconds(20)
+        self.scheduleTick()
+    }
+
+    /// Ticks on absolute 20 ms deadlines, so the time spent writing never slows the callers down.
+    private func scheduleTick() {
+        guard !self.stopping else { return }
+        self.tick = self.loop.scheduleTask(deadline: self.nextTick) {
+            while self.nextTick <= .now() {
+                self.sendFrames()
+                self.nextTick = self.nextTick + .milliseconds(20)
+            }
+            self.scheduleTick()
+        }
+    }
+
+    func stop() -> [String: Int] {
+        self.stopping = true
+        self.tick?.cancel()
+        for (_, call) in self.live { call.channel.close(promise: nil) }
+        return self.counts
+    }
+
+    private func dial(offset: Int) {
+        guard !self.stopping else { return }
+        let connect = ClientBootstrap(group: self.loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(AudioSocketFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(LoadCallerHandler { self.count($0) })
                 }
             }
+            .connect(host: "127.0.0.1", port: self.port)
+        connect.whenSuccess { channel in
+            var uuid = ByteBuffer()
+            AudioSocketFrame.uuid(UUID()).encode(into: &uuid)
+            channel.writeAndFlush(uuid, promise: nil)
+            let id = ObjectIdentifier(channel)
+            // Each call starts at its own place in the speech cycle.
+            self.live[id] = (channel, -(offset % 100) - 75)
+            channel.closeFuture.whenComplete { _ in
+                self.live[id] = nil
+                self.loop.scheduleTask(in: .milliseconds(100)) { self.dial(offset: offset + 1) }
+            }
         }
-        print("callers: \(endings.withLockedValue { $0 })")
+        connect.whenFailure { _ in
+            self.count("connect failed")
+            self.loop.scheduleTask(in: .milliseconds(200)) { self.dial(offset: offset) }
+        }
+    }
+
+    private func count(_ what: String) { self.counts[what, default: 0] += 1 }
+
+    private func sendFrames() {
+        for (id, call) in self.live {
+            let frame = call.frame + 1
+            if frame >= self.callFrames {
+                self.count("caller hung up")
+                self.live[id] = nil
+                call.channel.close(promise: nil)
+                continue
+            }
+            self.live[id] = (call.channel, frame)
+            let position = ((frame % 100) + 100) % 100
+            call.channel.writeAndFlush(position < self.speech.count && frame >= 0 ? self.speech[position] : self.silence, promise: nil)
+        }
+    }
+}
+
+/// Reads the engine's frames and notes how the call ended.
+final class LoadCallerHandler: ChannelInboundHandler {
+    typealias InboundIn = AudioSocketFrame
+    private let count: (String) -> Void
+
+    init(count: @escaping (String) -> Void) { self.count = count }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .hangup = self.unwrapInboundIn(data) {
+            self.count("engine hung up")
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.count("protocol error")
+        context.close(promise: nil)
     }
 }
 

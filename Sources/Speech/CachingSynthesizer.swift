@@ -1,0 +1,91 @@
+import Synchronization
+
+/// Keeps the audio of lines said again and again (the disclosure, closings, "are you still
+/// there?") so they start at once and cost nothing the second time; any synthesiser can be
+/// wrapped. Only complete renders are kept; the least recently used go first beyond `capacity`
+/// samples. Lines longer than `longestLine` characters pass through uncached.
+public final class CachingSynthesizer: SpeechSynthesizer {
+    private struct Cache {
+        var entries: [String: (samples: [Int16], used: UInt64)] = [:]
+        var samples = 0
+        var clock: UInt64 = 0
+        var hits = 0
+        var misses = 0
+    }
+
+    public let base: any SpeechSynthesizer
+    /// Samples kept at most (8 kHz, 2 bytes each): the default 4,000,000 is 8 MB, about 8 minutes of speech.
+    public let capacity: Int
+    public let longestLine: Int
+    private let cache = Mutex(Cache())
+
+    public init(_ base: any SpeechSynthesizer, capacity: Int = 4_000_000, longestLine: Int = 400) {
+        self.base = base
+        self.capacity = capacity
+        self.longestLine = longestLine
+    }
+
+    public var voice: String { self.base.voice }
+
+    /// Lines served from the cache, and synthesised.
+    public var counts: (hits: Int, misses: Int) { self.cache.withLock { ($0.hits, $0.misses) } }
+
+    public func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> {
+        guard text.count <= self.longestLine else { return self.base.synthesize(text) }
+        let cached: [Int16]? = self.cache.withLock { cache in
+            guard let entry = cache.entries[text] else {
+                cache.misses += 1
+                return nil
+            }
+            cache.clock += 1
+            cache.entries[text]?.used = cache.clock
+            cache.hits += 1
+            return entry.samples
+        }
+        if let cached {
+            return AsyncThrowingStream { continuation in
+                continuation.yield(cached)
+                continuation.finish()
+            }
+        }
+        let audio = self.base.synthesize(text)
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var samples: [Int16] = []
+                do {
+                    for try await chunk in audio {
+                        samples.append(contentsOf: chunk)
+                        continuation.yield(chunk)
+                    }
+                    // A render cut short (the listener left) is not kept.
+                    if !Task.isCancelled { self.store(text, samples) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Renders `lines` now, so their first use starts at once.
+    public func prepare(_ lines: [String]) async {
+        for line in lines where line.count <= self.longestLine {
+            guard self.cache.withLock({ $0.entries[line] == nil }) else { continue }
+            if let samples = try? await self.base.render(line) { self.store(line, samples) }
+        }
+    }
+
+    private func store(_ text: String, _ samples: [Int16]) {
+        guard samples.count <= self.capacity else { return }
+        self.cache.withLock { cache in
+            cache.clock += 1
+            if let old = cache.entries.updateValue((samples, cache.clock), forKey: text) { cache.samples -= old.samples.count }
+            cache.samples += samples.count
+            while cache.samples > self.capacity, let oldest = cache.entries.min(by: { $0.value.used < $1.value.used }) {
+                cache.entries[oldest.key] = nil
+                cache.samples -= oldest.value.samples.count
+            }
+        }
+    }
+}

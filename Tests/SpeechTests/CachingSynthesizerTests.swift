@@ -1,0 +1,61 @@
+import Synchronization
+import Testing
+
+@testable import Speech
+
+/// Says each text as one sample per character, in chunks of 10 a millisecond apart, and counts its renders.
+final class CountingSynthesizer: SpeechSynthesizer {
+    let renders = Mutex(0)
+    var voice: String { "counting" }
+    func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> {
+        self.renders.withLock { $0 += 1 }
+        let samples = text.unicodeScalars.map { Int16($0.value) }
+        // Made on demand, as a real engine does, so a listener that leaves stops it.
+        let next = Mutex(0)
+        return AsyncThrowingStream {
+            try await Task.sleep(for: .milliseconds(1))
+            return next.withLock { start -> [Int16]? in
+                guard start < samples.count else { return nil }
+                defer { start += 10 }
+                return Array(samples[start..<min(samples.count, start + 10)])
+            }
+        }
+    }
+}
+
+@Suite struct CachingSynthesizerTests {
+    @Test func aLineSaidAgainComesFromTheCacheUnchanged() async throws {
+        let base = CountingSynthesizer()
+        let cache = CachingSynthesizer(base)
+        let line = "I'm an automated assistant calling on behalf of Bright Solar."
+        let first = try await cache.render(line)
+        let second = try await cache.render(line)
+        #expect(first == second && first.count == line.unicodeScalars.count)
+        #expect(base.renders.withLock { $0 } == 1)
+        #expect(cache.counts == (hits: 1, misses: 1))
+    }
+
+    @Test func aRenderCutShortIsNotKept() async throws {
+        let base = CountingSynthesizer()
+        let cache = CachingSynthesizer(base)
+        let line = String(repeating: "a long line ", count: 10)
+        for try await _ in cache.synthesize(line) { break }
+        _ = try await cache.render(line)
+        _ = try await cache.render(line)
+        // The cut render was not stored, the whole one was.
+        #expect(base.renders.withLock { $0 } == 2)
+    }
+
+    @Test func theLeastRecentlyUsedLineGoesFirstAndPreparedLinesStartWarm() async throws {
+        let base = CountingSynthesizer()
+        let cache = CachingSynthesizer(base, capacity: 25)
+        await cache.prepare(["first line", "second line"])  // 10 + 11 samples
+        #expect(base.renders.withLock { $0 } == 2)
+        _ = try await cache.render("first line")  // a hit, now the most recent
+        _ = try await cache.render("third one")  // 9 more: over 25, "second line" goes
+        _ = try await cache.render("first line")
+        #expect(base.renders.withLock { $0 } == 3)
+        _ = try await cache.render("second line")
+        #expect(base.renders.withLock { $0 } == 4)
+    }
+}
