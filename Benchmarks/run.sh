@@ -30,3 +30,6 @@ engine_load() {
 }
 for calls in 100 500 1000; do engine_load "$calls" "${ENGINE_SECONDS:-60}" 120; done
 [ -z "${ENGINE_SOAK:-}" ] || engine_load 1000 "$ENGINE_SOAK" 120
+# First agent audio after the AudioSocket connection, offline providers as `cex engine serve` runs them.
+.build/release/EngineLoad greeting ../templates/solar-assessment.yaml --calls 20 --together 1
+.build/release/EngineLoad greeting ../templates/solar-assessment.yaml --calls 20 --together 4

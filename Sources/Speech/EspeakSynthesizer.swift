@@ -42,6 +42,9 @@ final class EspeakRequest: @unchecked Sendable {
     let token = CancelToken()
     /// Touched only on the espeak-ng thread.
     var resampler = Resampler(from: 22_050, to: 8_000)
+    /// Still in the silence espeak-ng puts before the first word (about 60 ms), which is dropped:
+    /// a reply should be heard the moment it starts.
+    var leadingSilence = true
 
     init(continuation: AsyncThrowingStream<[Int16], any Error>.Continuation) {
         self.continuation = continuation
@@ -96,7 +99,12 @@ private func espeakCallback(_ wave: UnsafeMutablePointer<Int16>?, _ count: Int32
     let request = Unmanaged<EspeakRequest>.fromOpaque(userData).takeUnretainedValue()
     if request.token.isCancelled { return 1 }
     guard let wave, count > 0 else { return 0 }
-    let samples = request.resampler.process(UnsafeBufferPointer(start: wave, count: Int(count)))
+    var samples = request.resampler.process(UnsafeBufferPointer(start: wave, count: Int(count)))
+    if request.leadingSilence {
+        guard let first = samples.firstIndex(where: { $0.magnitude > 64 }) else { return 0 }
+        samples.removeFirst(first)
+        request.leadingSilence = false
+    }
     if !samples.isEmpty { request.continuation.yield(samples) }
     return 0
 }

@@ -11,6 +11,11 @@ import Testing
         #expect(samples.contains { abs(Int($0)) > 3_000 })
     }
 
+    @Test func espeakStartsWithTheFirstWordNotSilence() async throws {
+        let samples = try await EspeakSynthesizer().render("Hello there.")
+        #expect(samples.prefix(16).contains { $0.magnitude > 64 })
+    }
+
     @Test func espeakStopsWhenTheListenerGoesAway() async throws {
         let long = String(repeating: "This sentence goes on for a while. ", count: 40)
         var received = 0

@@ -29,10 +29,13 @@ enum EngineLoad {
         switch arguments.first {
         case "engine":
             try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15))
+        case "greeting":
+            try await Self.greeting(template: arguments.dropFirst().first ?? "../templates/solar-assessment.yaml", calls: value("--calls", 20), together: value("--together", 1))
         case "callers":
             await Self.callers(port: value("--port", 19_300), calls: value("--calls", 100), seconds: value("--seconds", 60), callSeconds: value("--call-seconds", 60))
         default:
             print("usage: EngineLoad engine|callers [--port P] [--calls N] [--seconds S] [--call-seconds C] [--warmup W]")
+            print("       EngineLoad greeting TEMPLATE.yaml [--calls N] [--together K]")
             exit(2)
         }
     }
@@ -111,6 +114,64 @@ enum EngineLoad {
         """,
         file: "load.yaml"
     )
+
+    // MARK: greeting latency, offline providers
+
+    /// The time from a call's AudioSocket connection to its first audible agent frame, with the
+    /// engine as `cex engine serve` runs it (espeak-ng behind the synthesis cache, pocketsphinx
+    /// preloaded), `calls` calls in groups of `together` arriving at once.
+    static func greeting(template path: String, calls: Int, together: Int) async throws {
+        let template = try PitchTemplate.load(path: path)
+        let synthesizer = CachingSynthesizer(EspeakSynthesizer())
+        let recognizer = PocketSphinxRecognizer(configuration: .init(maximumSessions: max(4, together)))
+        try await recognizer.prepare(together)
+        await synthesizer.prepare(template.fixedOpeningSpeech)
+        var logger = Logger(label: "greeting")
+        logger.logLevel = .error
+        let engine = ConversationEngine(
+            resolver: AnyCallResolver(template: template, lead: ["first_name": "Ana", "city": "Springfield"]),
+            providers: ConversationProviders(recognizer: recognizer, synthesizer: synthesizer, sink: DiscardingSink()),
+            logger: logger
+        )
+        let port = NIOLockedValueBox<Int?>(nil)
+        let server = AudioSocketServer(configuration: .init(port: 0, onListening: { address in port.withLockedValue { $0 = address.port } }), application: engine, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            while port.withLockedValue({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
+            let bound = port.withLockedValue { $0 }!
+            var latencies: [Double] = []
+            for _ in 0..<(calls / max(1, together)) {
+                let found = await withTaskGroup(of: Double?.self) { callers in
+                    for _ in 0..<together {
+                        callers.addTask {
+                            let script = CallerScript(steps: [.pause(.milliseconds(1_500), sendSilence: true), .hangup])
+                            let recording = await SimulatedCaller(host: "127.0.0.1", port: bound, callID: UUID(), script: script).run()
+                            // Frames arrive in order: the first with speech in it.
+                            var samples = 0
+                            for frame in recording.received where frame.kind == 0x10 {
+                                let payload = recording.receivedAudio[samples..<min(recording.receivedAudio.count, samples + frame.length / 2)]
+                                samples += frame.length / 2
+                                if payload.contains(where: { $0.magnitude > 64 }) {
+                                    return Double(frame.arrival.components.attoseconds) / 1e15 + Double(frame.arrival.components.seconds) * 1_000
+                                }
+                            }
+                            return nil
+                        }
+                    }
+                    var found: [Double] = []
+                    for await latency in callers { if let latency { found.append(latency) } }
+                    return found
+                }
+                latencies += found
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            print(String(
+                format: #"{"event": "greeting", "calls": %d, "together": %d, "first_audio_p50_ms": %.1f, "first_audio_p99_ms": %.1f, "first_audio_max_ms": %.1f, "cache_hits": %d, "cache_misses": %d}"#,
+                latencies.count, together, latencies.percentile(0.5), latencies.percentile(0.99), latencies.max() ?? 0, synthesizer.counts.hits, synthesizer.counts.misses
+            ))
+            group.cancelAll()
+        }
+    }
 
     // MARK: caller side
 
