@@ -404,66 +404,111 @@ private struct SingleChunk: AsyncSequence, Sendable {
 }
 
 /// One clock per event loop: every 20 ms slot, each call on the loop gets its frame.
-/// All state is touched on `eventLoop` only.
+///
+/// Calls are spread over `phases` staggered starts within the slot (every 2.5 ms with the
+/// default eight), each phase with its own timetable: a loop writes an eighth of its calls at a
+/// time rather than all of them at once, so the last frame of a slot waits for an eighth of
+/// the writes. Every call still gets exactly one frame per 20 ms. All state is touched on
+/// `eventLoop` only.
 final class FramePacer: @unchecked Sendable {
+    private struct Phase {
+        var outlets: [ObjectIdentifier: OutboundAudio] = [:]
+        var schedule: PacerSchedule?
+    }
+
     let eventLoop: any EventLoop
-    private var outlets: [ObjectIdentifier: OutboundAudio] = [:]
-    private var schedule: PacerSchedule?
-    private var scheduled: Scheduled<Void>?
+    private var phases: [Phase]
+    private var phaseOf: [ObjectIdentifier: Int] = [:]
+    /// Slot 0 of phase 0 while the clock runs.
+    private var origin: NIODeadline?
+    private var scheduled: (task: Scheduled<Void>, deadline: NIODeadline)?
     private let lateTolerance: TimeAmount
     private let onLateness: (@Sendable (TimeAmount) -> Void)?
 
-    /// - Parameter onLateness: told after every slot how late its last frame was written
-    ///   (after the frames of every call on this loop).
-    init(eventLoop: any EventLoop, lateTolerance: TimeAmount = .milliseconds(10), onLateness: (@Sendable (TimeAmount) -> Void)? = nil) {
+    /// - Parameter onLateness: told after every phase's slot how late its last frame was written
+    ///   (after the frames of every call of that phase on this loop).
+    init(
+        eventLoop: any EventLoop, phases: Int = 8, lateTolerance: TimeAmount = .milliseconds(10),
+        onLateness: (@Sendable (TimeAmount) -> Void)? = nil
+    ) {
         self.eventLoop = eventLoop
+        self.phases = Array(repeating: Phase(), count: max(1, phases))
         self.lateTolerance = lateTolerance
         self.onLateness = onLateness
     }
 
     var callCount: Int {
         self.eventLoop.preconditionInEventLoop()
-        return self.outlets.count
+        return self.phaseOf.count
     }
 
-    /// Starts pacing `outlet`; its first frame goes out at once if the clock is idle, else in the next slot.
+    /// Starts pacing `outlet` in the least busy phase. Its first frame goes out at once if the
+    /// clock is idle, else in its phase's next slot.
     func register(_ outlet: OutboundAudio) {
         self.eventLoop.preconditionInEventLoop()
-        self.outlets[ObjectIdentifier(outlet)] = outlet
-        if self.schedule == nil {
-            self.schedule = PacerSchedule(start: self.eventLoop.now, lateTolerance: self.lateTolerance)
+        let now = self.eventLoop.now
+        let idle = self.origin == nil
+        let origin = self.origin ?? now
+        self.origin = origin
+        let phase = self.phases.indices.min { self.phases[$0].outlets.count < self.phases[$1].outlets.count }!
+        if self.phases[phase].schedule == nil {
+            // The phase's next slot boundary from now.
+            let offset = origin + .nanoseconds(PacerSchedule.period.nanoseconds * Int64(phase) / Int64(self.phases.count))
+            let behind = max(0, (now - offset).nanoseconds)
+            let slots = (behind + PacerSchedule.period.nanoseconds - 1) / PacerSchedule.period.nanoseconds
+            self.phases[phase].schedule = PacerSchedule(start: offset + .nanoseconds(slots * PacerSchedule.period.nanoseconds), lateTolerance: self.lateTolerance)
+        }
+        let id = ObjectIdentifier(outlet)
+        self.phases[phase].outlets[id] = outlet
+        self.phaseOf[id] = phase
+        if idle {
             self.tick()
+        } else {
+            self.scheduleNext()
         }
     }
 
     func unregister(_ outlet: OutboundAudio) {
         self.eventLoop.preconditionInEventLoop()
-        self.outlets[ObjectIdentifier(outlet)] = nil
-        self.stopIfIdle()
+        let id = ObjectIdentifier(outlet)
+        guard let phase = self.phaseOf.removeValue(forKey: id) else { return }
+        self.phases[phase].outlets[id] = nil
+        if self.phases[phase].outlets.isEmpty { self.phases[phase].schedule = nil }
+        self.scheduleNext()
     }
 
     private func tick() {
-        guard var schedule = self.schedule else { return }
-        let tick = schedule.tick(now: self.eventLoop.now)
-        self.schedule = schedule
-        if !tick.lateness.isEmpty || tick.skipped > 0 {
-            for (id, outlet) in self.outlets where !outlet.emit(lateness: tick.lateness, skipped: tick.skipped) {
-                self.outlets[id] = nil
+        self.scheduled = nil
+        let now = self.eventLoop.now
+        for index in self.phases.indices {
+            guard var schedule = self.phases[index].schedule else { continue }
+            let tick = schedule.tick(now: now)
+            self.phases[index].schedule = schedule
+            guard !tick.lateness.isEmpty || tick.skipped > 0 else { continue }
+            for (id, outlet) in self.phases[index].outlets where !outlet.emit(lateness: tick.lateness, skipped: tick.skipped) {
+                self.phases[index].outlets[id] = nil
+                self.phaseOf[id] = nil
             }
             if let onLateness = self.onLateness, !tick.lateness.isEmpty {
                 onLateness(self.eventLoop.now - (schedule.nextDeadline - PacerSchedule.period))
             }
+            if self.phases[index].outlets.isEmpty { self.phases[index].schedule = nil }
         }
-        guard !self.stopIfIdle() else { return }
-        self.scheduled = self.eventLoop.scheduleTask(deadline: schedule.nextDeadline) { [self] in self.tick() }
+        self.scheduleNext()
     }
 
-    @discardableResult
-    private func stopIfIdle() -> Bool {
-        guard self.outlets.isEmpty else { return false }
-        self.scheduled?.cancel()
-        self.scheduled = nil
-        self.schedule = nil
-        return true
+    /// Arms the timer for the earliest phase slot, or stops the clock when no call is left.
+    private func scheduleNext() {
+        guard let next = self.phases.compactMap(\.schedule?.nextDeadline).min() else {
+            self.scheduled?.task.cancel()
+            self.scheduled = nil
+            self.origin = nil
+            return
+        }
+        if let scheduled = self.scheduled {
+            if scheduled.deadline == next { return }
+            scheduled.task.cancel()
+        }
+        self.scheduled = (self.eventLoop.scheduleTask(deadline: next) { [self] in self.tick() }, next)
     }
 }

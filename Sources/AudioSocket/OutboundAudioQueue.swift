@@ -149,6 +149,8 @@ public struct PacerSchedule: Sendable, Hashable {
     }
 
     public mutating func tick(now: NIODeadline) -> Tick {
+        // Nothing is due before the next slot (a timetable may start in the future).
+        guard now >= self.nextDeadline else { return Tick(lateness: [], skipped: 0) }
         let elapsed = (now - self.start).nanoseconds
         let currentSlot = max(0, elapsed / Self.period.nanoseconds)
         var due = Int(currentSlot - self.nextSlot + 1)

@@ -129,7 +129,8 @@ public struct SimulatedCaller: Sendable {
                 try await outbound.write(uuidFrame)
                 log.state.withLockedValue { $0.lastActivity = clock.now }
 
-                return await withTaskGroup(of: CallerRecording.Ending.self) { group in
+                // nil: no verdict (the caller's writes failed because the engine closed; the reader says how).
+                return await withTaskGroup(of: CallerRecording.Ending?.self) { group in
                     group.addTask { await self.read(inbound, log: log) }
                     group.addTask { await self.play(outbound, allocator: channel.channel.allocator, log: log) }
                     group.addTask { await self.watch(log: log) }
@@ -141,9 +142,14 @@ public struct SimulatedCaller: Sendable {
                             return .remoteHangup
                         }
                     }
-                    let first = await group.next() ?? .engineClosed
+                    var ending = CallerRecording.Ending.engineClosed
+                    while let next = await group.next() {
+                        guard let next else { continue }
+                        ending = next
+                        break
+                    }
                     group.cancelAll()
-                    return first
+                    return ending
                 }
             }
         } catch {
@@ -198,7 +204,7 @@ public struct SimulatedCaller: Sendable {
         }
     }
 
-    private func play(_ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator, log: Log) async -> CallerRecording.Ending {
+    private func play(_ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator, log: Log) async -> CallerRecording.Ending? {
         let clock = ContinuousClock()
         var deadline = clock.now
         let frameDuration = Duration.milliseconds(20)
@@ -267,8 +273,9 @@ public struct SimulatedCaller: Sendable {
                 }
             }
         } catch {
-            // Cancelled because the call ended another way, or the write failed.
-            return .engineClosed
+            // Cancelled because the call ended another way, or the write failed because the
+            // engine closed: the reader, which sees the hang-up frame if one came, decides.
+            return nil
         }
     }
 

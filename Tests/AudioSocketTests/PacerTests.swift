@@ -112,6 +112,35 @@ import Testing
         #expect(self.outbound.statistics.speechFrames == 10)
     }
 
+    @Test func callsAreSpreadOverStaggeredPhasesAndEachStillGetsOneFramePerSlot() throws {
+        let pacer = FramePacer(eventLoop: self.loop, phases: 4)  // slots at 0, 5, 10 and 15 ms
+        let channels = (0..<8).map { _ in EmbeddedChannel(loop: self.loop) }
+        let outlets = channels.map { OutboundAudio(channel: $0, capacity: 960) }
+        for outlet in outlets { pacer.register(outlet) }
+        func framesPerChannel() throws -> [Int] {
+            try channels.map { channel in
+                var count = 0
+                while let buffer = try channel.readOutbound(as: ByteBuffer.self) { count += buffer.readableBytes / 323 }
+                return count
+            }
+        }
+        #expect(try framesPerChannel() == [1, 0, 0, 0, 0, 0, 0, 0])  // the idle clock starts with the first call
+        var writersPerStep: [Int] = []
+        var total = Array(repeating: 0, count: 8)
+        for _ in 0..<40 {  // 200 ms in 5 ms steps
+            self.loop.advanceTime(by: .milliseconds(5))
+            let frames = try framesPerChannel()
+            writersPerStep.append(frames.filter { $0 > 0 }.count)
+            total = zip(total, frames).map(+)
+        }
+        // Two calls per phase: every 5 ms two calls write, never all eight at once…
+        #expect(writersPerStep.allSatisfy { $0 == 2 }, "\(writersPerStep)")
+        // …and over 200 ms each call got exactly its 10 frames.
+        #expect(total == Array(repeating: 10, count: 8), "\(total)")
+        for outlet in outlets { pacer.unregister(outlet) }
+        #expect(pacer.callCount == 0)
+    }
+
     @Test func clearTakesEffectAtTheNextFrameAndReportsWhatWasHeard() async throws {
         self.pacer.register(self.outbound)
         _ = try self.written()
