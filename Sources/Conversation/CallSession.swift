@@ -73,8 +73,8 @@ struct CallSession {
         /// The engine is shutting down: say goodbye and hang up.
         case shutdown
         /// From the speaking task of utterance `id`.
-        case firstText(id: Int)
-        case firstAudio(id: Int)
+        case firstText(id: Int, at: NIODeadline)
+        case firstAudio(id: Int, at: NIODeadline)
         /// The utterance's first frame was written to Asterisk.
         case firstFrameOut(id: Int, at: NIODeadline)
         case action(id: Int, PolicyAction)
@@ -93,12 +93,10 @@ struct CallSession {
     }
 
     func run(_ session: AudioSocketSession, liveCalls: LiveCalls? = nil) async -> CallRecord {
-        let clock = ContinuousClock()
-        let start = clock.now
-        // The event loop's clock, which stamps frames written, read at the same moment.
-        let loopStart = NIODeadline.now()
-        func offset() -> Duration { clock.now - start }
-        func offset(_ deadline: NIODeadline) -> Duration { .nanoseconds((deadline - loopStart).nanoseconds) }
+        // One monotonic clock for the whole record: the event loops', which also stamps frames written.
+        let start = NIODeadline.now()
+        func offset(_ deadline: NIODeadline) -> Duration { .nanoseconds((deadline - start).nanoseconds) }
+        func offset() -> Duration { offset(.now()) }
         func milliseconds(_ duration: Duration) -> Int { Int(duration / .milliseconds(1)) }
 
         var record = CallRecord(callID: self.call.context.callID, template: self.call.templateName, startedAt: self.call.context.startedAt)
@@ -203,12 +201,12 @@ struct CallSession {
                     record.endedBy = "shutdown"
                     endAfterSpeech = true
                     startSpeaking(fixed(self.call.dialogue.shutdown()))
-                case .firstText(let id) where id == speaking?.id:
-                    timeline { $0.policyFirstTextMs = milliseconds(now) }
-                case .firstAudio(let id) where id == speaking?.id:
+                case .firstText(let id, let at) where id == speaking?.id:
+                    timeline { $0.policyFirstTextMs = milliseconds(offset(at)) }
+                case .firstAudio(let id, let at) where id == speaking?.id:
                     timeline {
                         // Each chunk reports its first audio; the reply's first is the one that counts.
-                        if $0.ttsFirstAudioMs == nil { $0.ttsFirstAudioMs = milliseconds(now) }
+                        if $0.ttsFirstAudioMs == nil { $0.ttsFirstAudioMs = milliseconds(offset(at)) }
                     }
                 case .firstFrameOut(let id, let at) where id == speaking?.id:
                     let sent = offset(at)
@@ -327,23 +325,14 @@ struct CallSession {
             text.append(chunk)
             let spoken = SpokenText.normalize(chunk)
             let audio = self.providers.synthesizer.synthesize(spoken)
-            let marked = AsyncThrowingStream<[Int16], any Error> { continuation in
-                let task = Task {
-                    var first = true
-                    do {
-                        for try await samples in audio {
-                            if first {
-                                first = false
-                                post.yield(.firstAudio(id: id))
-                            }
-                            continuation.yield(samples)
-                        }
-                        continuation.finish()
-                    } catch {
-                        continuation.finish(throwing: error)
-                    }
+            // Marks the synthesiser's first audio in the consuming task itself: no task in between.
+            let first = NIOLockedValueBox(true)
+            let marked = audio.map { samples in
+                if first.withLockedValue({ $0 }) {
+                    first.withLockedValue { $0 = false }
+                    post.yield(.firstAudio(id: id, at: .now()))
                 }
-                continuation.onTermination = { _ in task.cancel() }
+                return samples
             }
             do {
                 let result = try await outbound.speak(marked) { at in post.yield(.firstFrameOut(id: id, at: at)) }
@@ -365,7 +354,7 @@ struct CallSession {
                 case .text(let piece):
                     if !sawText {
                         sawText = true
-                        post.yield(.firstText(id: id))
+                        post.yield(.firstText(id: id, at: .now()))
                     }
                     for chunk in chunker.append(piece) {
                         guard await say(chunk) else { break outer }
