@@ -67,7 +67,6 @@ struct CallSession {
         case turn([TurnTaking.Action], at: NIODeadline)
         case dtmf(Character)
         case recognition(RecognitionEvent, at: NIODeadline)
-        case recognizerReady
         case recognitionFailed(String)
         case callerGone
         /// The engine is shutting down: say goodbye and hang up.
@@ -85,7 +84,6 @@ struct CallSession {
     struct Speaking {
         var id: Int
         var task: Task<SpokenReply, Never>
-        var startMs: Int
         /// The caller turn this answers (index in `record.turns`), for its timeline.
         var answering: Int?
         /// When the input that ended that turn reached the engine.
@@ -117,7 +115,6 @@ struct CallSession {
                 do {
                     let opened = try await self.providers.recognizer.open(self.call.recognition)
                     guard recognition.attach(opened) else { return }
-                    post.yield(.recognizerReady)
                     for try await event in opened.events { post.yield(.recognition(event, at: .now())) }
                 } catch is CancellationError {
                 } catch {
@@ -158,7 +155,7 @@ struct CallSession {
                 let now = offset()
                 rules.withLockedValue { $0.agentStarted(at: now, protected: protected) }
                 let task = Task { await self.speak(outputs, id: id, outbound: session.outbound, post: post) }
-                speaking = Speaking(id: id, task: task, startMs: milliseconds(now), answering: answering, turnEndedAt: turnEndedAt)
+                speaking = Speaking(id: id, task: task, answering: answering, turnEndedAt: turnEndedAt)
                 startTimes[id] = milliseconds(now)
             }
             func fixed(_ outputs: [PolicyOutput]) -> AsyncThrowingStream<PolicyOutput, any Error> {
@@ -284,7 +281,7 @@ struct CallSession {
                 let reply = await current.task.value
                 if !reply.text.isEmpty {
                     record.turns.append(.init(
-                        speaker: .agent, text: reply.text, startMs: current.startMs, endMs: milliseconds(offset()), interrupted: true, heard: reply.heard
+                        speaker: .agent, text: reply.text, startMs: startTimes[current.id] ?? milliseconds(offset()), endMs: milliseconds(offset()), interrupted: true, heard: reply.heard
                     ))
                 }
             }
@@ -328,10 +325,11 @@ struct CallSession {
             // Marks the synthesiser's first audio in the consuming task itself: no task in between.
             let first = NIOLockedValueBox(true)
             let marked = audio.map { samples in
-                if first.withLockedValue({ $0 }) {
-                    first.withLockedValue { $0 = false }
-                    post.yield(.firstAudio(id: id, at: .now()))
+                let isFirst = first.withLockedValue { isFirst in
+                    defer { isFirst = false }
+                    return isFirst
                 }
+                if isFirst { post.yield(.firstAudio(id: id, at: .now())) }
                 return samples
             }
             do {

@@ -117,8 +117,7 @@ extension Cex.Engine {
             } else {
                 resolver = RegisteredCallDirectory(directory: URL(fileURLWithPath: self.calls!), templates: templates, logger: logger)
                 // Every template that loads gets its fixed lines synthesised; the others are refused per call.
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: templates.path)) ?? []
-                prepared = names.filter { $0.hasSuffix(".yaml") }.compactMap { try? PitchTemplate.load(path: templates.appendingPathComponent($0).path) }
+                prepared = Self.templateFiles(in: templates).compactMap { try? PitchTemplate.load(path: $0.path) }
             }
             var configuration = EngineService.Configuration()
             configuration.host = self.listen.host
@@ -147,11 +146,16 @@ extension Cex.Engine {
             if let name = self.template {
                 return try PitchTemplate.load(path: directory.appendingPathComponent("\(name).yaml").path)
             }
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-            guard let first = names.filter({ $0.hasSuffix(".yaml") }).sorted().first else {
+            guard let first = Self.templateFiles(in: directory).first else {
                 throw ValidationError("no templates in \(directory.path); give --template or --templates")
             }
-            return try PitchTemplate.load(path: directory.appendingPathComponent(first).path)
+            return try PitchTemplate.load(path: first.path)
+        }
+
+        /// The `.yaml` files of a templates directory, by name.
+        static func templateFiles(in directory: URL) -> [URL] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+            return names.filter { $0.hasSuffix(".yaml") }.sorted().map { directory.appendingPathComponent($0) }
         }
     }
 }
