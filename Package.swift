@@ -16,6 +16,9 @@ let package = Package(
         .library(name: "Speech", targets: ["Speech"]),
         .library(name: "Conversation", targets: ["Conversation"]),
         .library(name: "PBXSimulator", targets: ["PBXSimulator"]),
+        .library(name: "CampaignCore", targets: ["CampaignCore"]),
+        .library(name: "CampaignStore", targets: ["CampaignStore"]),
+        .library(name: "Reports", targets: ["Reports"]),
         .library(name: "CampaignApp", targets: ["CampaignApp"]),
     ],
     dependencies: [
@@ -26,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // AMI: codec, typed actions and events, connection state machine, NIO client service.
@@ -77,6 +81,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The campaign domain, pure: leads, phone numbers, calling windows, retries, outcomes, campaign files.
+        .target(
+            name: "CampaignCore",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        // The only door to SQL: GRDB on the system libsqlite3, WAL, append-only migrations.
+        .target(
+            name: "CampaignStore",
+            dependencies: [
+                "CampaignCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Per-lead reports and the campaign funnel, as CSV and JSON.
+        .target(
+            name: "Reports",
+            dependencies: ["CampaignCore", "CampaignStore"],
+            swiftSettings: swiftSettings
+        ),
         // The Asterisk stand-in: AMI server and AudioSocket caller built from our codecs in reverse.
         .target(
             name: "PBXSimulator",
@@ -95,6 +120,9 @@ let package = Package(
         .target(
             name: "CampaignApp",
             dependencies: [
+                "CampaignCore",
+                "CampaignStore",
+                "Reports",
                 "AsteriskManager",
                 "AudioSocket",
                 "Conversation",
@@ -176,6 +204,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "CampaignCoreTests",
+            dependencies: ["CampaignCore", "TestSupport"],
+            exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CampaignStoreTests",
+            dependencies: ["CampaignStore", "CampaignCore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReportsTests",
+            dependencies: ["Reports", "CampaignStore", "CampaignCore", "TestSupport"],
+            exclude: ["Golden"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PBXSimulatorTests",
             dependencies: [
                 "PBXSimulator", "AsteriskManager", "AudioSocket", "TestSupport",
@@ -189,7 +234,7 @@ let package = Package(
         .testTarget(
             name: "CampaignAppTests",
             dependencies: [
-                "CampaignApp", "AsteriskManager", "AudioSocket", "Conversation", "PBXSimulator", "TestSupport",
+                "CampaignApp", "CampaignCore", "CampaignStore", "AsteriskManager", "AudioSocket", "Conversation", "PBXSimulator", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import AsteriskManager
 import AudioSocket
+import CampaignCore
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -109,7 +110,7 @@ public enum SpineDemo {
                 let callID = UUID()
                 let id = callID.uuidString.lowercased()
                 placed.add(callID)
-                traces[callID] = CallTrace(uniqueID: id)
+                traces[callID] = CallTrace()
                 calls.append((label, channel, callID))
                 let originate = Originate(
                     channel: channel,
@@ -126,7 +127,7 @@ public enum SpineDemo {
             // Follow AMI until every call is over.
             while traces.values.contains(where: { !$0.isComplete }), let event = await iterator.next() {
                 guard case .event(let amiEvent) = event else { continue }
-                for key in traces.keys { traces[key]!.apply(amiEvent) }
+                for key in traces.keys { traces[key]!.apply(amiEvent, callID: key.uuidString.lowercased()) }
             }
             // Let the stand-in finish writing its reports.
             var reports: [String: SimulatedAsterisk.CallReport] = [:]
@@ -167,7 +168,7 @@ public enum SpineDemo {
                 call.label,
                 call.trace.result.rawValue,
                 call.trace.dialStatus ?? "-",
-                call.trace.reason.map { "\($0.rawValue) (\($0))" } ?? "-",
+                call.trace.reason.map { "\($0) (\(AsteriskManager.OriginateReason(rawValue: $0)))" } ?? "-",
                 call.trace.cause.map { "\($0) \(HangupCause.text($0))" } ?? "-",
                 call.trace.techCause.map(String.init) ?? "-",
                 audio,

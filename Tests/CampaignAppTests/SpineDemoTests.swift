@@ -1,4 +1,5 @@
 import AsteriskManager
+import CampaignCore
 import AudioSocket
 import PBXSimulator
 import Logging
@@ -8,8 +9,8 @@ import Testing
 
 @Suite struct CallTraceTests {
     func trace(_ events: [AMIMessage]) -> CallTrace {
-        var trace = CallTrace(uniqueID: "u")
-        for message in events { trace.apply(AMIEvent(message)!) }
+        var trace = CallTrace()
+        for message in events { trace.apply(AMIEvent(message)!, callID: "u") }
         return trace
     }
 
@@ -34,10 +35,10 @@ import Testing
     }
 
     @Test func reasonIsTheFallbackAndOtherCallsAreIgnored() {
-        var trace = CallTrace(uniqueID: "u")
-        let applied = trace.apply(AMIEvent(AMIMessage([("Event", "Hangup"), ("Uniqueid", "other"), ("Cause", "17")]))!)
+        var trace = CallTrace()
+        let applied = trace.apply(AMIEvent(AMIMessage([("Event", "Hangup"), ("Uniqueid", "other"), ("Cause", "17")]))!, callID: "u")
         #expect(!applied)
-        trace.apply(AMIEvent(AMIMessage([("Event", "OriginateResponse"), ("Reason", "3"), ("Uniqueid", "u")]))!)
+        trace.apply(AMIEvent(AMIMessage([("Event", "OriginateResponse"), ("Reason", "3"), ("Uniqueid", "u")]))!, callID: "u")
         #expect(trace.result == .noAnswer)
         #expect(!trace.isComplete)
     }

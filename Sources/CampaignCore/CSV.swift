@@ -1,0 +1,171 @@
+import Foundation
+
+/// An RFC 4180 reader over bytes: a UTF-8 BOM is skipped, records end in CRLF or LF, quoted
+/// fields may hold commas, doubled quotes and line breaks, and every cell is text: nothing is
+/// trimmed or converted, so a leading "+" or "0" survives.
+///
+/// The reader is a single-pass state machine over the buffer it is given. A record is handed
+/// out as byte ranges; `CSVRecord.field(_:)` builds a `String` only for the fields asked for.
+public struct CSVReader: Sendable {
+    public let bytes: [UInt8]
+    private var position: Int
+    /// The 1-based line the next record starts on.
+    private var line = 1
+
+    public init(bytes: [UInt8]) {
+        self.bytes = bytes
+        self.position = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+    }
+
+    /// The next record, or nil at the end. Blank lines between records are skipped.
+    public mutating func next() throws(CSVError) -> CSVRecord? {
+        let count = self.bytes.count
+        // Skip blank lines.
+        while self.position < count, self.bytes[self.position] == 0x0A || self.bytes[self.position] == 0x0D {
+            if self.bytes[self.position] == 0x0A { self.line += 1 }
+            self.position += 1
+        }
+        guard self.position < count else { return nil }
+
+        let start = self.position
+        let firstLine = self.line
+        var fields: [CSVRecord.Field] = []
+        fields.reserveCapacity(16)
+        var index = self.position
+        var line = self.line
+        defer { self.line = line }
+        let (record, end) = try self.bytes.withUnsafeBufferPointer { (buffer: UnsafeBufferPointer<UInt8>) throws(CSVError) -> (CSVRecord, Int) in
+            while true {
+                // One field starts at `index`.
+                if index < count, buffer[index] == 0x22 {
+                    let quoteLine = line
+                    var cursor = index + 1
+                    var escaped = false
+                    while true {
+                        guard cursor < count else {
+                            throw CSVError(line: quoteLine, message: "a quoted field is never closed")
+                        }
+                        let byte = buffer[cursor]
+                        if byte == 0x22 {
+                            if cursor + 1 < count, buffer[cursor + 1] == 0x22 {
+                                escaped = true
+                                cursor += 2
+                                continue
+                            }
+                            break
+                        }
+                        if byte == 0x0A { line += 1 }
+                        cursor += 1
+                    }
+                    fields.append(CSVRecord.Field(start: index + 1, end: cursor, quoted: escaped))
+                    cursor += 1
+                    // After the closing quote: a separator, a line end or the end.
+                    guard cursor >= count || buffer[cursor] == 0x2C || buffer[cursor] == 0x0A || buffer[cursor] == 0x0D else {
+                        throw CSVError(line: line, message: "unexpected text after a closing quote in field \(fields.count)")
+                    }
+                    index = cursor
+                } else {
+                    var cursor = index
+                    while cursor < count {
+                        let byte = buffer[cursor]
+                        if byte == 0x2C || byte == 0x0A || byte == 0x0D { break }
+                        cursor += 1
+                    }
+                    fields.append(CSVRecord.Field(start: index, end: cursor, quoted: false))
+                    index = cursor
+                }
+                // Separator, record end, or end of input.
+                if index < count, buffer[index] == 0x2C {
+                    index += 1
+                    continue
+                }
+                let end = index
+                if index < count, buffer[index] == 0x0D { index += 1 }
+                if index < count, buffer[index] == 0x0A {
+                    index += 1
+                    line += 1
+                }
+                return (CSVRecord(line: firstLine, range: start..<end, fields: fields), index)
+            }
+        }
+        self.position = end
+        return record
+    }
+}
+
+/// One record: where it is in the input and where its fields are.
+public struct CSVRecord: Sendable, Hashable {
+    struct Field: Sendable, Hashable {
+        var start: Int
+        var end: Int
+        /// Quoted with doubled quotes inside, which reading must undo.
+        var quoted: Bool
+    }
+
+    /// The 1-based line the record starts on.
+    public var line: Int
+    /// The record's bytes in the input, without its line end.
+    public var range: Range<Int>
+    var fields: [Field]
+
+    public var count: Int { self.fields.count }
+
+    /// Field `index` as text (quotes undone).
+    public func field(_ index: Int, in bytes: [UInt8]) -> String {
+        let field = self.fields[index]
+        let text = String(decoding: bytes[field.start..<field.end], as: UTF8.self)
+        return field.quoted ? text.replacingOccurrences(of: "\"\"", with: "\"") : text
+    }
+
+    /// Field `index`'s raw bytes, without quotes; escaped quotes are still doubled.
+    public func rawField(_ index: Int) -> Range<Int> {
+        self.fields[index].start..<self.fields[index].end
+    }
+
+    /// Every field as text.
+    public func strings(in bytes: [UInt8]) -> [String] {
+        (0..<self.count).map { self.field($0, in: bytes) }
+    }
+}
+
+/// A CSV file that cannot be read as a whole: the line it breaks on.
+public struct CSVError: Error, Hashable, CustomStringConvertible {
+    public var line: Int
+    public var message: String
+
+    public var description: String { "line \(self.line): \(self.message)" }
+}
+
+/// Writes RFC 4180 records: CRLF line ends, fields quoted when they hold a comma, a quote, a
+/// line break or edge spaces. With `guardFormulas`, a cell a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, tab or CR) is prefixed with `'`, as OWASP advises; phone
+/// numbers in E.164 form are such cells, and keep their "+" this way.
+public struct CSVWriter: Sendable {
+    public var guardFormulas: Bool
+
+    public init(guardFormulas: Bool = true) {
+        self.guardFormulas = guardFormulas
+    }
+
+    public func record(_ fields: [String]) -> String {
+        var line = ""
+        for (index, field) in fields.enumerated() {
+            if index > 0 { line += "," }
+            line += self.cell(field)
+        }
+        return line + "\r\n"
+    }
+
+    public func cell(_ value: String) -> String {
+        var text = value
+        if self.guardFormulas, let first = text.utf8.first, Self.formulaStarts.contains(first) {
+            text = "'" + text
+        }
+        let needsQuotes = text.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
+            || text.first == " " || text.last == " "
+        guard needsQuotes else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static let formulaStarts: Set<UInt8> = [0x3D, 0x2B, 0x2D, 0x40, 0x09, 0x0D]
+}

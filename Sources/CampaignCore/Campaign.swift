@@ -1,0 +1,101 @@
+import Foundation
+
+/// A campaign as its file describes it, checked: every path resolved, every value in range.
+public struct Campaign: Sendable, Hashable {
+    public struct AMI: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public var username: String
+        /// The environment variable holding the secret.
+        public var secretEnvironment: String
+        /// A file holding the secret; wins over the environment.
+        public var secretFile: String?
+    }
+
+    /// What the answered channel runs.
+    public enum Answered: Sendable, Hashable {
+        /// A dialplan location, e.g. `ai-outbound,s,1` (runs AMD when configured, then AudioSocket).
+        case dialplan(context: String, exten: String, priority: String)
+        /// The AudioSocket application straight away: `Application: AudioSocket`, `Data: <uuid>,<engine>`.
+        case audioSocket
+    }
+
+    /// Where the conversation engine runs.
+    public enum Engine: Sendable, Hashable {
+        /// In the campaign process, listening here for Asterisk's AudioSocket connections.
+        case embedded(host: String, port: Int)
+        /// A running `cex engine serve` that reads the same store.
+        case shared(host: String, port: Int)
+
+        public var host: String {
+            switch self {
+            case .embedded(let host, _), .shared(let host, _): return host
+            }
+        }
+        public var port: Int {
+            switch self {
+            case .embedded(_, let port), .shared(_, let port): return port
+            }
+        }
+    }
+
+    public var name: String
+    /// The campaign file's path.
+    public var file: String
+    public var leads: [String]
+    /// The pitch template's path.
+    public var template: String
+    public var callerID: String
+    /// ISO 3166 region for numbers written without a country code.
+    public var defaultCountry: String
+    /// The zone of leads with neither a timezone column nor a NANP area code; nil fails them closed.
+    public var defaultTimeZone: String?
+    /// Lead column → CSV header, where the header is not one of the usual names.
+    public var columns: [String: String]
+    public var ami: AMI
+    /// The Originate channel, `{phone}` replaced by the E.164 number (`{digits}`: without the "+").
+    public var dial: String
+    public var answered: Answered
+    public var engine: Engine
+    public var amd: Bool
+    public var maxConcurrentCalls: Int
+    public var callsPerSecond: Double
+    public var ringTimeout: Duration
+    public var window: CallingWindow
+    public var retry: RetryPolicy
+    public var dnc: [String]
+    /// When set, only these numbers are ever dialled (a test run against real phones).
+    public var testNumbers: Set<PhoneNumber>?
+    /// The abandon rate (abandoned / answered by a person) above which the campaign pauses itself, in percent.
+    public var abandonLimitPercent: Double
+    public var speech: String
+    public var language: String
+
+    /// The dial string for a number.
+    public func channel(for number: PhoneNumber) -> String {
+        self.dial.replacingOccurrences(of: "{phone}", with: number.e164)
+            .replacingOccurrences(of: "{digits}", with: String(number.e164.dropFirst()))
+    }
+}
+
+/// A problem in a campaign file: where it is and what is wrong.
+public struct CampaignFileError: Error, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var field: String?
+    public var message: String
+
+    public init(file: String, line: Int?, field: String?, message: String) {
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String {
+        var location = self.file
+        if let line { location += ":\(line)" }
+        if let field { return "\(location): \(field): \(self.message)" }
+        return "\(location): \(self.message)"
+    }
+}

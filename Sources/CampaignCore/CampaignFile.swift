@@ -1,0 +1,461 @@
+import Foundation
+import Yams
+
+/// Reads `campaigns/NAME.yaml`. Relative paths are relative to the campaign file; the template
+/// is a name in `templates/` beside the campaign directory, or a path. Every error names the
+/// file, the line and the field.
+public enum CampaignFile {
+    public static func load(path: String) throws(CampaignFileError) -> Campaign {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw CampaignFileError(file: path, line: nil, field: nil, message: "cannot read the file")
+        }
+        return try self.parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(CampaignFileError) -> Campaign {
+        let node: Node
+        do {
+            guard let composed = try Yams.compose(yaml: text) else {
+                throw CampaignFileError(file: file, line: nil, field: nil, message: "is empty")
+            }
+            node = composed
+        } catch let error as CampaignFileError {
+            throw error
+        } catch {
+            throw CampaignFileError(file: file, line: Self.line(of: error), field: nil, message: "is not valid YAML")
+        }
+        let raw: RawCampaign
+        do {
+            raw = try YAMLDecoder().decode(RawCampaign.self, from: node)
+        } catch let error as DecodingError {
+            throw Self.describe(error, node: node, file: file)
+        } catch {
+            throw CampaignFileError(file: file, line: nil, field: nil, message: "cannot be read")
+        }
+        return try Builder(raw: raw, node: node, file: file).build()
+    }
+
+    static func line(of error: any Error) -> Int? {
+        guard let yaml = error as? YamlError else { return nil }
+        switch yaml {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    static func describe(_ error: DecodingError, node: Node, file: String) -> CampaignFileError {
+        switch error {
+        case .keyNotFound(let key, let context):
+            let path = context.codingPath + [key]
+            return CampaignFileError(file: file, line: Locator.line(of: context.codingPath, in: node), field: Locator.name(path), message: "is missing")
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return CampaignFileError(
+                file: file, line: Locator.line(of: context.codingPath, in: node), field: Locator.name(context.codingPath),
+                message: "should be \(Self.kind(type))")
+        case .dataCorrupted(let context):
+            return CampaignFileError(
+                file: file, line: Locator.line(of: context.codingPath, in: node), field: Locator.name(context.codingPath),
+                message: context.debugDescription)
+        @unknown default:
+            return CampaignFileError(file: file, line: nil, field: nil, message: "cannot be read")
+        }
+    }
+
+    static func kind(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "a whole number"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        case is String.Type: return "text"
+        default: return "a \(String(describing: type).lowercased())"
+        }
+    }
+}
+
+/// Finds a coding path's line in the composed YAML.
+enum Locator {
+    static func line(of path: [any CodingKey], in root: Node) -> Int? {
+        var node = root
+        var line = root.mark?.line
+        for key in path {
+            if let index = key.intValue, let sequence = node.sequence, index < sequence.count {
+                node = sequence[index]
+            } else if let mapping = node.mapping, let child = mapping[key.stringValue] {
+                // The key's own line reads better than the value's for block values.
+                if let keyNode = mapping.keys.first(where: { $0.string == key.stringValue }) { line = keyNode.mark?.line }
+                node = child
+                continue
+            } else {
+                break
+            }
+            line = node.mark?.line ?? line
+        }
+        return line
+    }
+
+    static func name(_ path: [any CodingKey]) -> String {
+        var name = ""
+        for key in path {
+            if let index = key.intValue {
+                name += "[\(index)]"
+            } else {
+                name += name.isEmpty ? key.stringValue : ".\(key.stringValue)"
+            }
+        }
+        return name
+    }
+}
+
+/// The file as written: everything optional, checked by `Builder`.
+struct RawCampaign: Decodable {
+    struct AMI: Decodable {
+        var host: String?
+        var port: Int?
+        var username: String?
+        var secretEnv: String?
+        var secretFile: String?
+        var secret: String?
+
+        enum CodingKeys: String, CodingKey {
+            case host, port, username, secret
+            case secretEnv = "secret_env"
+            case secretFile = "secret_file"
+        }
+    }
+
+    struct Answered: Decodable {
+        var context: String?
+        var exten: String?
+        var priority: String?
+        var application: String?
+    }
+
+    struct Engine: Decodable {
+        var mode: String?
+        var address: String?
+    }
+
+    struct Window: Decodable {
+        var days: [String]?
+        var start: String?
+        var end: String?
+    }
+
+    struct Rule: Decodable {
+        var delay: String?
+        var backoff: Double?
+        var max: Int?
+    }
+
+    struct Retry: Decodable {
+        var maxAttempts: Int?
+        var rules: [String: Rule?] = [:]
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            for key in container.allKeys {
+                if key.stringValue == "max_attempts" {
+                    self.maxAttempts = try container.decode(Int.self, forKey: key)
+                } else {
+                    self.rules[key.stringValue] = try container.decode(Rule?.self, forKey: key)
+                }
+            }
+        }
+    }
+
+    struct Providers: Decodable {
+        var speech: String?
+        var language: String?
+    }
+
+    var name: String
+    var leads: OneOrMany
+    var template: String
+    var callerID: String?
+    var defaultCountry: String?
+    var defaultTimeZone: String?
+    var columns: [String: String]?
+    var ami: AMI
+    var dial: String
+    var answered: Answered?
+    var engine: Engine?
+    var amd: Bool?
+    var maxConcurrentCalls: Int?
+    var callsPerSecond: Double?
+    var ringTimeout: String?
+    var window: Window?
+    var retry: Retry?
+    var dnc: OneOrMany?
+    var testNumbers: [String]?
+    var abandonLimitPercent: Double?
+    var providers: Providers?
+
+    enum CodingKeys: String, CodingKey {
+        case name, leads, template, columns, ami, dial, answered, engine, amd, window, retry, dnc, providers
+        case callerID = "caller_id"
+        case defaultCountry = "default_country"
+        case defaultTimeZone = "default_time_zone"
+        case maxConcurrentCalls = "max_concurrent_calls"
+        case callsPerSecond = "calls_per_second"
+        case ringTimeout = "ring_timeout"
+        case testNumbers = "test_numbers"
+        case abandonLimitPercent = "abandon_limit_percent"
+    }
+
+    /// Unknown keys are mistakes (a misspelt `max_concurent_calls` must not fall back to a default).
+    static let knownKeys: Set<String> = [
+        "name", "leads", "template", "caller_id", "default_country", "default_time_zone", "columns", "ami", "dial", "answered",
+        "engine", "amd", "max_concurrent_calls", "calls_per_second", "ring_timeout", "window", "retry", "dnc", "test_numbers",
+        "abandon_limit_percent", "providers",
+    ]
+}
+
+/// A string or a list of strings.
+struct OneOrMany: Decodable {
+    var values: [String]
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) {
+            self.values = [one]
+        } else {
+            self.values = try container.decode([String].self)
+        }
+    }
+}
+
+/// Checks the raw file and resolves it into a `Campaign`.
+struct Builder {
+    var raw: RawCampaign
+    var node: Node
+    var file: String
+
+    func fail(_ path: [String], _ message: String) -> CampaignFileError {
+        let keys: [any CodingKey] = path.map { component in
+            if let index = Int(component) { return AnyKey(intValue: index) }
+            return AnyKey(stringValue: component)
+        }
+        return CampaignFileError(file: self.file, line: Locator.line(of: keys, in: self.node), field: Locator.name(keys), message: message)
+    }
+
+    var directory: URL { URL(fileURLWithPath: self.file).deletingLastPathComponent() }
+
+    func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return self.directory.appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    func build() throws(CampaignFileError) -> Campaign {
+        let raw = self.raw
+        if let mapping = self.node.mapping {
+            for key in mapping.keys {
+                guard let name = key.string, !RawCampaign.knownKeys.contains(name) else { continue }
+                throw CampaignFileError(file: self.file, line: key.mark?.line, field: name, message: "is not a campaign setting")
+            }
+        }
+        guard raw.name.range(of: #"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"#, options: .regularExpression) != nil else {
+            throw self.fail(["name"], "use letters, digits, '-', '_' or '.' (at most 64), starting with a letter or digit")
+        }
+        guard !raw.leads.values.isEmpty else { throw self.fail(["leads"], "name at least one CSV file") }
+        let leads = raw.leads.values.map(self.resolve)
+        for (index, path) in leads.enumerated() where !FileManager.default.fileExists(atPath: path) {
+            throw self.fail(raw.leads.values.count == 1 ? ["leads"] : ["leads", "\(index)"], "no such file: \(path)")
+        }
+
+        // Template: a name in ../templates, or a path.
+        let template: String
+        if raw.template.contains("/") || raw.template.hasSuffix(".yaml") {
+            template = self.resolve(raw.template)
+        } else {
+            template = self.directory.deletingLastPathComponent().appendingPathComponent("templates/\(raw.template).yaml").standardizedFileURL.path
+        }
+        guard FileManager.default.fileExists(atPath: template) else { throw self.fail(["template"], "no such template: \(template)") }
+
+        guard let callerID = raw.callerID, !callerID.isEmpty else {
+            throw self.fail(["caller_id"], "is required: calls must present a caller ID that can be called back")
+        }
+        guard !callerID.contains("\r"), !callerID.contains("\n"), !callerID.contains(",") else {
+            throw self.fail(["caller_id"], "must be one line without commas, e.g. \"Bright Solar\" <+12125550100>")
+        }
+        let country = raw.defaultCountry ?? "US"
+        guard PhoneNumberParser.isKnownRegion(country) else { throw self.fail(["default_country"], "is not an ISO 3166 region code such as US or GB") }
+        if let zone = raw.defaultTimeZone, TimeZone(identifier: zone) == nil {
+            throw self.fail(["default_time_zone"], "is not an IANA timezone such as America/Chicago")
+        }
+
+        // AMI.
+        if raw.ami.secret != nil {
+            throw self.fail(["ami", "secret"], "secrets never go in campaign files: set secret_env (default CEX_AMI_SECRET) or secret_file")
+        }
+        let ami = Campaign.AMI(
+            host: raw.ami.host ?? "127.0.0.1",
+            port: raw.ami.port ?? 5038,
+            username: raw.ami.username ?? "",
+            secretEnvironment: raw.ami.secretEnv ?? "CEX_AMI_SECRET",
+            secretFile: raw.ami.secretFile.map(self.resolve)
+        )
+        guard (1...65535).contains(ami.port) else { throw self.fail(["ami", "port"], "must be 1–65535") }
+        guard !ami.username.isEmpty else { throw self.fail(["ami", "username"], "is required") }
+
+        guard raw.dial.contains("{phone}") || raw.dial.contains("{digits}"), raw.dial.contains("/") else {
+            throw self.fail(["dial"], "must be a channel with {phone} or {digits}, e.g. PJSIP/{phone}@trunk")
+        }
+        guard !raw.dial.contains(","), !raw.dial.contains("\n") else { throw self.fail(["dial"], "must not contain commas or line breaks") }
+
+        let answered: Campaign.Answered
+        switch raw.answered {
+        case nil:
+            answered = .dialplan(context: "ai-outbound", exten: "s", priority: "1")
+        case let value? where value.application != nil:
+            guard value.application?.lowercased() == "audiosocket", value.context == nil else {
+                throw self.fail(["answered", "application"], "only AudioSocket is supported; or give context/exten/priority")
+            }
+            answered = .audioSocket
+        case let value?:
+            guard let context = value.context, !context.isEmpty else { throw self.fail(["answered", "context"], "is required") }
+            answered = .dialplan(context: context, exten: value.exten ?? "s", priority: value.priority ?? "1")
+        }
+
+        let engine: Campaign.Engine
+        let mode = raw.engine?.mode ?? "embedded"
+        let address = raw.engine?.address ?? "127.0.0.1:9092"
+        guard let (host, port) = Self.hostPort(address) else { throw self.fail(["engine", "address"], "must be HOST:PORT") }
+        switch mode {
+        case "embedded": engine = .embedded(host: host, port: port)
+        case "shared": engine = .shared(host: host, port: port)
+        default: throw self.fail(["engine", "mode"], "must be embedded or shared")
+        }
+
+        let amd = raw.amd ?? false
+        if amd, answered == .audioSocket {
+            throw self.fail(["amd"], "AMD runs in the dialplan: give answered.context (see the README's extensions.conf)")
+        }
+        let maxCalls = raw.maxConcurrentCalls ?? 5
+        guard (1...1000).contains(maxCalls) else { throw self.fail(["max_concurrent_calls"], "must be 1–1000") }
+        let cps = raw.callsPerSecond ?? 1
+        guard cps > 0, cps <= 100 else { throw self.fail(["calls_per_second"], "must be more than 0 and at most 100") }
+        let ring = try self.duration(raw.ringTimeout ?? "25s", path: ["ring_timeout"])
+        guard ring >= .seconds(15), ring <= .seconds(120) else {
+            throw self.fail(["ring_timeout"], "must be 15s–120s (callees get at least 15 s to answer)")
+        }
+
+        let window = try self.window(raw.window)
+        let retry = try self.retry(raw.retry)
+        let dnc = (raw.dnc?.values ?? []).map(self.resolve)
+        for (index, path) in dnc.enumerated() where !FileManager.default.fileExists(atPath: path) {
+            throw self.fail(dnc.count == 1 && raw.dnc?.values.count == 1 ? ["dnc"] : ["dnc", "\(index)"], "no such file: \(path)")
+        }
+
+        var testNumbers: Set<PhoneNumber>?
+        if let numbers = raw.testNumbers {
+            let parser = try! PhoneNumberParser(defaultRegion: country)
+            var set = Set<PhoneNumber>()
+            for (index, number) in numbers.enumerated() {
+                do {
+                    set.insert(try parser.parse(number))
+                } catch {
+                    throw self.fail(["test_numbers", "\(index)"], "\(error)")
+                }
+            }
+            testNumbers = set
+        }
+        let abandon = raw.abandonLimitPercent ?? 3
+        guard abandon >= 0, abandon <= 3 else { throw self.fail(["abandon_limit_percent"], "must be 0–3: the legal limit is 3%") }
+        let speech = raw.providers?.speech ?? "offline"
+        guard speech == "offline" else { throw self.fail(["providers", "speech"], "must be offline (cloud speech is not configured in this build)") }
+        let language = raw.providers?.language ?? "scripted"
+        guard language == "scripted" else { throw self.fail(["providers", "language"], "must be scripted (LLM policies are not configured in this build)") }
+
+        return Campaign(
+            name: raw.name, file: self.file, leads: leads, template: template, callerID: callerID, defaultCountry: country.uppercased(),
+            defaultTimeZone: raw.defaultTimeZone, columns: raw.columns ?? [:], ami: ami, dial: raw.dial, answered: answered, engine: engine,
+            amd: amd, maxConcurrentCalls: maxCalls, callsPerSecond: cps, ringTimeout: ring, window: window, retry: retry, dnc: dnc,
+            testNumbers: testNumbers, abandonLimitPercent: abandon, speech: speech, language: language
+        )
+    }
+
+    func window(_ raw: RawCampaign.Window?) throws(CampaignFileError) -> CallingWindow {
+        guard let raw else { return .legal }
+        var days = Set(CallingWindow.Day.allCases)
+        if let names = raw.days {
+            days = []
+            for (index, name) in names.enumerated() {
+                guard let day = CallingWindow.Day(name: name) else { throw self.fail(["window", "days", "\(index)"], "is not a day (mon … sun)") }
+                days.insert(day)
+            }
+        }
+        guard let start = CallingWindow.minutes(raw.start ?? "08:00") else { throw self.fail(["window", "start"], "must be HH:MM") }
+        guard let end = CallingWindow.minutes(raw.end ?? "21:00") else { throw self.fail(["window", "end"], "must be HH:MM") }
+        let window = CallingWindow(days: days, start: start, end: end)
+        guard start < end else { throw self.fail(["window", "end"], "must be after start") }
+        guard window.isInside(.legal) else {
+            throw self.fail(["window", start < CallingWindow.legal.start ? "start" : "end"],
+                "the window can only narrow the legal one, 08:00–21:00 in the callee's local time")
+        }
+        return window
+    }
+
+    func retry(_ raw: RawCampaign.Retry?) throws(CampaignFileError) -> RetryPolicy {
+        var policy = RetryPolicy.standard
+        guard let raw else { return policy }
+        if let max = raw.maxAttempts {
+            guard (1...50).contains(max) else { throw self.fail(["retry", "max_attempts"], "must be 1–50") }
+            policy.maxAttempts = max
+        }
+        for (name, rule) in raw.rules {
+            guard let retryClass = RetryClass(rawValue: name) else {
+                let names = RetryClass.allCases.map(\.rawValue).joined(separator: ", ")
+                throw self.fail(["retry", name], "is not an outcome class that can be retried (\(names), max_attempts); final outcomes never are")
+            }
+            guard let rule else {
+                policy.rules[retryClass] = nil
+                continue
+            }
+            let base = policy.rules[retryClass] ?? RetryPolicy.Rule(delay: .seconds(86_400), maxAttempts: 1)
+            let delay = try rule.delay.map { text throws(CampaignFileError) in try self.duration(text, path: ["retry", name, "delay"]) } ?? base.delay
+            guard delay >= .seconds(120) else { throw self.fail(["retry", name, "delay"], "must be at least 2m") }
+            let backoff = rule.backoff ?? base.backoff
+            guard backoff >= 1, backoff <= 10 else { throw self.fail(["retry", name, "backoff"], "must be 1–10") }
+            let max = rule.max ?? base.maxAttempts
+            guard (1...20).contains(max) else { throw self.fail(["retry", name, "max"], "must be 1–20") }
+            policy.rules[retryClass] = RetryPolicy.Rule(delay: delay, backoff: backoff, maxAttempts: max)
+        }
+        return policy
+    }
+
+    /// "90s", "15m", "2h", "1d", or plain seconds.
+    func duration(_ text: String, path: [String]) throws(CampaignFileError) -> Duration {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        var number = Substring(text.trimmingCharacters(in: .whitespaces))
+        var scale: Int64 = 1
+        if let last = number.last, let unit = units[last] {
+            scale = unit
+            number = number.dropLast()
+        }
+        guard let value = Int64(number), value >= 0 else { throw self.fail(path, "must be a duration such as 90s, 15m, 2h or 1d") }
+        return .seconds(value * scale)
+    }
+
+    static func hostPort(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(text[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+}
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        self.stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+}

@@ -1,0 +1,91 @@
+/// How a dial attempt ended, before any conversation.
+public enum DialResult: String, Sendable, Hashable, Codable, CaseIterable {
+    case answered
+    case busy
+    case noAnswer = "no answer"
+    case congestion
+    case invalidNumber = "invalid number"
+    case rejected
+    case machine
+    case failed
+}
+
+/// How one attempt ended, all things considered: the dial result, then the conversation.
+public enum AttemptOutcome: String, Sendable, Hashable, Codable, CaseIterable {
+    // Not answered.
+    case busy
+    case noAnswer = "no_answer"
+    case congestion
+    case failed
+    case invalidNumber = "invalid_number"
+    case rejected
+    case voicemail
+    // Answered by a person.
+    case interested
+    case notInterested = "not_interested"
+    case callback
+    case doNotCall = "do_not_call"
+    case wrongPerson = "wrong_person"
+    /// Answered, but no conversation took place (nobody spoke, or the callee hung up at once).
+    case noConversation = "no_conversation"
+    /// Answered, and nobody (no agent audio) was on the line within 2 s, or the engine never
+    /// attached, or the call was cut by a crash.
+    case abandoned
+    /// The attempt was in flight when its runner died and nothing says how it ended.
+    case lost
+
+    public init(dial: DialResult) {
+        switch dial {
+        case .answered: self = .noConversation
+        case .busy: self = .busy
+        case .noAnswer: self = .noAnswer
+        case .congestion: self = .congestion
+        case .invalidNumber: self = .invalidNumber
+        case .rejected: self = .rejected
+        case .machine: self = .voicemail
+        case .failed: self = .failed
+        }
+    }
+
+    /// The retry class, or nil for outcomes that are final whatever the policy says.
+    public var retryClass: RetryClass? {
+        switch self {
+        case .busy: return .busy
+        case .noAnswer, .noConversation: return .noAnswer
+        case .congestion: return .congestion
+        case .failed, .abandoned, .lost: return .failed
+        case .voicemail: return .voicemail
+        case .callback: return .callback
+        case .notInterested: return .notInterested
+        case .invalidNumber, .rejected, .interested, .doNotCall, .wrongPerson: return nil
+        }
+    }
+
+    /// A person answered the call.
+    public var isHumanAnswer: Bool {
+        switch self {
+        case .interested, .notInterested, .callback, .doNotCall, .wrongPerson, .noConversation, .abandoned: return true
+        default: return false
+        }
+    }
+
+    /// A conversation took place.
+    public var isConversation: Bool {
+        switch self {
+        case .interested, .notInterested, .callback, .doNotCall, .wrongPerson: return true
+        default: return false
+        }
+    }
+}
+
+/// Outcome classes a retry rule can name.
+public enum RetryClass: String, Sendable, Hashable, Codable, CaseIterable {
+    case busy
+    case noAnswer = "no_answer"
+    case congestion
+    case failed
+    case voicemail
+    case callback
+    /// Not retried unless the campaign has a rule for it.
+    case notInterested = "not_interested"
+}
