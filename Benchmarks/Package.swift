@@ -33,6 +33,14 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "LeadImport",
+            dependencies: [
+                .product(name: "CampaignApp", package: "CustomerExecutive"),
+                .product(name: "CampaignCore", package: "CustomerExecutive"),
+                .product(name: "CampaignStore", package: "CustomerExecutive"),
+            ]
+        ),
+        .executableTarget(
             name: "EngineLoad",
             dependencies: [
                 .product(name: "AudioSocket", package: "CustomerExecutive"),

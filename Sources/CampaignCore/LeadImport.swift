@@ -115,12 +115,11 @@ public struct LeadFileError: Error, Hashable, CustomStringConvertible {
 public struct ImportedLead: Sendable, Hashable {
     public var line: Int
     public var phone: PhoneNumber
-    public var phoneOriginal: String
-    public var name: String
     /// IANA zones, `|`-separated when the number may be in several.
     public var timeZones: String
-    /// The record as it was in the file (fields and quoting untouched), for its variables.
-    public var record: String
+    /// Where the record is in the file's bytes. The store keeps the record as it was (fields and
+    /// quoting untouched, the number as written included): the lead's variables come from it.
+    public var record: Range<Int>
 }
 
 /// A row that is not imported, and why. The reason never repeats the row's values.
@@ -141,7 +140,8 @@ public struct LeadValidator: Sendable {
     let doNotCall: Set<String>
     let existing: Set<String>
     var seen: [String: Int] = [:]
-    var zoneCache: [String: Bool] = [:]
+    /// Timezone column values seen so far, by a hash of their bytes: checking an IANA name is slow.
+    var zoneCache: [UInt64: (bytes: [UInt8], zone: String?)] = [:]
 
     public enum Result: Sendable, Hashable {
         case lead(ImportedLead)
@@ -159,6 +159,7 @@ public struct LeadValidator: Sendable {
         self.defaultTimeZone = defaultTimeZone
         self.doNotCall = doNotCall
         self.existing = existing
+        self.seen.reserveCapacity(1024)
         var required: [(String, [Int])] = []
         for variable in requiredVariables.sorted() {
             var sources: [Int] = columns.names.indices.filter { columns.names[$0] == variable }
@@ -211,17 +212,17 @@ public struct LeadValidator: Sendable {
         // Timezone: the column, else the area code, else the campaign default.
         var zones: String?
         if let column = self.columns.timeZone {
-            let text = record.field(column, in: bytes).trimmingCharacters(in: .whitespaces)
-            if !text.isEmpty {
-                let known = self.zoneCache[text] ?? (TimeZone(identifier: text) != nil)
-                self.zoneCache[text] = known
-                guard known else {
+            var range = record.rawField(column)
+            while let first = range.first, bytes[first] == 0x20 { range = range.dropFirst() }
+            while let last = range.last, bytes[last] == 0x20 { range = range.dropLast() }
+            if !range.isEmpty {
+                guard let zone = self.zone(bytes[range]) else {
                     return .rejected(RejectedLead(line: line, field: self.columns.header[column], reason: "is not an IANA timezone such as America/Chicago"))
                 }
-                zones = text
+                zones = zone
             }
         }
-        zones = zones ?? CalleeTimeZones.forNANP(number)?.joined(separator: "|") ?? self.defaultTimeZone
+        zones = zones ?? number.nanpAreaCode.flatMap { NANPTimeZones.joined[$0] } ?? self.defaultTimeZone
         guard let zones else {
             return .rejected(RejectedLead(
                 line: line, field: self.columns.header[self.columns.phone],
@@ -229,16 +230,18 @@ public struct LeadValidator: Sendable {
         }
 
         self.seen[number.e164] = line
-        let name = self.name(record, bytes)
-        return .lead(ImportedLead(
-            line: line, phone: number, phoneOriginal: record.field(self.columns.phone, in: bytes), name: name, timeZones: zones,
-            record: String(decoding: bytes[record.range], as: UTF8.self)))
+        return .lead(ImportedLead(line: line, phone: number, timeZones: zones, record: record.range))
     }
 
-    func name(_ record: CSVRecord, _ bytes: [UInt8]) -> String {
-        if let full = self.columns.fullName { return record.field(full, in: bytes) }
-        let parts = [self.columns.firstName, self.columns.lastName].compactMap { $0 }.map { record.field($0, in: bytes) }.filter { !$0.isEmpty }
-        return parts.joined(separator: " ")
+    /// The zone a timezone cell names, nil when it names none; cached by the cell's bytes.
+    mutating func zone(_ cell: ArraySlice<UInt8>) -> String? {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in cell { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        if let cached = self.zoneCache[hash], cached.bytes.elementsEqual(cell) { return cached.zone }
+        let text = String(decoding: cell, as: UTF8.self)
+        let zone = TimeZone(identifier: text) != nil ? text : nil
+        self.zoneCache[hash] = (Array(cell), zone)
+        return zone
     }
 }
 

@@ -4,9 +4,16 @@ public struct PhoneNumber: Sendable, Hashable, Comparable, CustomStringConvertib
 
     /// The NANP area code, for numbers under +1.
     public var nanpAreaCode: Int? {
-        let digits = Array(self.e164.utf8.dropFirst())
-        guard digits.count == 11, digits[0] == UInt8(ascii: "1") else { return nil }
-        return Int(digits[1] - 48) * 100 + Int(digits[2] - 48) * 10 + Int(digits[3] - 48)
+        let utf8 = self.e164.utf8
+        guard utf8.count == 12 else { return nil }
+        var index = utf8.index(after: utf8.startIndex)
+        guard utf8[index] == UInt8(ascii: "1") else { return nil }
+        var code = 0
+        for _ in 0..<3 {
+            index = utf8.index(after: index)
+            code = code * 10 + Int(utf8[index] - 48)
+        }
+        return code
     }
 
     /// Accepts a number already in E.164 form (as stored); nil for anything else.
@@ -74,13 +81,13 @@ public struct PhoneNumberParser: Sendable {
     /// Parses UTF-8 bytes; the import's fast path.
     public func parse(bytes: UnsafeBufferPointer<UInt8>) throws(PhoneNumberError) -> PhoneNumber {
         var digits: [UInt8] = []
-        digits.reserveCapacity(16)
+        digits.reserveCapacity(18)
         var plus = false
         for byte in bytes {
             switch byte {
             case 48...57:
+                guard digits.count < 18 else { throw .tooLong }
                 digits.append(byte)
-                if digits.count > 18 { throw .tooLong }
             case UInt8(ascii: "+") where digits.isEmpty && !plus:
                 plus = true
             case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "/"), 0x09:
@@ -90,18 +97,14 @@ public struct PhoneNumberParser: Sendable {
             }
         }
         guard !digits.isEmpty else { throw .empty }
-
-        var international: ArraySlice<UInt8>
         if plus {
-            international = digits[...]
+            return try Self.international(digits[...])
         } else if self.callingCode == 1, digits.starts(with: [48, 49, 49]) {  // 011
-            international = digits.dropFirst(3)
+            return try Self.international(digits.dropFirst(3))
         } else if self.callingCode != 1, digits.starts(with: [48, 48]) {  // 00
-            international = digits.dropFirst(2)
-        } else {
-            return try self.national(digits[...])
+            return try Self.international(digits.dropFirst(2))
         }
-        return try Self.international(international)
+        return try self.national(digits[...])
     }
 
     /// A number written without its country code, in the default country.
@@ -136,10 +139,11 @@ public struct PhoneNumberParser: Sendable {
     /// +1 numbers: ten digits, an area code in service, a dialable exchange.
     static func nanp(_ national: ArraySlice<UInt8>, all: ArraySlice<UInt8>) throws(PhoneNumberError) -> PhoneNumber {
         guard national.count == 10 else { throw .badLength }
-        let d = Array(national).map { Int($0 - 48) }
-        let area = d[0] * 100 + d[1] * 10 + d[2]
-        guard NANPTimeZones.byAreaCode[area] != nil else { throw .nanpAreaCode }
-        guard d[3] >= 2, !(d[4] == 1 && d[5] == 1) else { throw .nanpExchange }
+        let start = national.startIndex
+        func d(_ offset: Int) -> Int { Int(national[start + offset] - 48) }
+        let area = d(0) * 100 + d(1) * 10 + d(2)
+        guard NANPTimeZones.joined[area] != nil else { throw .nanpAreaCode }
+        guard d(3) >= 2, !(d(4) == 1 && d(5) == 1) else { throw .nanpExchange }
         return PhoneNumber(digits: all)
     }
 }
@@ -151,4 +155,9 @@ public enum CalleeTimeZones {
     public static func forNANP(_ number: PhoneNumber) -> [String]? {
         number.nanpAreaCode.flatMap { NANPTimeZones.byAreaCode[$0] }
     }
+}
+
+extension NANPTimeZones {
+    /// Area code → its zones as stored (`|`-separated), indexed by the code: one lookup per lead.
+    static let joined: [String?] = (0..<1000).map { code in byAreaCode[code]?.joined(separator: "|") }
 }

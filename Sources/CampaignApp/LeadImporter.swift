@@ -1,0 +1,222 @@
+import CampaignCore
+import CampaignStore
+import Foundation
+
+/// Imports lead files into the store: reads the CSV, checks each row (number, required
+/// variables, timezone, duplicates, do-not-call), and stores every good row of a file in one
+/// transaction. Parsing runs on its own thread while the store inserts, so the two overlap.
+/// Rejected rows go to `<file>.rejects.csv` beside the input with their line and reason.
+public struct LeadImporter: Sendable {
+    public var store: CampaignStore
+    public var campaignID: Int64
+    public var campaign: Campaign
+    /// Template variables every lead must have (not counting those the template fills itself).
+    public var requiredVariables: Set<String>
+
+    public init(store: CampaignStore, campaignID: Int64, campaign: Campaign, requiredVariables: Set<String>) {
+        self.store = store
+        self.campaignID = campaignID
+        self.campaign = campaign
+        self.requiredVariables = requiredVariables
+    }
+
+    public struct Report: Sendable, Hashable {
+        public var file: String
+        public var counts: CampaignStore.ImportCounts
+        /// Where the rejected rows were written, when there were any.
+        public var rejectsFile: String?
+    }
+
+    /// A file that could not be imported at all; nothing of it was stored.
+    public struct ImportError: Error, CustomStringConvertible {
+        public var file: String
+        public var line: Int?
+        public var message: String
+        public var description: String {
+            "\(self.file)\(self.line.map { ":\($0)" } ?? ""): \(self.message)"
+        }
+    }
+
+    public func importAll() throws -> [Report] {
+        try self.campaign.leads.map(self.importFile)
+    }
+
+    public func importFile(_ path: String) throws -> Report {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ImportError(file: path, line: nil, message: "cannot read the file") }
+        let bytes = [UInt8](data)
+        if let line = Self.firstLineNotUTF8(bytes) {
+            throw ImportError(file: path, line: line, message: "is not UTF-8 text (save the sheet as \"CSV UTF-8\")")
+        }
+        var reader = CSVReader(bytes: bytes)
+        let header: CSVRecord
+        do {
+            guard let first = try reader.next() else { throw ImportError(file: path, line: 1, message: "is empty: no header row") }
+            header = first
+        } catch let error as CSVError {
+            throw ImportError(file: path, line: error.line, message: error.message)
+        }
+        let validator: LeadValidator
+        do {
+            let columns = try LeadColumns(header: header.strings(in: bytes), overrides: self.campaign.columns)
+            validator = try LeadValidator(
+                columns: columns, parser: try PhoneNumberParser(defaultRegion: self.campaign.defaultCountry),
+                defaultTimeZone: self.campaign.defaultTimeZone, requiredVariables: self.requiredVariables,
+                doNotCall: try self.store.doNotCallNumbers(), existing: try self.store.phones(campaignID: self.campaignID))
+        } catch let error as LeadFileError {
+            throw ImportError(file: path, line: error.line, message: error.message)
+        }
+
+        let queue = BatchQueue(capacity: 8)
+        let producer = Producer(reader: reader, validator: validator, queue: queue)
+        let thread = Thread { producer.run() }
+        thread.stackSize = 1 << 20
+        thread.start()
+        let counts: CampaignStore.ImportCounts
+        do {
+            counts = try self.store.importLeads(
+                campaignID: self.campaignID, file: path, header: validator.columns.header, bytes: bytes, expectedRows: bytes.count / 64,
+                next: { try queue.pop() }, counts: { producer.counts })
+        } catch let error as CSVError {
+            queue.cancel()
+            producer.finished.wait()
+            throw ImportError(file: path, line: error.line, message: error.message)
+        } catch {
+            queue.cancel()
+            producer.finished.wait()
+            throw ImportError(file: path, line: nil, message: "\(error)")
+        }
+        producer.finished.wait()
+
+        let rejectsPath = Self.rejectsPath(for: path)
+        if producer.rejected.isEmpty {
+            try? FileManager.default.removeItem(atPath: rejectsPath)
+            return Report(file: path, counts: counts, rejectsFile: nil)
+        }
+        try self.writeRejects(producer.rejected, header: validator.columns.header, bytes: bytes, to: rejectsPath)
+        return Report(file: path, counts: counts, rejectsFile: rejectsPath)
+    }
+
+    public static func rejectsPath(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingPathExtension().path + ".rejects.csv"
+    }
+
+    func writeRejects(_ rejected: [(RejectedLead, CSVRecord)], header: [String], bytes: [UInt8], to path: String) throws {
+        let writer = CSVWriter()
+        var text = writer.record(["line", "field", "reason"] + header)
+        for (rejection, record) in rejected {
+            text += writer.record(["\(rejection.line)", rejection.field, rejection.reason] + record.strings(in: bytes))
+        }
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw ImportError(file: path, line: nil, message: "cannot write the rejects file")
+        }
+    }
+
+    /// nil when the whole file is UTF-8; else the first line that is not.
+    static func firstLineNotUTF8(_ bytes: [UInt8]) -> Int? {
+        guard String(validating: bytes, as: UTF8.self) == nil else { return nil }
+        for (index, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated()
+        where String(validating: line, as: UTF8.self) == nil {
+            return index + 1
+        }
+        return 1
+    }
+}
+
+/// Parses and checks rows on its own thread, handing batches to the store.
+final class Producer: @unchecked Sendable {
+    private var reader: CSVReader
+    private var validator: LeadValidator
+    private let queue: BatchQueue
+    /// Written by the producer thread only, read after `finished`.
+    private(set) var rejected: [(RejectedLead, CSVRecord)] = []
+    private(set) var counts = CampaignStore.ImportCounts()
+    let finished = DispatchSemaphore(value: 0)
+
+    init(reader: CSVReader, validator: LeadValidator, queue: BatchQueue) {
+        self.reader = reader
+        self.validator = validator
+        self.queue = queue
+    }
+
+    func run() {
+        defer { self.finished.signal() }
+        var batch: [ImportedLead] = []
+        batch.reserveCapacity(4096)
+        do {
+            while let record = try self.reader.next() {
+                switch self.validator.check(record, in: self.reader.bytes) {
+                case .lead(let lead):
+                    batch.append(lead)
+                    if batch.count == 4096 {
+                        guard self.queue.push(.batch(batch)) else { return }
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                case .rejected(let rejection):
+                    self.rejected.append((rejection, record))
+                    self.counts.rejected += 1
+                case .unchanged:
+                    self.counts.unchanged += 1
+                }
+            }
+            if !batch.isEmpty { guard self.queue.push(.batch(batch)) else { return } }
+            _ = self.queue.push(.end)
+        } catch {
+            _ = self.queue.push(.failed(error))
+        }
+    }
+}
+
+/// A bounded hand-over between the parsing thread and the inserting one.
+final class BatchQueue: @unchecked Sendable {
+    enum Item {
+        case batch([ImportedLead])
+        case end
+        case failed(CSVError)
+    }
+
+    private let condition = NSCondition()
+    private var items: [Item] = []
+    private var cancelled = false
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// False when the consumer gave up.
+    func push(_ item: Item) -> Bool {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.items.count >= self.capacity, !self.cancelled { self.condition.wait() }
+        guard !self.cancelled else { return false }
+        self.items.append(item)
+        self.condition.broadcast()
+        return true
+    }
+
+    /// The next batch, nil at the end; throws the parser's error.
+    func pop() throws -> [ImportedLead]? {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.items.isEmpty { self.condition.wait() }
+        let item = self.items.removeFirst()
+        self.condition.broadcast()
+        switch item {
+        case .batch(let batch): return batch
+        case .end:
+            self.items.insert(.end, at: 0)
+            return nil
+        case .failed(let error): throw error
+        }
+    }
+
+    func cancel() {
+        self.condition.lock()
+        self.cancelled = true
+        self.condition.broadcast()
+        self.condition.unlock()
+    }
+}

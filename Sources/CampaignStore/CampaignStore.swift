@@ -1,0 +1,155 @@
+import CampaignCore
+import Foundation
+import GRDB
+
+/// The only door to SQL. One SQLite file in WAL mode (GRDB `DatabasePool` on the system
+/// libsqlite3) holds campaigns, leads, attempts, call records and the do-not-call list, for
+/// every process that works on them: `cex campaign start`, cron runs, a shared engine, reports.
+///
+/// Invariants live in the schema: one lead per number per campaign, at most one unsettled
+/// attempt per lead (a partial unique index), settled attempts that no one can change
+/// (a trigger), and nothing ever deleted.
+public final class CampaignStore: Sendable {
+    let writer: any DatabaseWriter
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.writer = try DatabasePool(path: path, configuration: configuration)
+        self.path = path
+        try Self.migrator.migrate(self.writer)
+    }
+
+    /// The schema, as named migrations that are only ever appended to.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: campaigns, leads, attempts, call records, do-not-call") { db in
+            try db.execute(sql: Schema.v1)
+        }
+        return migrator
+    }
+
+    /// The migrations applied so far, in order.
+    public func appliedMigrations() throws -> [String] {
+        try self.writer.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+}
+
+/// A store problem the user can act on. Descriptions carry no phone numbers or lead data.
+public struct StoreError: Error, Hashable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { self.message }
+}
+
+enum Schema {
+    /// One lead per number per campaign; due leads by how often they were called. A bulk import
+    /// drops and rebuilds them (`CampaignStore.importLeads`).
+    static let leadIndexes = """
+        CREATE UNIQUE INDEX lead_phone ON lead(campaign_id, phone);
+        CREATE INDEX lead_due ON lead(campaign_id, status, attempts) WHERE status != 'done';
+        """
+
+    static let v1 = """
+        CREATE TABLE campaign (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            file TEXT NOT NULL,
+            template TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            pause_reason TEXT,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE lead_import (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            file TEXT NOT NULL,
+            header TEXT NOT NULL,
+            imported INTEGER NOT NULL,
+            unchanged INTEGER NOT NULL,
+            rejected INTEGER NOT NULL,
+            imported_at TEXT NOT NULL
+        );
+
+        CREATE TABLE lead (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            import_id INTEGER NOT NULL REFERENCES lead_import(id),
+            line INTEGER NOT NULL,
+            phone TEXT NOT NULL,
+            time_zones TEXT NOT NULL,
+            record TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'live', 'done')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            outcome TEXT,
+            exhausted INTEGER NOT NULL DEFAULT 0,
+            callback_at TEXT
+        );
+        \(Schema.leadIndexes)
+
+        CREATE TABLE attempt (
+            id TEXT PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            lead_id INTEGER NOT NULL REFERENCES lead(id),
+            number INTEGER NOT NULL,
+            phone TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            queued_at TEXT NOT NULL,
+            originated_at TEXT,
+            ringing_at TEXT,
+            answered_at TEXT,
+            first_audio_at TEXT,
+            ended_at TEXT,
+            originate_error TEXT,
+            originate_reason INTEGER,
+            dial_status TEXT,
+            hangup_cause INTEGER,
+            tech_cause INTEGER,
+            amd_status TEXT,
+            amd_cause TEXT,
+            dial_result TEXT,
+            outcome TEXT,
+            settled_at TEXT,
+            note TEXT,
+            UNIQUE (lead_id, number)
+        );
+        CREATE UNIQUE INDEX attempt_one_live_per_lead ON attempt(lead_id) WHERE outcome IS NULL;
+        CREATE INDEX attempt_campaign ON attempt(campaign_id, outcome);
+        CREATE TRIGGER attempt_settled_is_final BEFORE UPDATE ON attempt WHEN OLD.outcome IS NOT NULL
+            BEGIN SELECT RAISE(ABORT, 'a settled attempt cannot change'); END;
+        CREATE TRIGGER attempt_never_deleted BEFORE DELETE ON attempt
+            BEGIN SELECT RAISE(ABORT, 'attempts are never deleted'); END;
+
+        CREATE TABLE call_record (
+            attempt_id TEXT PRIMARY KEY REFERENCES attempt(id),
+            record TEXT NOT NULL,
+            outcome TEXT,
+            sentiment_label TEXT,
+            sentiment_score REAL,
+            objective TEXT,
+            motive TEXT,
+            objections TEXT,
+            callback_at TEXT,
+            summary TEXT,
+            talk_seconds REAL,
+            finished INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE dnc (
+            phone TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            added_at TEXT NOT NULL
+        );
+        """
+}
