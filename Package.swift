@@ -41,6 +41,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -131,6 +132,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -140,6 +142,9 @@ let package = Package(
             name: "cex",
             dependencies: [
                 "CampaignApp",
+                "CampaignCore",
+                "CampaignStore",
+                "Reports",
                 "Conversation",
                 "PBXSimulator",
                 "AsteriskManager",
@@ -211,13 +216,12 @@ let package = Package(
         ),
         .testTarget(
             name: "CampaignStoreTests",
-            dependencies: ["CampaignStore", "CampaignCore", "TestSupport"],
+            dependencies: ["CampaignStore", "CampaignCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ReportsTests",
             dependencies: ["Reports", "CampaignStore", "CampaignCore", "TestSupport"],
-            exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -38,7 +38,8 @@ public struct EngineService: Service {
     public let recognizer: PocketSphinxRecognizer
     private let logger: Logger
 
-    public init(configuration: Configuration, resolver: any CallResolver, logger: Logger) {
+    /// `sink` keeps the call records; JSON files in `configuration.records` when nil.
+    public init(configuration: Configuration, resolver: any CallResolver, sink: (any CallRecordSink)? = nil, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         self.synthesizer = CachingSynthesizer(EspeakSynthesizer())
@@ -48,7 +49,7 @@ public struct EngineService: Service {
             providers: ConversationProviders(
                 recognizer: self.recognizer,
                 synthesizer: self.synthesizer,
-                sink: JSONFileRecordSink(directory: configuration.records),
+                sink: sink ?? JSONFileRecordSink(directory: configuration.records),
                 observer: configuration.metrics
             ),
             logger: logger

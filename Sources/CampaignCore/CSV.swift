@@ -158,7 +158,7 @@ public struct CSVWriter: Sendable {
 
     public func cell(_ value: String) -> String {
         var text = value
-        if self.guardFormulas, let first = text.utf8.first, Self.formulaStarts.contains(first) {
+        if self.guardFormulas, let first = text.utf8.first, Self.formulaStarts.contains(first), !Self.isNegativeNumber(text) {
             text = "'" + text
         }
         let needsQuotes = text.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
@@ -168,4 +168,10 @@ public struct CSVWriter: Sendable {
     }
 
     static let formulaStarts: Set<UInt8> = [0x3D, 0x2B, 0x2D, 0x40, 0x09, 0x0D]
+
+    /// "-0.50": a number a spreadsheet reads as a number, not a formula.
+    static func isNegativeNumber(_ text: String) -> Bool {
+        let rest = text.utf8.dropFirst()
+        return text.utf8.first == 0x2D && !rest.isEmpty && rest.allSatisfy { ($0 >= 48 && $0 <= 57) || $0 == 0x2E }
+    }
 }

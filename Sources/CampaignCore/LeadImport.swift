@@ -120,6 +120,13 @@ public struct ImportedLead: Sendable, Hashable {
     /// Where the record is in the file's bytes. The store keeps the record as it was (fields and
     /// quoting untouched, the number as written included): the lead's variables come from it.
     public var record: Range<Int>
+
+    public init(line: Int, phone: PhoneNumber, timeZones: String, record: Range<Int>) {
+        self.line = line
+        self.phone = phone
+        self.timeZones = timeZones
+        self.record = record
+    }
 }
 
 /// A row that is not imported, and why. The reason never repeats the row's values.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a dial attempt ended, before any conversation.
 public enum DialResult: String, Sendable, Hashable, Codable, CaseIterable {
     case answered
@@ -88,4 +90,37 @@ public enum RetryClass: String, Sendable, Hashable, Codable, CaseIterable {
     case callback
     /// Not retried unless the campaign has a rule for it.
     case notInterested = "not_interested"
+}
+
+/// What the conversation engine reported about an answered call.
+public struct EngineReport: Sendable, Hashable {
+    /// The conversation's outcome, named as `AttemptOutcome` names it; nil when the call ended
+    /// before the engine decided one.
+    public var outcome: AttemptOutcome?
+    /// When the first agent audio went to the PBX.
+    public var firstAudioAt: Date?
+    public var callbackAt: Date?
+
+    public init(outcome: AttemptOutcome?, firstAudioAt: Date?, callbackAt: Date?) {
+        self.outcome = outcome
+        self.firstAudioAt = firstAudioAt
+        self.callbackAt = callbackAt
+    }
+}
+
+extension AttemptOutcome {
+    /// Longest wait from answer to the agent's first audio before a call counts as abandoned
+    /// (47 CFR 64.1200(a)(7): two seconds).
+    public static let abandonLimit: TimeInterval = 2
+
+    /// An attempt's outcome from the PBX's account and the engine's. An answered call the engine
+    /// never took is abandoned; one whose first agent audio came more than 2 s after the answer
+    /// keeps its conversation outcome and counts as abandoned.
+    public static func settle(trace: CallTrace, engine: EngineReport?) -> (outcome: AttemptOutcome, abandoned: Bool) {
+        let dial = trace.result
+        guard dial == .answered else { return (AttemptOutcome(dial: dial), false) }
+        guard let engine, let firstAudio = engine.firstAudioAt else { return (.abandoned, true) }
+        let late = trace.answeredAt.map { firstAudio.timeIntervalSince($0) > Self.abandonLimit } ?? false
+        return (engine.outcome ?? .noConversation, late)
+    }
 }

@@ -35,13 +35,16 @@ public struct Settlement: Sendable, Hashable {
     public var originateError: String?
     public var firstAudioAt: Date?
     public var callbackAt: Date?
+    /// Counts toward the abandon rate: answered, and no agent audio within 2 s (or none at all).
+    public var abandoned: Bool
     public var note: String?
 
     public init(
         outcome: AttemptOutcome, trace: CallTrace = CallTrace(), dialResult: DialResult? = nil, originateError: String? = nil,
-        firstAudioAt: Date? = nil, callbackAt: Date? = nil, note: String? = nil
+        firstAudioAt: Date? = nil, callbackAt: Date? = nil, abandoned: Bool = false, note: String? = nil
     ) {
         self.outcome = outcome
+        self.abandoned = abandoned
         self.trace = trace
         self.dialResult = dialResult
         self.originateError = originateError
@@ -191,12 +194,12 @@ extension CampaignStore {
                 sql: """
                     UPDATE attempt SET ringing_at = coalesce(?, ringing_at), answered_at = coalesce(?, answered_at), first_audio_at = ?,
                     ended_at = ?, originate_error = ?, originate_reason = ?, dial_status = ?, hangup_cause = ?, tech_cause = ?,
-                    amd_status = ?, amd_cause = ?, dial_result = ?, outcome = ?, settled_at = ?, note = ? WHERE id = ?
+                    amd_status = ?, amd_cause = ?, dial_result = ?, outcome = ?, abandoned = ?, settled_at = ?, note = ? WHERE id = ?
                     """,
                 arguments: [
                     trace.ringingAt, trace.answeredAt, settlement.firstAudioAt, trace.endedAt ?? now, settlement.originateError, trace.reason,
                     trace.dialStatus, trace.cause, trace.techCause, trace.amdStatus, trace.amdCause, settlement.dialResult?.rawValue,
-                    outcome.rawValue, now, settlement.note, id,
+                    outcome.rawValue, settlement.abandoned || outcome == .abandoned, now, settlement.note, id,
                 ])
 
             let zones = (lead["time_zones"] as String).split(separator: "|").compactMap { TimeZone(identifier: String($0)) }
@@ -225,6 +228,16 @@ extension CampaignStore {
         }
     }
 
+    /// Whether the campaign has leads still to dial, and the earliest retry time among them.
+    public func nextDueTime(campaignID: Int64) throws -> (pending: Bool, at: Date?) {
+        try self.writer.read { db in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT count(*) AS pending, min(next_attempt_at) AS next FROM lead WHERE campaign_id = ? AND status != 'done'",
+                arguments: [campaignID])!
+            return ((row["pending"] as Int) > 0, row["next"])
+        }
+    }
+
     // MARK: Pause
 
     public func setPaused(campaignID: Int64, _ paused: Bool, reason: String?) throws {
@@ -250,7 +263,7 @@ extension CampaignStore {
             let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT coalesce(sum(outcome = 'abandoned'), 0) AS abandoned, coalesce(sum(outcome IN (\(human))), 0) AS answered
+                    SELECT coalesce(sum(abandoned), 0) AS abandoned, coalesce(sum(outcome IN (\(human))), 0) AS answered
                     FROM attempt WHERE campaign_id = ? AND settled_at >= ?
                     """, arguments: [campaignID, since])!
             return (row["abandoned"], row["answered"])

@@ -119,6 +119,7 @@ enum Schema {
             amd_cause TEXT,
             dial_result TEXT,
             outcome TEXT,
+            abandoned INTEGER NOT NULL DEFAULT 0,
             settled_at TEXT,
             note TEXT,
             UNIQUE (lead_id, number)
@@ -142,6 +143,7 @@ enum Schema {
             callback_at TEXT,
             summary TEXT,
             talk_seconds REAL,
+            first_audio_at TEXT,
             finished INTEGER NOT NULL DEFAULT 0,
             updated_at TEXT NOT NULL
         );

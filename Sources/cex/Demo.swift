@@ -1,38 +1,39 @@
 import ArgumentParser
 import CampaignApp
+import Foundation
 import Logging
+import Reports
 
 extension Cex {
     struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the telephony loop end to end against the built-in Asterisk stand-in.",
+            abstract: "Run the demo campaign end to end against the built-in Asterisk stand-in.",
             discussion: """
-                Starts the stand-in (AMI server and AudioSocket caller side), an AudioSocket engine \
-                and the AMI client on loopback, originates one call per scripted destination (answer, \
-                busy, no answer, congestion, unallocated, rejected, voicemail) and prints how each \
-                ended. Needs no Asterisk, no account and no network.
+                Runs campaigns/demo.yaml: 20 leads whose callees (the stand-in's personas) are interested, \
+                object, ask for a callback, opt out, are busy, do not answer, or are a voicemail box. \
+                The embedded engine talks with offline speech (espeak-ng, pocketsphinx); callees speak with \
+                flite. Prints the funnel and writes the store and the reports to --out. Needs no Asterisk, \
+                no account and no network. The demo's clock starts at 14:00 New York time, so its leads are \
+                inside their calling windows whenever it runs.
                 """
         )
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "How long destinations ring, in milliseconds.")
-        var ringMilliseconds = 300
-
-        @Option(help: "Seed for the stand-in's random choices (event order).")
-        var seed: UInt64 = 7
-
-        func validate() throws {
-            guard self.ringMilliseconds >= 0 else { throw ValidationError("--ring-milliseconds must not be negative") }
-        }
+        @Option(help: "The demo campaign file.") var campaign = "campaigns/demo.yaml"
+        @Option(help: "Where the store and the reports go.") var out = "demo-output"
 
         func run() async throws {
             self.global.bootstrapLogging()
-            var options = SpineDemo.Options()
-            options.ringTime = .milliseconds(self.ringMilliseconds)
-            options.seed = self.seed
-            let report = try await SpineDemo.run(options: options, logger: Logger(label: "cex.demo"))
-            print(SpineDemo.render(report))
+            let printer = ProgressPrinter(tty: isatty(STDOUT_FILENO) != 0)
+            let result = try await CampaignDemo.run(
+                campaignFile: self.campaign, output: URL(fileURLWithPath: self.out), logger: Logger(label: "cex.demo"),
+                onProgress: { printer.show($0) })
+            printer.finish()
+            print("demo: \(result.summary.ending)")
+            print(result.funnel.line)
+            for report in result.reports { print("report: \(report)") }
+            print("store: \(result.store)")
         }
     }
 }

@@ -5,11 +5,21 @@ import Testing
 
 @Suite struct CommandTests {
     @Test func parsesTheDemo() throws {
-        let command = try Cex.parseAsRoot(["demo", "--ring-milliseconds", "10", "--seed", "3"])
+        let command = try Cex.parseAsRoot(["demo", "--out", "/tmp/x"])
         let demo = try #require(command as? Cex.Demo)
-        #expect(demo.ringMilliseconds == 10)
-        #expect(demo.seed == 3)
-        #expect(throws: (any Error).self) { try Cex.parseAsRoot(["demo", "--ring-milliseconds", "-5"]) }
+        #expect(demo.out == "/tmp/x")
+        #expect(demo.campaign == "campaigns/demo.yaml")
+    }
+
+    @Test func parsesTheCampaignCommands() throws {
+        let start = try #require(try Cex.parseAsRoot(["campaign", "start", "campaigns/demo.yaml", "--store", "/tmp/s.sqlite"]) as? Cex.CampaignCommand.Start)
+        #expect(start.file == "campaigns/demo.yaml" && start.store.path == "/tmp/s.sqlite")
+        let run = try #require(try Cex.parseAsRoot(["campaign", "run", "a.yaml", "b.yaml"]) as? Cex.CampaignCommand.Run)
+        #expect(run.files == ["a.yaml", "b.yaml"])
+        let export = try #require(try Cex.parseAsRoot(["report", "export", "--campaign", "demo", "--format", "json"]) as? Cex.Report.Export)
+        #expect(export.format == "json")
+        #expect(throws: (any Error).self) { try Cex.parseAsRoot(["report", "export", "--campaign", "demo", "--format", "xlsx"]) }
+        #expect(throws: (any Error).self) { try Cex.parseAsRoot(["campaign", "start"]) }
     }
 
     @Test func parsesTheSimulator() throws {

@@ -1,0 +1,334 @@
+import ArgumentParser
+import CampaignApp
+import CampaignCore
+import CampaignStore
+import Foundation
+import Logging
+import Reports
+
+/// Where the campaign store lives.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The SQLite store (default: $CEX_STORE, else ./cex.sqlite).")
+    var store: String?
+
+    var path: String { self.store ?? ProcessInfo.processInfo.environment["CEX_STORE"] ?? "cex.sqlite" }
+
+    func open() throws -> CampaignStore {
+        do {
+            return try CampaignStore(path: self.path)
+        } catch {
+            throw CommandFailure("cannot open the store \(self.path): \(error)")
+        }
+    }
+}
+
+/// An error the CLI prints as is, exiting non-zero.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Cex {
+    struct CampaignCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "campaign",
+            abstract: "Run, check and control campaigns.",
+            subcommands: [Start.self, Run.self, Status.self, Pause.self, Resume.self]
+        )
+    }
+}
+
+/// Loads a campaign, turning every known error into a one-line message.
+func loadSession(_ file: String, store: CampaignStore, logger: Logger) throws -> CampaignSession {
+    do {
+        return try CampaignSession(campaignFile: file, store: store, logger: logger)
+    } catch let error as CampaignFileError {
+        throw CommandFailure("\(error)")
+    } catch {
+        throw CommandFailure("\(file): \(error)")
+    }
+}
+
+func importAndReport(_ session: CampaignSession) throws {
+    let dnc = try session.loadDoNotCallFiles()
+    if dnc.added > 0 { print("do-not-call: \(dnc.added) new numbers from the campaign's lists") }
+    for (file, lines) in dnc.skipped {
+        print("do-not-call: \(file): \(lines.count) lines are not numbers (first: line \(lines[0]))")
+    }
+    do {
+        for report in try session.importLeads() {
+            let c = report.counts
+            var line = "leads: \(report.file): \(c.imported) imported, \(c.unchanged) already in the campaign, \(c.rejected) rejected"
+            if let rejects = report.rejectsFile { line += " (reasons in \(rejects))" }
+            print(line)
+        }
+    } catch let error as LeadImporter.ImportError {
+        throw CommandFailure("\(error) (nothing from this file was imported)")
+    }
+}
+
+/// Dials, printing a live line on a terminal and plain log lines otherwise; exits non-zero on errors.
+func dial(_ session: CampaignSession) async throws -> CampaignRunner.Summary {
+    let tty = isatty(STDOUT_FILENO) != 0
+    var options = CampaignSession.RunOptions()
+    let last = ProgressPrinter(tty: tty)
+    options.runner.onProgress = { last.show($0) }
+    let summary: CampaignRunner.Summary
+    do {
+        summary = try await session.dial(options: options)
+    } catch let error as SecretSource.MissingSecret {
+        throw CommandFailure("AMI secret: \(error.description)")
+    }
+    last.finish()
+    return summary
+}
+
+final class ProgressPrinter: @unchecked Sendable {
+    let tty: Bool
+    private let lock = NSLock()
+    private var lastSettled = -1
+    private var lastLine = ""
+
+    init(tty: Bool) { self.tty = tty }
+
+    func show(_ progress: CampaignRunner.Progress) {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        let outcomes = progress.outcomes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
+        let line = "dialled \(progress.dialled)  ringing \(progress.ringing)  talking \(progress.talking)  done \(progress.settled)"
+            + (outcomes.isEmpty ? "" : "  [\(outcomes)]")
+        if self.tty {
+            guard line != self.lastLine else { return }
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+        } else if progress.settled != self.lastSettled {
+            print(line)
+        }
+        self.lastLine = line
+        self.lastSettled = progress.settled
+    }
+
+    func finish() {
+        if self.tty { print("") }
+    }
+}
+
+extension Cex.CampaignCommand {
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check and import a campaign, then dial until it is done or its window closes.",
+            discussion: """
+                Validates the campaign file and template, loads the DNC files, imports the leads (rejected rows \
+                go to LEADS.rejects.csv), and dials. On a terminal a progress line shows dialled, ringing, \
+                talking and finished calls with their outcomes. SIGINT or SIGTERM stops dialling; live calls \
+                finish, then cex exits.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The campaign file, e.g. campaigns/spring.yaml.") var file: String
+
+        func run() async throws {
+            self.global.bootstrapLogging()
+            let logger = Logger(label: "cex.campaign")
+            let store = try self.store.open()
+            let session = try loadSession(self.file, store: store, logger: logger)
+            try importAndReport(session)
+            if let reason = try store.pauseReason(campaignID: session.campaignID) {
+                throw CommandFailure("campaign \(session.campaign.name) is paused (\(reason)); `cex campaign resume \(self.file)` to go on")
+            }
+            let summary = try await dial(session)
+            print("\(session.campaign.name): \(summary.ending)")
+            print(Funnel(try store.funnel(campaignID: session.campaignID)).line)
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The cron entry: resume due work for each campaign, then exit.",
+            discussion: """
+                For each campaign file: import new leads, then dial what is due now. Exits 0 when the work \
+                is done, nothing is due, or the calling window is closed; non-zero with a message when a \
+                campaign cannot run. A campaign that another process is dialling is skipped.
+
+                crontab: */5 * * * * cd /srv/cex && cex campaign run campaigns/*.yaml >> log/cron.log 2>&1
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Campaign files.") var files: [String]
+
+        func run() async throws {
+            self.global.bootstrapLogging()
+            let logger = Logger(label: "cex.campaign")
+            let store = try self.store.open()
+            var failures: [String] = []
+            for file in self.files {
+                do {
+                    let session = try loadSession(file, store: store, logger: logger)
+                    if let reason = try store.pauseReason(campaignID: session.campaignID) {
+                        print("\(session.campaign.name): paused (\(reason)), skipped")
+                        continue
+                    }
+                    try importAndReport(session)
+                    let summary = try await dial(session)
+                    print("\(session.campaign.name): \(summary.ending)")
+                } catch {
+                    failures.append("\(error)")
+                    print("error: \(error)")
+                }
+            }
+            if !failures.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a campaign's funnel, live calls and pause state.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The campaign file.") var file: String
+
+        func run() async throws {
+            let store = try self.store.open()
+            let campaign = try loadCampaignFile(self.file)
+            guard let id = try store.campaignID(named: campaign.name) else {
+                throw CommandFailure("campaign \(campaign.name) has never run with the store \(self.store.path)")
+            }
+            print("\(campaign.name): \(try store.pauseReason(campaignID: id).map { "paused (\($0))" } ?? "running")")
+            print("live attempts: \(try store.liveAttemptCount(campaignID: id))")
+            print(Funnel(try store.funnel(campaignID: id)).line)
+        }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pause a campaign: runners stop dialling it; live calls finish.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The campaign file.") var file: String
+        @Option(help: "Why, for `campaign status`.") var reason = "paused by hand"
+
+        func run() async throws {
+            let store = try self.store.open()
+            let id = try store.campaignID(try loadCampaignFile(self.file))
+            try store.setPaused(campaignID: id, true, reason: self.reason)
+            print("paused")
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume a paused campaign.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The campaign file.") var file: String
+
+        func run() async throws {
+            let store = try self.store.open()
+            let id = try store.campaignID(try loadCampaignFile(self.file))
+            try store.setPaused(campaignID: id, false, reason: nil)
+            print("resumed")
+        }
+    }
+}
+
+func loadCampaignFile(_ file: String) throws -> Campaign {
+    do {
+        return try CampaignFile.load(path: file)
+    } catch {
+        throw CommandFailure("\(error)")
+    }
+}
+
+extension Cex {
+    struct Leads: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lead lists.", subcommands: [Import.self])
+
+        struct Import: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Import a campaign's lead files without dialling.",
+                discussion: "Each file is imported whole or not at all; rejected rows go to LEADS.rejects.csv with line and reason.")
+            @OptionGroup var global: GlobalOptions
+            @OptionGroup var store: StoreOptions
+            @Argument(help: "The campaign file.") var file: String
+
+            func run() async throws {
+                self.global.bootstrapLogging()
+                let store = try self.store.open()
+                try importAndReport(try loadSession(self.file, store: store, logger: Logger(label: "cex.leads")))
+            }
+        }
+    }
+
+    struct DNC: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "dnc", abstract: "The do-not-call list.", subcommands: [Add.self, Import.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add numbers to the do-not-call list.")
+            @OptionGroup var store: StoreOptions
+            @Option(help: "Region for numbers written without a country code.") var country = "US"
+            @Argument(help: "Numbers.") var numbers: [String]
+
+            func run() async throws {
+                let parser = try PhoneNumberParser(defaultRegion: self.country)
+                var parsed: [PhoneNumber] = []
+                for (index, number) in self.numbers.enumerated() {
+                    do {
+                        parsed.append(try parser.parse(number))
+                    } catch {
+                        throw CommandFailure("number \(index + 1): \(error)")
+                    }
+                }
+                let added = try self.store.open().addDoNotCall(parsed, source: "manual")
+                print("\(added) added, \(parsed.count - added) already listed")
+            }
+        }
+
+        struct Import: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Import a do-not-call file (one number per line, or a CSV with the number first).")
+            @OptionGroup var store: StoreOptions
+            @Option(help: "Region for numbers written without a country code.") var country = "US"
+            @Argument(help: "The file.") var file: String
+
+            func run() async throws {
+                let (numbers, bad) = try DoNotCallFile.read(path: self.file, defaultRegion: self.country)
+                let added = try self.store.open().addDoNotCall(numbers, source: "file \(URL(fileURLWithPath: self.file).lastPathComponent)")
+                print("\(added) added, \(numbers.count - added) already listed, \(bad.count) lines not numbers\(bad.first.map { " (first: line \($0))" } ?? "")")
+            }
+        }
+    }
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reports.", subcommands: [Export.self])
+
+        struct Export: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "One row per lead, as CSV or JSON (with the campaign funnel).",
+                discussion: "CSV cells a spreadsheet would run as formulas, phone numbers included, start with an apostrophe.")
+            @OptionGroup var store: StoreOptions
+            @Option(help: "The campaign's name.") var campaign: String
+            @Option(help: "csv or json.") var format: String = "csv"
+            @Option(help: "Write here instead of standard output.") var out: String?
+
+            func validate() throws {
+                guard ReportExporter.Format(rawValue: self.format) != nil else { throw ValidationError("--format must be csv or json") }
+            }
+
+            func run() async throws {
+                let store = try self.store.open()
+                guard let id = try store.campaignID(named: self.campaign) else {
+                    throw CommandFailure("no campaign named \(self.campaign) in \(self.store.path)")
+                }
+                let handle: FileHandle
+                if let out = self.out {
+                    guard FileManager.default.createFile(atPath: out + ".partial", contents: nil) else { throw CommandFailure("cannot write \(out)") }
+                    handle = try FileHandle(forWritingTo: URL(fileURLWithPath: out + ".partial"))
+                } else {
+                    handle = .standardOutput
+                }
+                let rows = try ReportExporter.export(store: store, campaignID: id, campaign: self.campaign, format: .init(rawValue: self.format)!, to: handle)
+                if let out = self.out {
+                    try handle.close()
+                    _ = try? FileManager.default.removeItem(atPath: out)
+                    try FileManager.default.moveItem(atPath: out + ".partial", toPath: out)
+                    print("\(rows) leads written to \(out)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import CampaignCore
+import Foundation
+import GRDB
+import Testing
+
+@testable import CampaignStore
+
+/// Each test gets a fresh store file in a scratch directory.
+func freshStore() throws -> CampaignStore {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cex-store-\(UUID().uuidString)")
+    return try CampaignStore(path: directory.appendingPathComponent("cex.sqlite").path)
+}
+
+func campaign(_ name: String = "spring") throws -> Campaign {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cex-store-files-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory.appendingPathComponent("campaigns"), withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: directory.appendingPathComponent("templates"), withIntermediateDirectories: true)
+    try "name: t\n".write(to: directory.appendingPathComponent("templates/t.yaml"), atomically: true, encoding: .utf8)
+    try "phone\n".write(to: directory.appendingPathComponent("campaigns/leads.csv"), atomically: true, encoding: .utf8)
+    let yaml = """
+        name: \(name)
+        leads: leads.csv
+        template: t
+        caller_id: '"Acme" <+12125550100>'
+        ami: {username: cex}
+        dial: PJSIP/{phone}@trunk
+        retry: {max_attempts: 3, busy: {delay: 10m, max: 2}}
+        """
+    return try CampaignFile.parse(yaml, file: directory.appendingPathComponent("campaigns/c.yaml").path)
+}
+
+/// Imports leads given as (line, E.164, zones).
+func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, String, String)]) throws {
+    let text = leads.map { "\($0.1)" }.joined(separator: "\n")
+    let bytes = Array(text.utf8)
+    var offset = 0
+    var imported: [ImportedLead] = []
+    for (line, phone, zones) in leads {
+        imported.append(ImportedLead(line: line, phone: PhoneNumber(e164: phone)!, timeZones: zones, record: offset..<(offset + phone.utf8.count)))
+        offset += phone.utf8.count + 1
+    }
+    var batches = [imported]
+    _ = try store.importLeads(
+        campaignID: campaignID, file: "leads.csv", header: ["phone"], bytes: bytes, expectedRows: leads.count,
+        next: { batches.popLast() }, counts: { .init() })
+}
+
+@Suite struct CampaignStoreTests {
+    let monday10NewYork = try! Date("2026-07-13T14:00:00Z", strategy: .iso8601)
+
+    @Test func theSchemaIsNamedAppendOnlyMigrations() throws {
+        #expect(try freshStore().appliedMigrations() == ["v1: campaigns, leads, attempts, call records, do-not-call"])
+    }
+
+    @Test func anAttemptIsWrittenBeforeDiallingAndALeadNeverHasTwoLiveAttempts() throws {
+        let store = try freshStore()
+        let id = try store.campaignID(try campaign())
+        try importLeads(store, id, [(2, "+12125550101", "America/New_York")])
+        let due = try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 10)
+        #expect(due.map(\.phone.e164) == ["+12125550101"])
+        guard case .started(let attempt) = try store.beginAttempt(leadID: due[0].id, now: self.monday10NewYork, channel: { "PJSIP/\($0)@trunk" }) else {
+            Issue.record("not started")
+            return
+        }
+        #expect(attempt.channel == "PJSIP/+12125550101@trunk" && attempt.number == 1)
+        #expect(try store.unsettledAttempts(campaignID: id).map(\.id) == [attempt.id])
+        // The lead is live: neither due nor startable again.
+        #expect(try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 10).isEmpty)
+        #expect(try store.beginAttempt(leadID: due[0].id, now: self.monday10NewYork, channel: { "\($0)" }) == .skipped("no longer due"))
+    }
+
+    @Test func settlingSchedulesTheRetryInsideTheWindowAndASettledAttemptCannotChange() throws {
+        let store = try freshStore()
+        let campaign = try campaign()
+        let id = try store.campaignID(campaign)
+        try importLeads(store, id, [(2, "+12125550101", "America/New_York")])
+        let lead = try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 1)[0]
+        // 20:55 New York: a busy retry 10 minutes later falls after 21:00, so it moves to 08:00 next day.
+        let late = try Date("2026-07-14T00:55:00Z", strategy: .iso8601)
+        guard case .started(let attempt) = try store.beginAttempt(leadID: lead.id, now: late, channel: { "\($0)" }) else { return }
+        let decision = try store.settle(attempt.id, Settlement(outcome: .busy), now: late, policy: campaign.retry, window: campaign.window)
+        #expect(decision == .retry(at: try Date("2026-07-14T12:00:00Z", strategy: .iso8601)))
+        #expect(try store.settle(attempt.id, Settlement(outcome: .interested), now: late, policy: campaign.retry, window: campaign.window) == nil)
+        #expect(throws: (any Error).self) { try store.writer.write { db in try db.execute(sql: "UPDATE attempt SET outcome = 'interested'") } }
+        #expect(throws: (any Error).self) { try store.writer.write { db in try db.execute(sql: "DELETE FROM attempt") } }
+        #expect(try store.unsettledAttempts(campaignID: id).isEmpty)
+    }
+
+    @Test func aNumberPutOnTheListAfterImportIsNotDialledAndTheLeadIsClosed() throws {
+        let store = try freshStore()
+        let id = try store.campaignID(try campaign())
+        try importLeads(store, id, [(2, "+12125550101", "America/New_York")])
+        let lead = try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 1)[0]
+        try store.addDoNotCall([PhoneNumber(e164: "+12125550101")!], source: "manual")
+        #expect(try store.beginAttempt(leadID: lead.id, now: self.monday10NewYork, channel: { "\($0)" }) == .skipped("on the do-not-call list"))
+        #expect(try store.funnel(campaignID: id).doNotCall == 1)
+        #expect(try store.nextDueTime(campaignID: id).pending == false)
+    }
+
+    @Test func anOptOutSettlementListsTheNumberAndEndsTheLead() throws {
+        let store = try freshStore()
+        let campaign = try campaign()
+        let id = try store.campaignID(campaign)
+        try importLeads(store, id, [(2, "+12125550101", "America/New_York")])
+        let lead = try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 1)[0]
+        guard case .started(let attempt) = try store.beginAttempt(leadID: lead.id, now: self.monday10NewYork, channel: { "\($0)" }) else { return }
+        #expect(try store.callTarget(attempt.id)?.values == ["+12125550101"])
+        try store.settle(attempt.id, Settlement(outcome: .doNotCall), now: self.monday10NewYork, policy: campaign.retry, window: campaign.window)
+        #expect(try store.isDoNotCall(PhoneNumber(e164: "+12125550101")!))
+        // A settled attempt is no longer a call the engine may take.
+        #expect(try store.callTarget(attempt.id) == nil)
+    }
+
+    @Test func aFailedImportLeavesNothingBehind() throws {
+        let store = try freshStore()
+        let id = try store.campaignID(try campaign())
+        struct Broken: Error {}
+        var calls = 0
+        #expect(throws: Broken.self) {
+            _ = try store.importLeads(
+                campaignID: id, file: "x.csv", header: ["phone"], bytes: Array("+12125550101".utf8), expectedRows: 1,
+                next: {
+                    calls += 1
+                    if calls == 1 { return [ImportedLead(line: 2, phone: PhoneNumber(e164: "+12125550101")!, timeZones: "America/New_York", record: 0..<12)] }
+                    throw Broken()
+                }, counts: { .init() })
+        }
+        #expect(try store.phones(campaignID: id).isEmpty)
+        #expect(try store.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM lead_import") } == 0)
+    }
+}

@@ -1,0 +1,38 @@
+import CampaignCore
+import CampaignStore
+import Foundation
+import Testing
+
+@testable import Reports
+
+@Suite struct ReportsTests {
+    func source(status: String, outcome: String?, call: CallRecordSummary?) -> LeadReportSource {
+        LeadReportSource(
+            header: ["Phone", "Full Name", "City"], record: "+12125550101,\"=HYPERLINK(\"\"x\"\")\",Springfield", phone: "+12125550101", status: status,
+            attempts: 2, outcome: outcome, exhausted: false, callbackAt: nil, nextAttemptAt: nil, lastDialResult: "answered", lastAbandoned: false,
+            call: call)
+    }
+
+    @Test func aRowTakesItsNameFromTheStoredRecordAndItsCellsAreSafeInASpreadsheet() {
+        let row = LeadReportRow(
+            self.source(status: "done", outcome: "interested", call: CallRecordSummary(sentimentLabel: "positive", sentimentScore: -0.456, objections: ["price", "renting"], talkSeconds: 36.84)))
+        #expect(row.name == "=HYPERLINK(\"x\")")
+        #expect(row.finalOutcome == "interested")
+        let line = CSVWriter().record(row.csvFields)
+        #expect(line.hasPrefix("'+12125550101,\"'=HYPERLINK(\"\"x\"\")\",2,interested,no,answered,36.8,positive,-0.46,"))
+        #expect(line.contains("price; renting"))
+    }
+
+    @Test func aLeadWithAttemptsToGoIsPending() {
+        #expect(LeadReportRow(self.source(status: "pending", outcome: "busy", call: nil)).finalOutcome == "pending")
+        #expect(LeadReportRow(self.source(status: "live", outcome: nil, call: nil)).finalOutcome == "in_call")
+    }
+
+    @Test func theFunnelRoundsTheAbandonRate() {
+        var counts = FunnelCounts()
+        counts.abandonedCalls = 1
+        counts.answeredCalls = 3
+        #expect(Funnel(counts).abandonedPercent == 33.3)
+        #expect(Funnel(FunnelCounts()).abandonedPercent == 0)
+    }
+}
