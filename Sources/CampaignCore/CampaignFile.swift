@@ -151,15 +151,8 @@ struct RawCampaign: Decodable {
         var maxAttempts: Int?
         var rules: [String: Rule?] = [:]
 
-        struct Key: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
         init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: Key.self)
+            let container = try decoder.container(keyedBy: AnyKey.self)
             for key in container.allKeys {
                 if key.stringValue == "max_attempts" {
                     self.maxAttempts = try container.decode(Int.self, forKey: key)

@@ -219,10 +219,8 @@ extension CampaignStore {
                     sql: "UPDATE lead SET status = 'done', next_attempt_at = NULL, outcome = ?, exhausted = ?, callback_at = ? WHERE id = ?",
                     arguments: [outcome.rawValue, exhausted, callback, leadID])
             }
-            if outcome == .doNotCall {
-                try db.execute(
-                    sql: "INSERT OR IGNORE INTO dnc (phone, source, added_at) VALUES (?, ?, ?)",
-                    arguments: [attemptRow["phone"] as String, "opt-out in call \(id)", now])
+            if outcome == .doNotCall, let phone = PhoneNumber(e164: attemptRow["phone"]) {
+                _ = try Self.insertDoNotCall([phone], source: "opt-out in call \(id)", now: now, in: db)
             }
             return decision
         }

@@ -139,15 +139,18 @@ extension CampaignStore {
     /// (a file, `opt-out` with the attempt, `manual`).
     @discardableResult
     public func addDoNotCall(_ phones: [PhoneNumber], source: String, now: Date = Date()) throws -> Int {
-        try self.writer.write { db in
-            let statement = try db.makeStatement(sql: "INSERT OR IGNORE INTO dnc (phone, source, added_at) VALUES (?, ?, ?)")
-            var added = 0
-            for phone in phones {
-                try statement.execute(arguments: [phone.e164, source, now])
-                added += db.changesCount
-            }
-            return added
+        try self.writer.write { db in try Self.insertDoNotCall(phones, source: source, now: now, in: db) }
+    }
+
+    /// The one INSERT into the list, for `addDoNotCall` and for opt-outs settled with their attempt.
+    static func insertDoNotCall(_ phones: [PhoneNumber], source: String, now: Date, in db: Database) throws -> Int {
+        let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO dnc (phone, source, added_at) VALUES (?, ?, ?)")
+        var added = 0
+        for phone in phones {
+            try statement.execute(arguments: [phone.e164, source, now])
+            added += db.changesCount
         }
+        return added
     }
 
     public func doNotCallCount() throws -> Int {

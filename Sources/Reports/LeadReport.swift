@@ -33,8 +33,9 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
         case nextAttemptAt = "next_attempt_at"
     }
 
-    public init(_ source: LeadReportSource) {
-        let fields = (try? LeadColumns(header: source.header))?.fields(of: LeadRecord.values(source.record)) ?? [:]
+    /// `columns`: the source's header read as lead columns (one per import, not per row).
+    public init(_ source: LeadReportSource, columns: LeadColumns?) {
+        let fields = columns?.fields(of: LeadRecord.values(source.record)) ?? [:]
         self.phone = source.phone
         self.name = fields["name"] ?? ""
         self.attempts = source.attempts
@@ -98,6 +99,11 @@ public enum ReportExporter {
     @discardableResult
     public static func export(store: CampaignStore, campaignID: Int64, campaign: String, format: Format, to output: FileHandle) throws -> Int {
         var count = 0
+        var columnsByHeader: [[String]: LeadColumns?] = [:]
+        func row(_ source: LeadReportSource) -> LeadReportRow {
+            if columnsByHeader[source.header] == nil { columnsByHeader[source.header] = .some(try? LeadColumns(header: source.header)) }
+            return LeadReportRow(source, columns: columnsByHeader[source.header]!)
+        }
         var buffer = Data()
         buffer.reserveCapacity(1 << 20)
         func flush(_ force: Bool = false) {
@@ -111,7 +117,7 @@ public enum ReportExporter {
             let writer = CSVWriter()
             buffer.append(contentsOf: writer.record(LeadReportRow.csvHeader).utf8)
             try store.forEachLeadReport(campaignID: campaignID) { source in
-                buffer.append(contentsOf: writer.record(LeadReportRow(source).csvFields).utf8)
+                buffer.append(contentsOf: writer.record(row(source).csvFields).utf8)
                 count += 1
                 flush()
             }
@@ -127,7 +133,7 @@ public enum ReportExporter {
             buffer.append(contentsOf: ",\"leads\":[\n".utf8)
             try store.forEachLeadReport(campaignID: campaignID) { source in
                 if count > 0 { buffer.append(contentsOf: ",\n".utf8) }
-                buffer.append(try encoder.encode(LeadReportRow(source)))
+                buffer.append(try encoder.encode(row(source)))
                 count += 1
                 flush()
             }

@@ -13,9 +13,10 @@ import Testing
             call: call)
     }
 
-    @Test func aRowTakesItsNameFromTheStoredRecordAndItsCellsAreSafeInASpreadsheet() {
+    @Test func aRowTakesItsNameFromTheStoredRecordAndItsCellsAreSafeInASpreadsheet() throws {
         let row = LeadReportRow(
-            self.source(status: "done", outcome: "interested", call: CallRecordSummary(sentimentLabel: "positive", sentimentScore: -0.456, objections: ["price", "renting"], talkSeconds: 36.84)))
+            self.source(status: "done", outcome: "interested", call: CallRecordSummary(sentimentLabel: "positive", sentimentScore: -0.456, objections: ["price", "renting"], talkSeconds: 36.84)),
+            columns: try LeadColumns(header: ["Phone", "Full Name", "City"]))
         #expect(row.name == "=HYPERLINK(\"x\")")
         #expect(row.finalOutcome == "interested")
         let line = CSVWriter().record(row.csvFields)
@@ -24,8 +25,8 @@ import Testing
     }
 
     @Test func aLeadWithAttemptsToGoIsPending() {
-        #expect(LeadReportRow(self.source(status: "pending", outcome: "busy", call: nil)).finalOutcome == "pending")
-        #expect(LeadReportRow(self.source(status: "live", outcome: nil, call: nil)).finalOutcome == "in_call")
+        #expect(LeadReportRow(self.source(status: "pending", outcome: "busy", call: nil), columns: nil).finalOutcome == "pending")
+        #expect(LeadReportRow(self.source(status: "live", outcome: nil, call: nil), columns: nil).finalOutcome == "in_call")
     }
 
     @Test func theFunnelRoundsTheAbandonRate() {
