@@ -19,7 +19,7 @@ demo: build
 	$(SWIFT) run cex demo
 
 test: deps
-	$(SWIFT) test
+	$(SWIFT) test --no-parallel
 
 bench: deps
 	Benchmarks/run.sh

@@ -239,6 +239,7 @@ let package = Package(
             name: "CampaignAppTests",
             dependencies: [
                 "CampaignApp", "CampaignCore", "CampaignStore", "AsteriskManager", "AudioSocket", "Conversation", "PBXSimulator", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

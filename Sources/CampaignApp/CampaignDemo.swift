@@ -30,44 +30,20 @@ public enum CampaignDemo {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: storePath + suffix) }
         let store = try CampaignStore(path: storePath)
         let session = try CampaignSession(campaignFile: campaignFile, store: store, logger: logger)
+        let lock = try store.lockRun(campaignID: session.campaignID, campaign: session.campaign.name, command: "demo")
+        defer { lock.release(ending: "demo over") }
         _ = try session.loadDoNotCallFiles()
         let imports = try session.importLeads()
         for report in imports where report.counts.rejected > 0 {
             logger.warning("demo leads rejected", metadata: ["file": "\(report.file)", "rejects": "\(report.rejectsFile ?? "")"])
         }
 
-        let directory = try await self.directory(campaign: session.campaign)
-        let secret = UUID().uuidString
-        let enginePort = try await self.freePort()
-        let amiPort = PortBox()
-        let pbx = SimulatedAsterisk(
-            configuration: .init(
-                host: "127.0.0.1", port: 0, users: [.init(username: session.campaign.ami.username, secret: secret)],
-                contexts: ["ai-outbound": .init(engineHost: "127.0.0.1", enginePort: enginePort, runsAMD: session.campaign.amd)],
-                directory: directory, defaultBehaviour: .unallocated, ringTime: .milliseconds(400), seed: 7,
-                onListening: { amiPort.setAMI($0.port ?? 0) }),
-            logger: logger)
-
         var options = CampaignSession.RunOptions()
-        options.secret = secret
-        options.engine = ("127.0.0.1", enginePort)
-        options.engineDrain = .seconds(5)
         let offset = self.clockOffset()
         options.runner.now = { Date().addingTimeInterval(offset) }
         options.runner.onProgress = onProgress
-        let summary = try await withThrowingTaskGroup(of: CampaignRunner.Summary?.self) { group in
-            group.addTask {
-                try await pbx.run()
-                return nil
-            }
-            options.ami = ("127.0.0.1", try await amiPort.ami())
-            let runOptions = options
-            group.addTask { try await session.dial(options: runOptions) }
-            var summary: CampaignRunner.Summary?
-            while summary == nil, let next = try await group.next() { summary = next }
-            group.cancelAll()
-            return summary!
-        }
+        let summary = try await self.dialStandIn(
+            session, directory: try await self.directory(campaign: session.campaign), options: options, logger: logger)
 
         var reports: [String] = []
         for format in ReportExporter.Format.allCases {
@@ -83,6 +59,48 @@ public enum CampaignDemo {
             ranFor: ContinuousClock.now - started)
     }
 
+    /// Dials the session's campaign against the Asterisk stand-in: its AMI on a free port, the
+    /// embedded engine on another, each callee behaving as `directory` says. `during` runs
+    /// beside the dialling with the stand-in in hand (tests drop its AMI connections).
+    public static func dialStandIn(
+        _ session: CampaignSession, directory: [String: CalleeBehaviour], options: CampaignSession.RunOptions, ringTime: Duration = .milliseconds(400),
+        logger: Logger, during: (@Sendable (SimulatedAsterisk) async throws -> Void)? = nil
+    ) async throws -> CampaignRunner.Summary {
+        let secret = UUID().uuidString
+        let enginePort = try await self.freePort()
+        let amiPort = PortBox()
+        let pbx = SimulatedAsterisk(
+            configuration: .init(
+                host: "127.0.0.1", port: 0, users: [.init(username: session.campaign.ami.username, secret: secret)],
+                contexts: ["ai-outbound": .init(engineHost: "127.0.0.1", enginePort: enginePort, runsAMD: session.campaign.amd)],
+                directory: directory, defaultBehaviour: .unallocated, ringTime: ringTime, seed: 7,
+                onListening: { amiPort.setAMI($0.port ?? 0) }),
+            logger: logger)
+        var options = options
+        options.secret = secret
+        options.engine = ("127.0.0.1", enginePort)
+        options.engineDrain = .seconds(5)
+        return try await withThrowingTaskGroup(of: CampaignRunner.Summary?.self) { group in
+            group.addTask {
+                try await pbx.run()
+                return nil
+            }
+            options.ami = ("127.0.0.1", try await amiPort.ami())
+            let runOptions = options
+            group.addTask { try await session.dial(options: runOptions) }
+            if let during {
+                group.addTask {
+                    try await during(pbx)
+                    return nil
+                }
+            }
+            var summary: CampaignRunner.Summary?
+            while summary == nil, let next = try await group.next() { summary = next }
+            group.cancelAll()
+            return summary!
+        }
+    }
+
     /// Seconds to add to the real clock so that the demo starts at 14:00 in New York on a
     /// day the demo campaign calls (Monday to Saturday).
     static func clockOffset(now: Date = Date()) -> TimeInterval {
@@ -95,6 +113,25 @@ public enum CampaignDemo {
 
     /// The stand-in's callees, by the number each lead's dial string reaches.
     static func directory(campaign: Campaign) async throws -> [String: CalleeBehaviour] {
+        let personas = try await self.personas()
+        var directory: [String: CalleeBehaviour] = [:]
+        let parser = try PhoneNumberParser(defaultRegion: campaign.defaultCountry)
+        for file in campaign.leads {
+            var reader = CSVReader(bytes: [UInt8](FileManager.default.contents(atPath: file) ?? Data()))
+            guard let header = try reader.next() else { continue }
+            let columns = try LeadColumns(header: header.strings(in: reader.bytes))
+            while let record = try reader.next() {
+                let fields = columns.fields(of: record.strings(in: reader.bytes))
+                guard let phone = fields["phone"], let number = try? parser.parse(phone), let persona = fields["persona"].flatMap({ personas[$0] })
+                else { continue }
+                directory[SimulatedAsterisk.destination(ofChannel: campaign.channel(for: number))] = persona
+            }
+        }
+        return directory
+    }
+
+    /// What each value of the `persona` column makes a callee do; the lines are spoken with flite.
+    static func personas() async throws -> [String: CalleeBehaviour] {
         let voice = FliteSynthesizer()
         func line(_ text: String) async throws -> [Int16] { try await voice.render(text) }
         func conversation(_ lines: [String]) async throws -> CalleeBehaviour {
@@ -116,20 +153,7 @@ public enum CampaignDemo {
             "unallocated": .unallocated,
             "rejected": .rejected,
         ]
-        var directory: [String: CalleeBehaviour] = [:]
-        let parser = try PhoneNumberParser(defaultRegion: campaign.defaultCountry)
-        for file in campaign.leads {
-            var reader = CSVReader(bytes: [UInt8](FileManager.default.contents(atPath: file) ?? Data()))
-            guard let header = try reader.next() else { continue }
-            let columns = try LeadColumns(header: header.strings(in: reader.bytes))
-            while let record = try reader.next() {
-                let fields = columns.fields(of: record.strings(in: reader.bytes))
-                guard let phone = fields["phone"], let number = try? parser.parse(phone), let persona = fields["persona"].flatMap({ personas[$0] })
-                else { continue }
-                directory[SimulatedAsterisk.destination(ofChannel: campaign.channel(for: number))] = persona
-            }
-        }
-        return directory
+        return personas
     }
 
     /// A TCP port nothing listens on now.

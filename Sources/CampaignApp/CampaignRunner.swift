@@ -201,9 +201,15 @@ public final class CampaignRunner: Service, Sendable {
             if trace.answeredAt == nil { trace.answeredAt = entry.attempt.answeredAt }
             var (outcome, abandoned) = AttemptOutcome.settle(trace: trace, engine: engine)
             if entry.adopted, trace.reason == nil, trace.cause == nil {
-                // Followed after a restart: AMI's early events are gone.
-                outcome = engine?.outcome ?? (trace.answeredAt != nil ? .abandoned : .lost)
-                abandoned = outcome == .abandoned
+                // Followed after a restart: AMI's early events are gone; the stored answer time
+                // and the engine's record tell. A conversation cut by the crash is lost, not
+                // abandoned, when the agent had spoken within the limit.
+                if let answeredAt = trace.answeredAt {
+                    abandoned = engine?.firstAudioAt.map { $0.timeIntervalSince(answeredAt) > AttemptOutcome.abandonLimit } ?? true
+                    outcome = engine?.outcome ?? (abandoned ? .abandoned : .lost)
+                } else {
+                    (outcome, abandoned) = (.lost, false)
+                }
             }
             settle(
                 key,

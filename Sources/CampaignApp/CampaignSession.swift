@@ -4,6 +4,7 @@ import CampaignStore
 import Conversation
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
@@ -83,13 +84,20 @@ public struct CampaignSession: Sendable {
             configuration.maximumCalls = self.campaign.maxConcurrentCalls
             configuration.templates = [self.template]
             configuration.drain = options.engineDrain
-            configuration.onListening = options.onEngineListening
+            // No call is dialled before the engine can take it: an answered call with no engine is abandoned.
+            let listening = NIOLockedValueBox(false)
+            configuration.onListening = { address in
+                listening.withLockedValue { $0 = true }
+                options.onEngineListening?(address)
+            }
             let engine = EngineService(
                 configuration: configuration, resolver: StoreCallResolver(store: self.store, logger: self.logger, now: runnerOptions.now),
                 sink: StoreRecordSink(store: self.store, logger: self.logger), logger: self.logger)
             services.append(.init(service: engine))
             let maximum = configuration.maximumCalls
-            runnerOptions.engineCapacity = runnerOptions.engineCapacity ?? { maximum - engine.engine.liveCalls.count }
+            runnerOptions.engineCapacity = runnerOptions.engineCapacity ?? {
+                listening.withLockedValue { $0 } ? maximum - engine.engine.liveCalls.count : 0
+            }
         }
         let runner = CampaignRunner(
             campaign: self.campaign, campaignID: self.campaignID, store: self.store, ami: ami, options: runnerOptions, logger: self.logger)

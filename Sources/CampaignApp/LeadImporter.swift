@@ -41,7 +41,15 @@ public struct LeadImporter: Sendable {
         try self.campaign.leads.map(self.importFile)
     }
 
-    public func importFile(_ path: String) throws -> Report {
+    /// A lead file read and its header checked, ready for its rows.
+    struct OpenedFile {
+        var bytes: [UInt8]
+        var reader: CSVReader
+        var validator: LeadValidator
+    }
+
+    /// Reads the file and checks its header against the campaign and template; rows not yet read.
+    func open(_ path: String, doNotCall: Set<String>? = nil) throws -> OpenedFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw ImportError(file: path, line: nil, message: "cannot read the file") }
         let bytes = [UInt8](data)
         if let line = Self.firstLineNotUTF8(bytes) {
@@ -55,16 +63,49 @@ public struct LeadImporter: Sendable {
         } catch let error as CSVError {
             throw ImportError(file: path, line: error.line, message: error.message)
         }
-        let validator: LeadValidator
         do {
             let columns = try LeadColumns(header: header.strings(in: bytes), overrides: self.campaign.columns)
-            validator = try LeadValidator(
+            let validator = try LeadValidator(
                 columns: columns, parser: try PhoneNumberParser(defaultRegion: self.campaign.defaultCountry),
                 defaultTimeZone: self.campaign.defaultTimeZone, requiredVariables: self.requiredVariables,
-                doNotCall: try self.store.doNotCallNumbers(), existing: try self.store.phones(campaignID: self.campaignID))
+                doNotCall: try doNotCall ?? self.store.doNotCallNumbers(), existing: try self.store.phones(campaignID: self.campaignID))
+            return OpenedFile(bytes: bytes, reader: reader, validator: validator)
         } catch let error as LeadFileError {
             throw ImportError(file: path, line: error.line, message: error.message)
         }
+    }
+
+    /// What an import of the file would do, without storing anything: the new leads' zone
+    /// lists with their counts, the rows already in the campaign, and the rejected rows.
+    public struct FileCheck: Sendable, Hashable {
+        public var file: String
+        public var newLeadsByZones: [String: Int] = [:]
+        public var unchanged = 0
+        public var rejected: [RejectedLead] = []
+    }
+
+    /// Checks every row of a lead file as an import would; stores nothing.
+    /// `doNotCall`: the numbers to suppress (the store's list when nil).
+    public func check(_ path: String, doNotCall: Set<String>? = nil) throws -> FileCheck {
+        var file = try self.open(path, doNotCall: doNotCall)
+        var check = FileCheck(file: path)
+        do {
+            while let record = try file.reader.next() {
+                switch file.validator.check(record, in: file.bytes) {
+                case .lead(let lead): check.newLeadsByZones[lead.timeZones, default: 0] += 1
+                case .rejected(let rejection): check.rejected.append(rejection)
+                case .unchanged: check.unchanged += 1
+                }
+            }
+        } catch {
+            throw ImportError(file: path, line: error.line, message: error.message)
+        }
+        return check
+    }
+
+    public func importFile(_ path: String) throws -> Report {
+        let opened = try self.open(path)
+        let (bytes, reader, validator) = (opened.bytes, opened.reader, opened.validator)
 
         let queue = BatchQueue(capacity: 8)
         let producer = Producer(reader: reader, validator: validator, queue: queue)

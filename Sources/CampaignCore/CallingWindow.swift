@@ -5,7 +5,7 @@ import Foundation
 /// The legal window (08:00–21:00 local, 47 CFR 64.1200(c)(1)) is the outer bound; a campaign
 /// can only narrow it. A callee whose number may be in several zones is called only when the
 /// window is open in every one of them.
-public struct CallingWindow: Sendable, Hashable {
+public struct CallingWindow: Sendable, Hashable, CustomStringConvertible {
     public enum Day: Int, Sendable, Hashable, CaseIterable, Comparable {
         // Calendar's weekday numbering.
         case sunday = 1, monday, tuesday, wednesday, thursday, friday, saturday
@@ -80,6 +80,12 @@ public struct CallingWindow: Sendable, Hashable {
             hour * 60 + minute <= 24 * 60
         else { return nil }
         return hour * 60 + minute
+    }
+
+    /// "mon-fri 09:00-20:00", days in week order.
+    public var description: String {
+        let days = self.days.count == 7 ? "every day" : self.days.sorted().map(\.name).joined(separator: ",")
+        return "\(days) \(Self.clock(self.start))-\(Self.clock(self.end))"
     }
 
     public static func clock(_ minutes: Int) -> String {

@@ -67,6 +67,23 @@ extension CampaignStore {
         }
     }
 
+    /// Waiting leads not on the do-not-call list, by zone list: how many are due by `now`,
+    /// and how many by `later` (for `cex campaign check`).
+    public func waitingLeads(campaignID: Int64, now: Date, later: Date) throws -> [(zones: String, dueNow: Int, dueLater: Int)] {
+        try self.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT time_zones,
+                        sum(next_attempt_at IS NULL OR next_attempt_at <= ?) AS due_now,
+                        sum(next_attempt_at IS NULL OR next_attempt_at <= ?) AS due_later
+                    FROM lead WHERE campaign_id = ? AND status = 'pending' AND phone NOT IN (SELECT phone FROM dnc)
+                    GROUP BY time_zones
+                    """, arguments: [now, later, campaignID]
+            ).map { ($0["time_zones"], $0["due_now"], $0["due_later"]) }
+        }
+    }
+
     /// Due leads in the given zone lists, least-called first, then in file order.
     public func dueLeads(campaignID: Int64, zones: [String], now: Date, limit: Int) throws -> [DueLead] {
         guard !zones.isEmpty, limit > 0 else { return [] }

@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 
 /// The only door to SQL. One SQLite file in WAL mode (GRDB `DatabasePool` on the system
-/// libsqlite3) holds campaigns, leads, attempts, call records and the do-not-call list, for
+/// libsqlite3) holds campaigns, leads, attempts, call records, the do-not-call list and run history, for
 /// every process that works on them: `cex campaign start`, cron runs, a shared engine, reports.
 ///
 /// Invariants live in the schema: one lead per number per campaign, at most one unsettled
@@ -33,6 +33,9 @@ public final class CampaignStore: Sendable {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: campaigns, leads, attempts, call records, do-not-call") { db in
             try db.execute(sql: Schema.v1)
+        }
+        migrator.registerMigration("v2: runs") { db in
+            try db.execute(sql: Schema.v2)
         }
         return migrator
     }
@@ -153,5 +156,20 @@ enum Schema {
             source TEXT NOT NULL,
             added_at TEXT NOT NULL
         );
+        """
+
+    /// One row per run of a campaign: who held its run lock, and how the run ended.
+    static let v2 = """
+        CREATE TABLE run (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            command TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            ending TEXT
+        );
+        CREATE INDEX run_campaign ON run(campaign_id, id);
         """
 }

@@ -33,7 +33,7 @@ extension Cex {
         static let configuration = CommandConfiguration(
             commandName: "campaign",
             abstract: "Run, check and control campaigns.",
-            subcommands: [Start.self, Run.self, Status.self, Pause.self, Resume.self]
+            subcommands: [Start.self, Run.self, Check.self, Status.self, Pause.self, Resume.self]
         )
     }
 }
@@ -46,6 +46,15 @@ func loadSession(_ file: String, store: CampaignStore, logger: Logger) throws ->
         throw CommandFailure("\(error)")
     } catch {
         throw CommandFailure("\(file): \(error)")
+    }
+}
+
+/// The campaign's run lock, or a message naming the process that holds it.
+func takeRunLock(_ session: CampaignSession, command: String) throws -> RunLock {
+    do {
+        return try session.store.lockRun(campaignID: session.campaignID, campaign: session.campaign.name, command: command)
+    } catch let busy as RunLock.Busy {
+        throw CommandFailure("\(busy); it must end first")
     }
 }
 
@@ -132,11 +141,19 @@ extension Cex.CampaignCommand {
             let logger = Logger(label: "cex.campaign")
             let store = try self.store.open()
             let session = try loadSession(self.file, store: store, logger: logger)
-            try importAndReport(session)
-            if let reason = try store.pauseReason(campaignID: session.campaignID) {
-                throw CommandFailure("campaign \(session.campaign.name) is paused (\(reason)); `cex campaign resume \(self.file)` to go on")
+            let lock = try takeRunLock(session, command: "campaign start")
+            let summary: CampaignRunner.Summary
+            do {
+                try importAndReport(session)
+                if let reason = try store.pauseReason(campaignID: session.campaignID) {
+                    throw CommandFailure("campaign \(session.campaign.name) is paused (\(reason)); `cex campaign resume \(self.file)` to go on")
+                }
+                summary = try await dial(session)
+            } catch {
+                lock.release(ending: "error: \(error)")
+                throw error
             }
-            let summary = try await dial(session)
+            lock.release(ending: "\(summary.ending)")
             print("\(session.campaign.name): \(summary.ending)")
             print(Funnel(try store.funnel(campaignID: session.campaignID)).line)
         }
@@ -169,15 +186,59 @@ extension Cex.CampaignCommand {
                         print("\(session.campaign.name): paused (\(reason)), skipped")
                         continue
                     }
-                    try importAndReport(session)
-                    let summary = try await dial(session)
-                    print("\(session.campaign.name): \(summary.ending)")
+                    let lock: RunLock
+                    do {
+                        lock = try store.lockRun(campaignID: session.campaignID, campaign: session.campaign.name, command: "campaign run")
+                    } catch let busy as RunLock.Busy {
+                        print("\(busy), skipped")
+                        continue
+                    }
+                    do {
+                        try importAndReport(session)
+                        let summary = try await dial(session)
+                        lock.release(ending: "\(summary.ending)")
+                        print("\(session.campaign.name): \(summary.ending)")
+                    } catch {
+                        lock.release(ending: "error: \(error)")
+                        throw error
+                    }
                 } catch {
                     failures.append("\(error)")
                     print("error: \(error)")
                 }
             }
             if !failures.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Preflight a campaign without dialling or storing anything.",
+            discussion: """
+                Checks the campaign file and template, reads the DNC files, checks every lead row as an import \
+                would, logs in to AMI, checks the engine's address, and counts the leads dialable now and in \
+                the next 24 hours by callee timezone. Exits non-zero when anything would stop a run.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The campaign file.") var file: String
+
+        func run() async throws {
+            self.global.bootstrapLogging()
+            let store = try self.store.open()
+            let session = try loadSession(self.file, store: store, logger: Logger(label: "cex.check"))
+            let report = await CampaignCheck(session: session).run()
+            for item in report.items {
+                print("\(item.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(item.subject): \(item.detail)")
+            }
+            let now = report.dialable.reduce(0) { $0 + $1.now }
+            let later = report.dialable.reduce(0) { $0 + $1.next24Hours }
+            print("dialable: \(now) now, \(later) within 24 h")
+            for zone in report.dialable {
+                print("  \(zone.zones.replacingOccurrences(of: "|", with: " + ")): \(zone.now) now, \(zone.next24Hours) within 24 h")
+            }
+            if !report.passed { throw ExitCode(1) }
         }
     }
 
@@ -193,7 +254,12 @@ extension Cex.CampaignCommand {
             guard let id = try store.campaignID(named: campaign.name) else {
                 throw CommandFailure("campaign \(campaign.name) has never run with the store \(self.store.path)")
             }
-            print("\(campaign.name): \(try store.pauseReason(campaignID: id).map { "paused (\($0))" } ?? "running")")
+            print("\(campaign.name): \(try store.pauseReason(campaignID: id).map { "paused (\($0))" } ?? "not paused")")
+            if let holder = try store.currentRun(campaignID: id) {
+                print("being run by \(holder)")
+            } else if let last = try store.lastRun(campaignID: id) {
+                print("last run: \(last.holder), \(last.ending ?? "ended")")
+            }
             print("live attempts: \(try store.liveAttemptCount(campaignID: id))")
             print(Funnel(try store.funnel(campaignID: id)).line)
         }
@@ -250,7 +316,15 @@ extension Cex {
             func run() async throws {
                 self.global.bootstrapLogging()
                 let store = try self.store.open()
-                try importAndReport(try loadSession(self.file, store: store, logger: Logger(label: "cex.leads")))
+                let session = try loadSession(self.file, store: store, logger: Logger(label: "cex.leads"))
+                let lock = try takeRunLock(session, command: "leads import")
+                do {
+                    try importAndReport(session)
+                    lock.release(ending: "leads imported")
+                } catch {
+                    lock.release(ending: "error: \(error)")
+                    throw error
+                }
             }
         }
     }

@@ -14,7 +14,7 @@ struct Cex: AsyncParsableCommand {
             answered call over AudioSocket. Secrets come from the environment or secret files only.
             """,
         version: Cex.version,
-        subcommands: [Demo.self, CampaignCommand.self, Leads.self, DNC.self, Report.self, Engine.self, PBX.self, Version.self]
+        subcommands: [Demo.self, CampaignCommand.self, Leads.self, DNC.self, Template.self, Report.self, Engine.self, PBX.self, Version.self]
     )
 }
 

@@ -49,7 +49,7 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
     let monday10NewYork = try! Date("2026-07-13T14:00:00Z", strategy: .iso8601)
 
     @Test func theSchemaIsNamedAppendOnlyMigrations() throws {
-        #expect(try freshStore().appliedMigrations() == ["v1: campaigns, leads, attempts, call records, do-not-call"])
+        #expect(try freshStore().appliedMigrations() == ["v1: campaigns, leads, attempts, call records, do-not-call", "v2: runs"])
     }
 
     @Test func anAttemptIsWrittenBeforeDiallingAndALeadNeverHasTwoLiveAttempts() throws {
@@ -127,5 +127,43 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
         }
         #expect(try store.phones(campaignID: id).isEmpty)
         #expect(try store.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM lead_import") } == 0)
+    }
+
+    @Test func oneRunnerPerCampaignAndALockFreedByItsHolderEndingTheRun() throws {
+        let store = try freshStore()
+        let id = try store.campaignID(try campaign())
+        let other = try store.campaignID(try campaign("autumn"))
+        let first = try store.lockRun(campaignID: id, campaign: "spring", command: "campaign start")
+        #expect(try store.currentRun(campaignID: id)?.command == "campaign start")
+        #expect(try store.currentRun(campaignID: id)?.pid == getpid())
+        let busy = #expect(throws: RunLock.Busy.self) { try store.lockRun(campaignID: id, campaign: "spring", command: "campaign run") }
+        #expect(busy?.holder?.command == "campaign start")
+        // Another campaign is not held up.
+        let second = try store.lockRun(campaignID: other, campaign: "autumn", command: "campaign run")
+        second.release(ending: "done")
+
+        first.release(ending: "every lead is done")
+        #expect(try store.currentRun(campaignID: id) == nil)
+        #expect(try store.lastRun(campaignID: id)?.ending == "every lead is done")
+        let third = try store.lockRun(campaignID: id, campaign: "spring", command: "campaign run")
+        #expect(try store.lastRun(campaignID: id)?.holder.command == "campaign run")
+        #expect(try store.lastRun(campaignID: id)?.endedAt == nil)
+        third.release(ending: "stopped")
+    }
+
+    @Test func aRunWhoseHolderDiedIsClosedByTheNextRunner() throws {
+        let store = try freshStore()
+        let id = try store.campaignID(try campaign())
+        // A holder that vanished: its row is open, its lock is gone with its process.
+        try store.writer.write { db in
+            try db.execute(sql: "INSERT INTO run (campaign_id, pid, host, command, started_at) VALUES (?, 999999, 'h', 'campaign run', ?)", arguments: [id, Date()])
+        }
+        #expect(try store.currentRun(campaignID: id) == nil)
+        let lock = try store.lockRun(campaignID: id, campaign: "spring", command: "campaign start")
+        defer { lock.release(ending: "stopped") }
+        let runs = try store.writer.read { db in try Row.fetchAll(db, sql: "SELECT ended_at, ending FROM run ORDER BY id") }
+        #expect(runs.count == 2)
+        #expect((runs[0]["ending"] as String?)?.contains("killed or crashed") == true)
+        #expect((runs[1]["ended_at"] as Date?) == nil)
     }
 }
