@@ -250,8 +250,11 @@ let package = Package(
         .testTarget(
             name: "cexTests",
             dependencies: [
-                "cex",
+                "cex", "CampaignApp", "CampaignCore", "PBXSimulator", "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

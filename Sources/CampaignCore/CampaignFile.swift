@@ -24,6 +24,11 @@ public enum CampaignFile {
         } catch {
             throw CampaignFileError(file: file, line: Self.line(of: error), field: nil, message: "is not valid YAML")
         }
+        // Unknown keys first: a misspelt key explains the "missing" one that would be reported otherwise.
+        for key in node.mapping.map({ Array($0.keys) }) ?? [] {
+            guard let name = key.string, !RawCampaign.knownKeys.contains(name) else { continue }
+            throw CampaignFileError(file: file, line: key.mark?.line, field: name, message: "is not a campaign setting")
+        }
         let raw: RawCampaign
         do {
             raw = try YAMLDecoder().decode(RawCampaign.self, from: node)
@@ -247,12 +252,6 @@ struct Builder {
 
     func build() throws(CampaignFileError) -> Campaign {
         let raw = self.raw
-        if let mapping = self.node.mapping {
-            for key in mapping.keys {
-                guard let name = key.string, !RawCampaign.knownKeys.contains(name) else { continue }
-                throw CampaignFileError(file: self.file, line: key.mark?.line, field: name, message: "is not a campaign setting")
-            }
-        }
         guard raw.name.range(of: #"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"#, options: .regularExpression) != nil else {
             throw self.fail(["name"], "use letters, digits, '-', '_' or '.' (at most 64), starting with a letter or digit")
         }

@@ -207,7 +207,11 @@ struct CallSession {
                     }
                 case .firstFrameOut(let id, let at) where id == speaking?.id:
                     let sent = offset(at)
-                    if record.firstAgentAudioMs == nil { record.firstAgentAudioMs = milliseconds(sent) }
+                    if record.firstAgentAudioMs == nil {
+                        record.firstAgentAudioMs = milliseconds(sent)
+                        // On record at once: after a crash, it tells a cut conversation from an abandoned call.
+                        await self.providers.sink.update(record)
+                    }
                     guard let index = speaking?.answering, record.turns[index].timeline?.firstFrameOutMs == nil else { continue }
                     timeline { $0.firstFrameOutMs = milliseconds(sent) }
                     if let ended = speaking?.turnEndedAt { self.providers.observer?.replyStarted(after: .nanoseconds((at - ended).nanoseconds)) }
