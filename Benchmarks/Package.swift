@@ -41,6 +41,13 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "ReportExport",
+            dependencies: [
+                .product(name: "CampaignStore", package: "CustomerExecutive"),
+                .product(name: "Reports", package: "CustomerExecutive"),
+            ]
+        ),
+        .executableTarget(
             name: "EngineLoad",
             dependencies: [
                 .product(name: "AudioSocket", package: "CustomerExecutive"),

@@ -33,3 +33,14 @@ for calls in 100 500 1000; do engine_load "$calls" "${ENGINE_SECONDS:-60}" 120; 
 # First agent audio after the AudioSocket connection, offline providers as `cex engine serve` runs them.
 .build/release/EngineLoad greeting ../templates/solar-assessment.yaml --calls 20 --together 1
 .build/release/EngineLoad greeting ../templates/solar-assessment.yaml --calls 20 --together 4
+# Lead import of 1,000,000 rows, with sqlite3 .import (no validation) and the Python importer in the same run.
+swift build -c release --product LeadImport >/dev/null
+swift build -c release --product ReportExport >/dev/null
+[ -f "$out/leads_1m.csv" ] || python3 "$shared/leads_gen.py" 1000000 "$out/leads_1m.csv" >/dev/null
+.build/release/LeadImport "$out/leads_1m.csv" ../templates/solar-assessment.yaml "$out/import.sqlite"
+rm -f "$out/sq.db"; /usr/bin/time -f "sqlite3 .import: %e s, %M KB" sqlite3 "$out/sq.db" ".mode csv" ".import $out/leads_1m.csv leads"
+rm -f "$out/python_import.db"*; /usr/bin/time -f "python_import.py: %e s, %M KB" python3 "$shared/python_import.py" "$out/leads_1m.csv" "$out/python_import.db"
+# Report export of those leads, after one settled attempt each and a call record for every third.
+sqlite3 "$out/import.sqlite" < report_fill.sql
+.build/release/ReportExport "$out/import.sqlite" import-bench "$out"
+/usr/bin/time -f "sqlite3 -csv of the same join: %e s" sqlite3 -csv "$out/import.sqlite" < report_peer.sql > "$out/peer_export.csv"

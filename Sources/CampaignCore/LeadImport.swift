@@ -75,27 +75,40 @@ public struct LeadColumns: Sendable, Hashable {
     public func fields(of values: [String]) -> [String: String] {
         var fields: [String: String] = [:]
         for (name, value) in zip(self.names, values) { fields[name] = value }
+        fields["phone"] = values.indices.contains(self.phone) ? values[self.phone] : nil
+        let (first, last, name) = self.names(of: values)
+        if let first { fields["first_name"] = first }
+        if let last { fields["last_name"] = last }
+        if let name { fields["name"] = name }
+        return fields
+    }
+
+    /// First, last and full name, each from its own column or derived from the others.
+    public func names(of values: [String]) -> (first: String?, last: String?, full: String?) {
         func value(_ index: Int?) -> String? {
             guard let index, index < values.count else { return nil }
-            let text = values[index].trimmingCharacters(in: .whitespaces)
+            let text = values[index].trimmingSpaces
             return text.isEmpty ? nil : text
         }
-        fields["phone"] = values.indices.contains(self.phone) ? values[self.phone] : nil
         let full = value(self.fullName)
         let first = value(self.firstName) ?? full.flatMap { $0.split(separator: " ").first.map(String.init) }
         let last = value(self.lastName) ?? full.flatMap { name in
             let parts = name.split(separator: " ")
             return parts.count > 1 ? parts.dropFirst().joined(separator: " ") : nil
         }
-        if let first { fields["first_name"] = first }
-        if let last { fields["last_name"] = last }
-        if let name = full ?? ([first, last].compactMap { $0 }.joined(separator: " ")).nilIfEmpty { fields["name"] = name }
-        return fields
+        return (first, last, full ?? ([first, last].compactMap { $0 }.joined(separator: " ")).nilIfEmpty)
     }
 }
 
 extension String {
     var nilIfEmpty: String? { self.isEmpty ? nil : self }
+
+    /// Without leading and trailing whitespace; Foundation is asked only when an end might be some.
+    var trimmingSpaces: String {
+        func plain(_ byte: UInt8?) -> Bool { byte.map { $0 != 0x20 && $0 != 0x09 && $0 < 0x80 } ?? true }
+        if plain(self.utf8.first), plain(self.utf8.last) { return self }
+        return self.trimmingCharacters(in: .whitespaces)
+    }
 }
 
 /// A lead file that cannot be imported at all.

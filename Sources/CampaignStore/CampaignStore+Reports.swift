@@ -1,6 +1,7 @@
 import CampaignCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// One lead with its last attempt and that attempt's call record, as the reports read it.
 public struct LeadReportSource: Sendable, Hashable {
@@ -63,36 +64,55 @@ extension CampaignStore {
             for row in try Row.fetchAll(db, sql: "SELECT id, header FROM lead_import WHERE campaign_id = ?", arguments: [campaignID]) {
                 headers[row["id"]] = (try? JSONDecoder().decode([String].self, from: Data((row["header"] as String).utf8))) ?? []
             }
-            let cursor = try Row.fetchCursor(
-                db,
+            let statement = try db.makeStatement(
                 sql: """
                     SELECT lead.import_id, lead.record, lead.phone, lead.status, lead.attempts, lead.outcome, lead.exhausted, lead.callback_at,
                         lead.next_attempt_at, attempt.dial_result, attempt.abandoned, call_record.attempt_id AS has_record,
                         call_record.outcome AS call_outcome, call_record.sentiment_label, call_record.sentiment_score, call_record.objective,
                         call_record.motive, call_record.objections, call_record.callback_at AS call_callback, call_record.summary,
-                        call_record.talk_seconds, call_record.first_audio_at, call_record.record AS call_json, call_record.finished
+                        call_record.talk_seconds, call_record.first_audio_at
                     FROM lead
                     LEFT JOIN attempt ON attempt.lead_id = lead.id AND attempt.number = lead.attempts
                     LEFT JOIN call_record ON call_record.attempt_id = attempt.id
                     WHERE lead.campaign_id = ? ORDER BY lead.id
-                    """, arguments: [campaignID])
-            while let row = try cursor.next() {
+                    """)
+            // Stepped by hand, cells read straight from SQLite: GRDB's rows cost more than the rest of an export.
+            let handle = statement.sqliteStatement
+            sqlite3_bind_int64(handle, 1, campaignID)
+            defer { sqlite3_reset(handle) }
+            func text(_ column: Int32) -> String? {
+                guard let bytes = sqlite3_column_text(handle, column) else { return nil }
+                return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
+            }
+            func double(_ column: Int32) -> Double? {
+                sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_double(handle, column)
+            }
+            func date(_ column: Int32) -> Date? { text(column).flatMap(StoredDate.parse) }
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { break }
+                guard code == SQLITE_ROW else { throw StoreError("the report could not be read (\(String(cString: sqlite3_errstr(code))))") }
                 var call: CallRecordSummary?
-                if (row["has_record"] as String?) != nil {
-                    let objections = (row["objections"] as String?).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+                if sqlite3_column_type(handle, 11) != SQLITE_NULL {
                     call = CallRecordSummary(
-                        outcome: row["call_outcome"], sentimentLabel: row["sentiment_label"], sentimentScore: row["sentiment_score"],
-                        objective: row["objective"], motive: row["motive"], objections: objections, callbackAt: row["call_callback"],
-                        summary: row["summary"], talkSeconds: row["talk_seconds"], firstAudioAt: row["first_audio_at"])
+                        outcome: text(12), sentimentLabel: text(13), sentimentScore: double(14), objective: text(15), motive: text(16),
+                        objections: text(17).map(Self.stringArray) ?? [], callbackAt: date(18), summary: text(19), talkSeconds: double(20),
+                        firstAudioAt: date(21))
                 }
                 try body(
                     LeadReportSource(
-                        header: headers[row["import_id"]] ?? [], record: row["record"], phone: row["phone"], status: row["status"],
-                        attempts: row["attempts"], outcome: row["outcome"], exhausted: row["exhausted"], callbackAt: row["callback_at"],
-                        nextAttemptAt: row["next_attempt_at"], lastDialResult: row["dial_result"], lastAbandoned: (row["abandoned"] as Bool?) ?? false,
+                        header: headers[sqlite3_column_int64(handle, 0)] ?? [], record: text(1) ?? "", phone: text(2) ?? "", status: text(3) ?? "",
+                        attempts: Int(sqlite3_column_int64(handle, 4)), outcome: text(5), exhausted: sqlite3_column_int64(handle, 6) != 0,
+                        callbackAt: date(7), nextAttemptAt: date(8), lastDialResult: text(9), lastAbandoned: sqlite3_column_int64(handle, 10) != 0,
                         call: call))
             }
         }
+    }
+
+    /// A stored JSON array of strings (objections); JSONDecoder per row would dominate an export.
+    static func stringArray(_ json: String) -> [String] {
+        guard json != "[]" else { return [] }
+        return (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String]) ?? []
     }
 
     public func funnel(campaignID: Int64) throws -> FunnelCounts {
@@ -140,5 +160,40 @@ extension CampaignStore {
         try self.writer.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM attempt WHERE campaign_id = ? AND outcome IS NULL", arguments: [campaignID]) ?? 0
         }
+    }
+}
+
+/// Dates as GRDB stores them: "2026-07-13 18:00:00.000", UTC.
+enum StoredDate {
+    /// Parsed by hand; nil for any other shape.
+    static func parse(_ text: String) -> Date? {
+        var utf8 = text.utf8.makeIterator()
+        func number(_ digits: Int) -> Int? {
+            var value = 0
+            for _ in 0..<digits {
+                guard let byte = utf8.next(), byte >= 48, byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return value
+        }
+        func separator(_ expected: UInt8...) -> Bool { utf8.next().map(expected.contains) ?? false }
+        guard let year = number(4), separator(0x2D), let month = number(2), separator(0x2D), let day = number(2), separator(0x20, 0x54),
+            let hour = number(2), separator(0x3A), let minute = number(2), separator(0x3A), let second = number(2),
+            (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        var milliseconds = 0
+        if let dot = utf8.next() {
+            guard dot == 0x2E, let fraction = number(3) else { return nil }
+            milliseconds = fraction
+        }
+        // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
+        return Date(timeIntervalSince1970: TimeInterval(seconds) + TimeInterval(milliseconds) / 1000)
     }
 }

@@ -20,6 +20,8 @@ public final class CampaignStore: Sendable {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // Reads of a large campaign (reports, imports' duplicate checks) map pages instead of copying them.
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -35,9 +35,8 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
 
     /// `columns`: the source's header read as lead columns (one per import, not per row).
     public init(_ source: LeadReportSource, columns: LeadColumns?) {
-        let fields = columns?.fields(of: LeadRecord.values(source.record)) ?? [:]
         self.phone = source.phone
-        self.name = fields["name"] ?? ""
+        self.name = columns?.names(of: LeadRecord.values(source.record)).full ?? ""
         self.attempts = source.attempts
         self.finalOutcome = source.status == "done" ? (source.outcome ?? "done") : (source.status == "live" ? "in_call" : "pending")
         self.retriesExhausted = source.exhausted
@@ -59,13 +58,83 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
     ]
 
     public var csvFields: [String] {
-        let dates = ISO8601DateFormatter()
-        return [
-            self.phone, self.name, "\(self.attempts)", self.finalOutcome, self.retriesExhausted ? "yes" : "no", self.lastDialResult ?? "",
-            self.talkSeconds.map { String(format: "%.1f", $0) } ?? "", self.sentiment ?? "", self.sentimentScore.map { String(format: "%.2f", $0) } ?? "",
-            self.objective ?? "", self.motive ?? "", self.objections.joined(separator: "; "), self.callbackAt.map(dates.string(from:)) ?? "",
-            self.nextAttemptAt.map(dates.string(from:)) ?? "", self.summary ?? "",
+        [
+            self.phone, self.name, String(self.attempts), self.finalOutcome, self.retriesExhausted ? "yes" : "no", self.lastDialResult ?? "",
+            self.talkSeconds.map { ReportText.decimal($0, places: 1) } ?? "", self.sentiment ?? "",
+            self.sentimentScore.map { ReportText.decimal($0, places: 2) } ?? "", self.objective ?? "", self.motive ?? "",
+            self.objections.joined(separator: "; "), self.callbackAt.map(ReportText.iso8601) ?? "", self.nextAttemptAt.map(ReportText.iso8601) ?? "",
+            self.summary ?? "",
         ]
+    }
+}
+
+extension LeadReportRow {
+    /// The row as JSONEncoder writes it (sorted keys, absent values left out, slashes as is),
+    /// written directly: the encoder costs more than the rest of an export.
+    func appendJSON(to out: inout [UInt8]) {
+        var first = true
+        func key(_ name: String) {
+            out.append(contentsOf: first ? "{\"".utf8 : ",\"".utf8)
+            first = false
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: "\":".utf8)
+        }
+        func string(_ name: String, _ value: String?) {
+            guard let value else { return }
+            key(name)
+            Self.appendJSONString(value, to: &out)
+        }
+        func number(_ name: String, _ value: Double?) {
+            guard let value else { return }
+            key(name)
+            out.append(contentsOf: (value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)").utf8)
+        }
+        key("attempts")
+        out.append(contentsOf: String(self.attempts).utf8)
+        string("callback_at", self.callbackAt.map(ReportText.iso8601))
+        string("final_outcome", self.finalOutcome)
+        string("last_dial_result", self.lastDialResult)
+        string("motive", self.motive)
+        string("name", self.name)
+        string("next_attempt_at", self.nextAttemptAt.map(ReportText.iso8601))
+        key("objections")
+        out.append(UInt8(ascii: "["))
+        for (index, objection) in self.objections.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            Self.appendJSONString(objection, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        string("objective", self.objective)
+        string("phone", self.phone)
+        key("retries_exhausted")
+        out.append(contentsOf: (self.retriesExhausted ? "true" : "false").utf8)
+        string("sentiment", self.sentiment)
+        number("sentiment_score", self.sentimentScore)
+        string("summary", self.summary)
+        number("talk_seconds", self.talkSeconds)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func appendJSONString(_ value: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
+            case 0x0A: out.append(contentsOf: "\\n".utf8)
+            case 0x0D: out.append(contentsOf: "\\r".utf8)
+            case 0x09: out.append(contentsOf: "\\t".utf8)
+            case 0x08: out.append(contentsOf: "\\b".utf8)
+            case 0x0C: out.append(contentsOf: "\\f".utf8)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }
 
@@ -104,11 +173,12 @@ public enum ReportExporter {
             if columnsByHeader[source.header] == nil { columnsByHeader[source.header] = .some(try? LeadColumns(header: source.header)) }
             return LeadReportRow(source, columns: columnsByHeader[source.header]!)
         }
-        var buffer = Data()
-        buffer.reserveCapacity(1 << 20)
+        // Bytes, not Data: appending a String's UTF-8 view to an array is one copy.
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20 + 4096)
         func flush(_ force: Bool = false) {
             if force || buffer.count >= 1 << 20 {
-                output.write(buffer)
+                output.write(Data(buffer))
                 buffer.removeAll(keepingCapacity: true)
             }
         }
@@ -127,13 +197,13 @@ public enum ReportExporter {
             encoder.dateEncodingStrategy = .iso8601
             let funnel = Funnel(try store.funnel(campaignID: campaignID))
             buffer.append(contentsOf: "{\"campaign\":".utf8)
-            buffer.append(try encoder.encode(campaign))
+            buffer.append(contentsOf: try encoder.encode(campaign))
             buffer.append(contentsOf: ",\"funnel\":".utf8)
-            buffer.append(try encoder.encode(funnel))
+            buffer.append(contentsOf: try encoder.encode(funnel))
             buffer.append(contentsOf: ",\"leads\":[\n".utf8)
             try store.forEachLeadReport(campaignID: campaignID) { source in
                 if count > 0 { buffer.append(contentsOf: ",\n".utf8) }
-                buffer.append(try encoder.encode(row(source)))
+                row(source).appendJSON(to: &buffer)
                 count += 1
                 flush()
             }

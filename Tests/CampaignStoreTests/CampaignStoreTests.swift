@@ -166,4 +166,20 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
         #expect((runs[0]["ending"] as String?)?.contains("killed or crashed") == true)
         #expect((runs[1]["ended_at"] as Date?) == nil)
     }
+
+    @Test func storedDatesParseAsGRDBWroteThem() throws {
+        let queue = try DatabaseQueue()
+        var generator = SystemRandomNumberGenerator()
+        let dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 951_782_400.5)]
+            + (0..<500).map { _ in Date(timeIntervalSince1970: Double(Int64.random(in: 0...4_000_000_000_000, using: &generator)) / 1000) }
+        for date in dates {
+            let text = try queue.read { db in try String.fetchOne(db, sql: "SELECT ?", arguments: [date])! }
+            let parsed = try #require(StoredDate.parse(text), "\(text)")
+            #expect(abs(parsed.timeIntervalSince(date)) < 0.001, "\(text)")
+            let grdb = try #require(try queue.read { db in try Date.fetchOne(db, sql: "SELECT ?", arguments: [text]) })
+            #expect(abs(grdb.timeIntervalSince(parsed)) < 0.000_01, "\(text)")
+        }
+        #expect(StoredDate.parse("2026-13-01 00:00:00") == nil)
+        #expect(StoredDate.parse("yesterday") == nil)
+    }
 }

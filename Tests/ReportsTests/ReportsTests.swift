@@ -36,4 +36,28 @@ import Testing
         #expect(Funnel(counts).abandonedPercent == 33.3)
         #expect(Funnel(FunnelCounts()).abandonedPercent == 0)
     }
+
+    @Test func aRowWrittenByHandIsWhatJSONEncoderWrites() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        let tricky = "Zoë \"Z\" O'Neil \\ a/b\n\t\u{1}\u{7F} 🙂"
+        var rows = [
+            LeadReportRow(self.source(status: "pending", outcome: nil, call: nil), columns: nil),
+            LeadReportRow(
+                self.source(
+                    status: "done", outcome: "callback",
+                    call: CallRecordSummary(
+                        sentimentLabel: tricky, sentimentScore: -0.456, objective: "", motive: "x\r\u{8}\u{C}", objections: [tricky, ""],
+                        callbackAt: Date(timeIntervalSince1970: 1_784_055_600.75), summary: tricky, talkSeconds: 1_234.56)),
+                columns: try LeadColumns(header: ["Phone", "Full Name", "City"])),
+        ]
+        rows[0].nextAttemptAt = Date(timeIntervalSince1970: -1)
+        rows[1].sentimentScore = 0
+        for row in rows {
+            var bytes: [UInt8] = []
+            row.appendJSON(to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == String(decoding: try encoder.encode(row), as: UTF8.self))
+        }
+    }
 }
