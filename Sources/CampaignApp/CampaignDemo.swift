@@ -2,6 +2,7 @@ import CampaignCore
 import CampaignStore
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PBXSimulator
@@ -68,13 +69,13 @@ public enum CampaignDemo {
     ) async throws -> CampaignRunner.Summary {
         let secret = UUID().uuidString
         let enginePort = try await self.freePort()
-        let amiPort = PortBox()
+        let amiPort = ListeningPort()
         let pbx = SimulatedAsterisk(
             configuration: .init(
                 host: "127.0.0.1", port: 0, users: [.init(username: session.campaign.ami.username, secret: secret)],
                 contexts: ["ai-outbound": .init(engineHost: "127.0.0.1", enginePort: enginePort, runsAMD: session.campaign.amd)],
                 directory: directory, defaultBehaviour: .unallocated, ringTime: ringTime, seed: 7,
-                onListening: { amiPort.setAMI($0.port ?? 0) }),
+                onListening: { amiPort.set($0.port ?? 0) }),
             logger: logger)
         var options = options
         options.secret = secret
@@ -85,7 +86,7 @@ public enum CampaignDemo {
                 try await pbx.run()
                 return nil
             }
-            options.ami = ("127.0.0.1", try await amiPort.ami())
+            options.ami = ("127.0.0.1", try await amiPort.wait())
             let runOptions = options
             group.addTask { try await session.dial(options: runOptions) }
             if let during {
@@ -162,5 +163,20 @@ public enum CampaignDemo {
         let port = channel.localAddress?.port ?? 0
         try await channel.close()
         return port
+    }
+}
+
+/// The port a server bound to, once it has.
+final class ListeningPort: Sendable {
+    private let port = NIOLockedValueBox<Int?>(nil)
+
+    func set(_ port: Int) { self.port.withLockedValue { $0 = port } }
+
+    func wait() async throws -> Int {
+        for _ in 0..<500 {
+            if let port = self.port.withLockedValue({ $0 }) { return port }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw CancellationError()
     }
 }

@@ -1,12 +1,10 @@
 import AsteriskManager
 import CampaignCore
-import AudioSocket
-import PBXSimulator
-import Logging
 import Testing
 
 @testable import CampaignApp
 
+/// AMI events, as Asterisk sends them, applied to a call's trace.
 @Suite struct CallTraceTests {
     func trace(_ events: [AMIMessage]) -> CallTrace {
         var trace = CallTrace()
@@ -41,28 +39,5 @@ import Testing
         trace.apply(AMIEvent(AMIMessage([("Event", "OriginateResponse"), ("Reason", "3"), ("Uniqueid", "u")]))!, callID: "u")
         #expect(trace.result == .noAnswer)
         #expect(!trace.isComplete)
-    }
-}
-
-@Suite(.timeLimit(.minutes(1))) struct SpineDemoTests {
-    @Test func theDemoDrivesEveryOutcomeEndToEnd() async throws {
-        var options = SpineDemo.Options()
-        options.ringTime = .milliseconds(50)
-        let report = try await SpineDemo.run(options: options, logger: Logger(label: "test"))
-        let results = Dictionary(uniqueKeysWithValues: report.calls.map { ($0.label, $0.trace.result) })
-        #expect(
-            results == [
-                "answers and talks": .answered, "busy (PJSIP)": .busy, "busy (Local)": .busy, "no answer": .noAnswer,
-                "congestion (Local)": .congestion, "unallocated number": .invalidNumber, "rejected": .rejected, "voicemail (AMD)": .machine,
-            ]
-        )
-        let answered = try #require(report.calls.first { $0.label == "answers and talks" })
-        #expect(answered.audioEnding == .engineHungUp)
-        let outbound = try #require(answered.outbound)
-        #expect(outbound.underruns == 0)
-        #expect(outbound.speechFrames > 50)
-        // Every frame the engine sent reached the stand-in, plus the hang-up frame.
-        #expect(answered.framesReceivedByCaller == outbound.framesSent + 1)
-        #expect(SpineDemo.render(report).contains("8 calls"))
     }
 }
