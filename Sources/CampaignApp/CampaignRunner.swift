@@ -63,9 +63,10 @@ public final class CampaignRunner: Service, Sendable {
         }
     }
 
-    public struct Summary: Sendable, Hashable {
+    public struct Summary: Sendable, Hashable, CustomStringConvertible {
         public var progress: Progress
         public var ending: Ending
+        public var description: String { self.ending.description }
     }
 
     let campaign: Campaign
@@ -143,6 +144,7 @@ public final class CampaignRunner: Service, Sendable {
         var stopping: Ending?
         var tokens = 1.0
         var lastRefill = ContinuousClock.now
+        var zones = ZoneLists()
 
         func report() {
             progress.ringing = live.values.filter { $0.trace.ringingAt != nil && $0.trace.answeredAt == nil }.count
@@ -306,7 +308,7 @@ public final class CampaignRunner: Service, Sendable {
                     if let engine = self.options.engineCapacity?() { room = min(room, engine - live.values.filter { $0.completedAt == nil }.count) }
                     let wanted = min(room, Int(tokens))
                     if wanted > 0 {
-                        let (due, idle) = try self.dueLeads(now: now, limit: wanted)
+                        let due = try self.dueLeads(now: now, limit: wanted, zones: &zones)
                         for lead in due {
                             guard case .started(let attempt) = try self.store.beginAttempt(
                                 leadID: lead.id, now: now, channel: self.campaign.channel(for:), allowed: self.allowed)
@@ -316,7 +318,13 @@ public final class CampaignRunner: Service, Sendable {
                             progress.dialled += 1
                             self.originate(attempt, post: post)
                         }
-                        if due.isEmpty, live.isEmpty, self.options.stopWhenIdle, let idle { stopping = idle }
+                        if due.isEmpty, live.isEmpty, self.options.stopWhenIdle {
+                            if let idle = try self.idleEnding(now: now) {
+                                stopping = idle
+                            } else {
+                                zones.fetchedAt = nil  // due leads the cached lists do not cover
+                            }
+                        }
                     }
                 }
             }
@@ -328,19 +336,36 @@ public final class CampaignRunner: Service, Sendable {
         return Summary(progress: progress, ending: stopping ?? .stopped)
     }
 
-    /// Leads to dial now, and, when there are none, why.
-    func dueLeads(now: Date, limit: Int) throws -> ([DueLead], Ending?) {
-        let zoneLists = try self.store.pendingTimeZones(campaignID: self.campaignID, now: now)
-        let open = zoneLists.filter { list in
-            let zones = list.split(separator: "|").compactMap { TimeZone(identifier: String($0)) }
-            return self.campaign.window.isOpen(at: now, in: zones)
-        }
-        let due = try self.store.dueLeads(campaignID: self.campaignID, zones: open, now: now, limit: limit)
-        guard due.isEmpty else { return (due, nil) }
-        if !zoneLists.isEmpty { return ([], open.isEmpty ? .windowClosed : nil) }
-        let next = try self.store.nextDueTime(campaignID: self.campaignID)
-        return ([], next.pending ? .nothingDue(next: next.at) : .finished)
+    /// The waiting leads' zone lists, fetched again at most once a minute: the query reads every
+    /// waiting lead, and a campaign of a million leads must not pay that on every tick.
+    struct ZoneLists {
+        var lists: [String] = []
+        var fetchedAt: ContinuousClock.Instant?
     }
+
+    /// Leads to dial now: due, and in zones whose window is open at `now`.
+    func dueLeads(now: Date, limit: Int, zones: inout ZoneLists) throws -> [DueLead] {
+        if zones.fetchedAt.map({ ContinuousClock.now - $0 > .seconds(60) }) ?? true {
+            zones.lists = try self.store.waitingTimeZones(campaignID: self.campaignID)
+            zones.fetchedAt = ContinuousClock.now
+        }
+        let open = zones.lists.filter { self.isOpen($0, at: now) }
+        return try self.store.dueLeads(campaignID: self.campaignID, zones: open, now: now, limit: limit, only: self.testNumbers)
+    }
+
+    /// Why nothing can be dialled now; nil when something can after all.
+    func idleEnding(now: Date) throws -> Ending? {
+        let due = try self.store.pendingTimeZones(campaignID: self.campaignID, now: now, only: self.testNumbers)
+        if !due.isEmpty { return due.contains { self.isOpen($0, at: now) } ? nil : .windowClosed }
+        let next = try self.store.nextDueTime(campaignID: self.campaignID)
+        return next.pending ? .nothingDue(next: next.at) : .finished
+    }
+
+    func isOpen(_ zoneList: String, at now: Date) -> Bool {
+        self.campaign.window.isOpen(at: now, in: zoneList.split(separator: "|").compactMap { TimeZone(identifier: String($0)) })
+    }
+
+    var testNumbers: Set<String>? { self.campaign.testNumbers.map { Set($0.map(\.e164)) } }
 
     var allowed: @Sendable (PhoneNumber) -> Bool {
         let numbers = self.campaign.testNumbers

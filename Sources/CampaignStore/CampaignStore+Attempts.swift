@@ -55,15 +55,23 @@ public struct Settlement: Sendable, Hashable {
 }
 
 extension CampaignStore {
-    /// The zone lists of the campaign's leads that are waiting to be dialled and due by `now`.
-    public func pendingTimeZones(campaignID: Int64, now: Date) throws -> [String] {
-        try self.writer.read { db in
-            try String.fetchAll(
+    /// The zone lists of the campaign's leads that are waiting to be dialled and due by `now`;
+    /// with `only`, of just those numbers.
+    public func pendingTimeZones(campaignID: Int64, now: Date, only: Set<String>? = nil) throws -> [String] {
+        guard only?.isEmpty != true else { return [] }
+        return try self.writer.read { db in
+            var arguments: StatementArguments = [campaignID, now]
+            var numbers = ""
+            if let only {
+                numbers = "AND phone IN (\(databaseQuestionMarks(count: only.count)))"
+                arguments += StatementArguments(only.sorted())
+            }
+            return try String.fetchAll(
                 db,
                 sql: """
                     SELECT DISTINCT time_zones FROM lead WHERE campaign_id = ? AND status = 'pending'
-                    AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-                    """, arguments: [campaignID, now])
+                    AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \(numbers)
+                    """, arguments: arguments)
         }
     }
 
@@ -84,20 +92,33 @@ extension CampaignStore {
         }
     }
 
-    /// Due leads in the given zone lists, least-called first, then in file order.
-    public func dueLeads(campaignID: Int64, zones: [String], now: Date, limit: Int) throws -> [DueLead] {
-        guard !zones.isEmpty, limit > 0 else { return [] }
+    /// The zone lists of every lead still waiting, due or not: what the scheduler checks windows
+    /// for. A scan of the campaign's waiting leads; callers keep the answer for a while.
+    public func waitingTimeZones(campaignID: Int64) throws -> [String] {
+        try self.writer.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT time_zones FROM lead WHERE campaign_id = ? AND status = 'pending'", arguments: [campaignID])
+        }
+    }
+
+    /// Due leads in the given zone lists, least-called first, then in file order; with `only`,
+    /// just those numbers (a campaign's test-number list).
+    public func dueLeads(campaignID: Int64, zones: [String], now: Date, limit: Int, only: Set<String>? = nil) throws -> [DueLead] {
+        guard !zones.isEmpty, limit > 0, only?.isEmpty != true else { return [] }
         return try self.writer.read { db in
-            let placeholders = databaseQuestionMarks(count: zones.count)
             var arguments: StatementArguments = [campaignID, now]
             arguments += StatementArguments(zones)
+            var numbers = ""
+            if let only {
+                numbers = "AND phone IN (\(databaseQuestionMarks(count: only.count)))"
+                arguments += StatementArguments(only.sorted())
+            }
             arguments += [limit]
             return try Row.fetchAll(
                 db,
                 sql: """
                     SELECT id, phone, time_zones, attempts FROM lead
                     WHERE campaign_id = ? AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-                    AND time_zones IN (\(placeholders))
+                    AND time_zones IN (\(databaseQuestionMarks(count: zones.count))) \(numbers)
                     ORDER BY attempts, id LIMIT ?
                     """, arguments: arguments
             ).compactMap { row in

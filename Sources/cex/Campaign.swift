@@ -58,6 +58,22 @@ func takeRunLock(_ session: CampaignSession, command: String) throws -> RunLock 
     }
 }
 
+extension RunLock {
+    /// Runs `body` holding the lock, then releases it with how the run ended: the result's
+    /// description, or the error.
+    @discardableResult
+    func holding<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            self.release(ending: "\(result)")
+            return result
+        } catch {
+            self.release(ending: "error: \(error)")
+            throw error
+        }
+    }
+}
+
 func importAndReport(_ session: CampaignSession) throws {
     let dnc = try session.loadDoNotCallFiles()
     if dnc.added > 0 { print("do-not-call: \(dnc.added) new numbers from the campaign's lists") }
@@ -141,19 +157,13 @@ extension Cex.CampaignCommand {
             let logger = Logger(label: "cex.campaign")
             let store = try self.store.open()
             let session = try loadSession(self.file, store: store, logger: logger)
-            let lock = try takeRunLock(session, command: "campaign start")
-            let summary: CampaignRunner.Summary
-            do {
+            let summary = try await takeRunLock(session, command: "campaign start").holding {
                 try importAndReport(session)
                 if let reason = try store.pauseReason(campaignID: session.campaignID) {
                     throw CommandFailure("campaign \(session.campaign.name) is paused (\(reason)); `cex campaign resume \(self.file)` to go on")
                 }
-                summary = try await dial(session)
-            } catch {
-                lock.release(ending: "error: \(error)")
-                throw error
+                return try await dial(session)
             }
-            lock.release(ending: "\(summary.ending)")
             print("\(session.campaign.name): \(summary.ending)")
             print(Funnel(try store.funnel(campaignID: session.campaignID)).line)
         }
@@ -193,15 +203,11 @@ extension Cex.CampaignCommand {
                         print("\(busy), skipped")
                         continue
                     }
-                    do {
+                    let summary = try await lock.holding {
                         try importAndReport(session)
-                        let summary = try await dial(session)
-                        lock.release(ending: "\(summary.ending)")
-                        print("\(session.campaign.name): \(summary.ending)")
-                    } catch {
-                        lock.release(ending: "error: \(error)")
-                        throw error
+                        return try await dial(session)
                     }
+                    print("\(session.campaign.name): \(summary.ending)")
                 } catch {
                     failures.append("\(error)")
                     print("error: \(error)")
@@ -317,13 +323,9 @@ extension Cex {
                 self.global.bootstrapLogging()
                 let store = try self.store.open()
                 let session = try loadSession(self.file, store: store, logger: Logger(label: "cex.leads"))
-                let lock = try takeRunLock(session, command: "leads import")
-                do {
+                try await takeRunLock(session, command: "leads import").holding {
                     try importAndReport(session)
-                    lock.release(ending: "leads imported")
-                } catch {
-                    lock.release(ending: "error: \(error)")
-                    throw error
+                    return "leads imported"
                 }
             }
         }

@@ -182,4 +182,19 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
         #expect(StoredDate.parse("2026-13-01 00:00:00") == nil)
         #expect(StoredDate.parse("yesterday") == nil)
     }
+
+    @Test func aTestNumberListLimitsTheDueLeadsAndTheirZones() throws {
+        let store = try freshStore()
+        let id = try store.campaignID(try campaign())
+        try importLeads(store, id, [
+            (2, "+12125550101", "America/New_York"), (3, "+13125550102", "America/Chicago"), (4, "+12125550103", "America/New_York"),
+        ])
+        let zones = ["America/New_York", "America/Chicago"]
+        #expect(try store.dueLeads(campaignID: id, zones: zones, now: self.monday10NewYork, limit: 10).count == 3)
+        let only: Set<String> = ["+12125550103"]
+        #expect(try store.dueLeads(campaignID: id, zones: zones, now: self.monday10NewYork, limit: 10, only: only).map(\.phone.e164) == ["+12125550103"])
+        #expect(try store.dueLeads(campaignID: id, zones: zones, now: self.monday10NewYork, limit: 10, only: []).isEmpty)
+        #expect(try store.pendingTimeZones(campaignID: id, now: self.monday10NewYork, only: ["+13125550102"]) == ["America/Chicago"])
+        #expect(Set(try store.waitingTimeZones(campaignID: id)) == Set(zones))
+    }
 }

@@ -82,7 +82,9 @@ func zoneInsideTheWindowNow() -> String {
         return path
     }
 
-    func campaignFile(name: String = "crash", leads: String = "leads.csv", amiPort: Int = 5038, enginePort: Int = 9092, extra: String = "") throws -> String {
+    func campaignFile(
+        name: String = "crash", leads: String = "leads.csv", amiPort: Int = 5038, enginePort: Int = 9092, maxConcurrentCalls: Int = 3
+    ) throws -> String {
         try self.write(
             "\(name).yaml",
             """
@@ -94,19 +96,24 @@ func zoneInsideTheWindowNow() -> String {
             dial: PJSIP/{phone}@trunk
             answered: {context: ai-outbound, exten: s, priority: "1"}
             engine: {mode: embedded, address: "127.0.0.1:\(enginePort)"}
-            max_concurrent_calls: 3
+            max_concurrent_calls: \(maxConcurrentCalls)
             calls_per_second: 5
             ring_timeout: 15s
             window: {start: "09:00", end: "21:00"}
-            \(extra)
             """)
     }
 
-    /// kill -9 in the middle of a campaign, then a restart: no lead is dialled twice, every
-    /// attempt ends settled, and a second runner is refused while the first one lives.
-    @Test func aRunnerKilledMidCampaignIsFollowedByOneThatNeverDialsALeadTwice() async throws {
+    /// The Asterisk stand-in for a child `cex`: every number in `phones` answers and is
+    /// interested; the engine the stand-in connects answered calls to is the child's, on a free port.
+    struct StandIn {
+        let pbx: SimulatedAsterisk
+        let amiPort: PortWaiter
+        let enginePort: Int
+        let secret: String
+    }
+
+    func standIn(phones: [String]) async throws -> StandIn {
         let zone = zoneInsideTheWindowNow()
-        let phones = (1...6).map { "+1212555014\($0)" }
         _ = try self.write("leads.csv", "phone,first_name,city,time_zone\n" + phones.map { "\($0),Ana,Springfield,\(zone)\n" }.joined())
         let interested = try #require(try await CampaignDemo.personas()["interested"])
         let enginePort = try await CampaignDemo.freePort()
@@ -119,19 +126,33 @@ func zoneInsideTheWindowNow() -> String {
                 directory: Dictionary(uniqueKeysWithValues: phones.map { ($0, interested) }), defaultBehaviour: .unallocated,
                 ringTime: .milliseconds(200), seed: 1, onListening: { amiPort.set($0.port) }),
             logger: Logger(label: "test"))
+        return StandIn(pbx: pbx, amiPort: amiPort, enginePort: enginePort, secret: secret)
+    }
+
+    /// Polls the store until `count` answered calls are in conversation.
+    func waitForCallsTalking(_ count: Int) async throws {
+        try await eventually(within: .seconds(60)) {
+            let talking = try? DatabaseQueue(path: self.store).read { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM attempt WHERE answered_at IS NOT NULL AND outcome IS NULL")
+            }
+            return (talking ?? 0) >= count
+        }
+    }
+
+    /// kill -9 in the middle of a campaign, then a restart: no lead is dialled twice, every
+    /// attempt ends settled, and a second runner is refused while the first one lives.
+    @Test func aRunnerKilledMidCampaignIsFollowedByOneThatNeverDialsALeadTwice() async throws {
+        let phones = (1...6).map { "+1212555014\($0)" }
+        let standIn = try await self.standIn(phones: phones)
+        let (pbx, secret) = (standIn.pbx, standIn.secret)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pbx.run() }
-            let file = try self.campaignFile(amiPort: try await amiPort.wait(), enginePort: enginePort)
-            let arguments = ["campaign", "start", file, "--store", self.store]
+            let file = try self.campaignFile(amiPort: try await standIn.amiPort.wait(), enginePort: standIn.enginePort)
+            let arguments = ["campaign", "start", file, "--store", self.store, "--log-level", "info"]
             let first = try CexProcess(arguments, environment: ["CEX_AMI_SECRET": secret], output: self.directory.appendingPathComponent("first.txt"))
 
             // Two calls in conversation, then the runner dies without a word.
-            try await eventually(within: .seconds(60)) {
-                let talking = try? DatabaseQueue(path: self.store).read { db in
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM attempt WHERE answered_at IS NOT NULL AND outcome IS NULL")
-                }
-                return (talking ?? 0) >= 2
-            }
+            try await self.waitForCallsTalking(2)
             // Meanwhile a second runner (cron, say) is turned away.
             let second = try await CexProcess.run(arguments, environment: ["CEX_AMI_SECRET": secret], in: self.directory)
             #expect(second.status != 0)
@@ -166,6 +187,31 @@ func zoneInsideTheWindowNow() -> String {
             // The killed run is on record as such.
             let runs = try self.rows("SELECT ending FROM run ORDER BY id").map { $0["ending"] as String? }
             #expect(runs.first??.contains("killed or crashed") == true, "\(runs)")
+        }
+    }
+
+    /// SIGTERM mid-campaign: no new call is dialled, the live one talks to its end, and cex exits 0.
+    @Test func aStopSignalLetsTheLiveCallFinishAndDialsNothingMore() async throws {
+        let standIn = try await self.standIn(phones: (1...3).map { "+1212555015\($0)" })
+        let pbx = standIn.pbx
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pbx.run() }
+            let file = try self.campaignFile(name: "stop", amiPort: try await standIn.amiPort.wait(), enginePort: standIn.enginePort, maxConcurrentCalls: 1)
+            let runner = try CexProcess(
+                ["campaign", "start", file, "--store", self.store, "--log-level", "info"], environment: ["CEX_AMI_SECRET": standIn.secret],
+                output: self.directory.appendingPathComponent("stop.txt"))
+            try await self.waitForCallsTalking(1)
+            kill(runner.process.processIdentifier, SIGTERM)
+            let status = try await runner.exit(within: .seconds(90))
+            group.cancelAll()
+            #expect(status == 0, "\(runner.text)")
+            #expect(runner.text.contains("stop: stopped on request"), "\(runner.text)")
+            let attempts = try self.rows("SELECT outcome FROM attempt")
+            #expect(attempts.count == 1)
+            #expect(attempts.first?["outcome"] as String? == "interested")
+            #expect(pbx.reports.count == 1)
+            let runs = try self.rows("SELECT ending FROM run").map { $0["ending"] as String? }
+            #expect(runs == ["stopped on request"])
         }
     }
 
