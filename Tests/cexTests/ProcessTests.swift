@@ -35,9 +35,25 @@ struct CexProcess {
     }
 
     /// Waits for the exit, polling (so the test's executor is never blocked); returns the status.
+    /// A child still running at the limit is killed, and the error carries the end of its output.
     func exit(within limit: Duration = .seconds(180)) async throws -> Int32 {
-        try await eventually(within: limit) { !self.process.isRunning }
+        do {
+            try await eventually(within: limit) { !self.process.isRunning }
+        } catch {
+            kill(self.process.processIdentifier, SIGKILL)
+            throw StillRunning(output: String(self.text.suffix(4000)))
+        }
         return self.process.terminationStatus
+    }
+
+    /// Kills the child if it still runs (a failed test must not leave it dialling).
+    func stop() {
+        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+    }
+
+    struct StillRunning: Error, CustomStringConvertible {
+        var output: String
+        var description: String { "cex did not exit in time; its last output:\n\(self.output)" }
     }
 
     var text: String { (try? String(contentsOf: self.output, encoding: .utf8)) ?? "" }
@@ -150,6 +166,7 @@ func zoneInsideTheWindowNow() -> String {
             let file = try self.campaignFile(amiPort: try await standIn.amiPort.wait(), enginePort: standIn.enginePort)
             let arguments = ["campaign", "start", file, "--store", self.store, "--log-level", "info"]
             let first = try CexProcess(arguments, environment: ["CEX_AMI_SECRET": secret], output: self.directory.appendingPathComponent("first.txt"))
+            defer { first.stop() }
 
             // Two calls in conversation, then the runner dies without a word.
             try await self.waitForCallsTalking(2)
@@ -167,6 +184,7 @@ func zoneInsideTheWindowNow() -> String {
 
             // The restart reconciles the orphans through AMI and dials only the rest.
             let restart = try CexProcess(arguments, environment: ["CEX_AMI_SECRET": secret], output: self.directory.appendingPathComponent("restart.txt"))
+            defer { restart.stop() }
             let status = try await restart.exit()
             #expect(status == 0, "\(restart.text)")
             group.cancelAll()
@@ -200,6 +218,7 @@ func zoneInsideTheWindowNow() -> String {
             let runner = try CexProcess(
                 ["campaign", "start", file, "--store", self.store, "--log-level", "info"], environment: ["CEX_AMI_SECRET": standIn.secret],
                 output: self.directory.appendingPathComponent("stop.txt"))
+            defer { runner.stop() }
             try await self.waitForCallsTalking(1)
             kill(runner.process.processIdentifier, SIGTERM)
             let status = try await runner.exit(within: .seconds(90))
