@@ -206,7 +206,6 @@ public final class OutboundAudio: Sendable {
     /// The utterance opens with its first queued byte; with `isLast` it ends as the last byte is queued.
     private func enqueue(_ data: ByteBuffer, epoch: Int, utterance: Int, isLast: Bool) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            var startEarly = false
             let outcome: Bool? = self.state.withLockedValue { state in
                 guard state.epoch == epoch else { return false }
                 guard case .open = state.phase else { return false }
@@ -219,7 +218,9 @@ public final class OutboundAudio: Sendable {
                 defer {
                     if state.lineSilent && !state.slotBorrowed && !state.earlyStartScheduled && state.queue.hasFrameReady {
                         state.earlyStartScheduled = true
-                        startEarly = true
+                        // Submitted under the lock (`execute` never runs the task inline): whoever
+                        // sees this producer parked also sees the early start already submitted.
+                        self.channel.eventLoop.execute { self.startEarly() }
                     }
                 }
                 if data.readableBytes == 0 {
@@ -229,7 +230,6 @@ public final class OutboundAudio: Sendable {
                 state.writers.append(Writer(data: data, closes: isLast ? utterance : nil, continuation: continuation))
                 return nil
             }
-            if startEarly { self.channel.eventLoop.execute { self.startEarly() } }
             if let outcome { continuation.resume(returning: outcome) }
         }
     }
