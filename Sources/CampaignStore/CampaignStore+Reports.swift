@@ -17,10 +17,12 @@ public struct LeadReportSource: Sendable, Hashable {
     public var lastDialResult: String?
     public var lastAbandoned: Bool
     public var call: CallRecordSummary?
+    /// The number is on the do-not-call list now (it may have been put there after the import).
+    public var onDoNotCallList: Bool
 
     public init(
         header: [String], record: String, phone: String, status: String, attempts: Int, outcome: String?, exhausted: Bool, callbackAt: Date?,
-        nextAttemptAt: Date?, lastDialResult: String?, lastAbandoned: Bool, call: CallRecordSummary?
+        nextAttemptAt: Date?, lastDialResult: String?, lastAbandoned: Bool, call: CallRecordSummary?, onDoNotCallList: Bool = false
     ) {
         self.header = header
         self.record = record
@@ -34,6 +36,7 @@ public struct LeadReportSource: Sendable, Hashable {
         self.lastDialResult = lastDialResult
         self.lastAbandoned = lastAbandoned
         self.call = call
+        self.onDoNotCallList = onDoNotCallList
     }
 }
 
@@ -70,7 +73,7 @@ extension CampaignStore {
                         lead.next_attempt_at, attempt.dial_result, attempt.abandoned, call_record.attempt_id AS has_record,
                         call_record.outcome AS call_outcome, call_record.sentiment_label, call_record.sentiment_score, call_record.objective,
                         call_record.motive, call_record.objections, call_record.callback_at AS call_callback, call_record.summary,
-                        call_record.talk_seconds, call_record.first_audio_at
+                        call_record.talk_seconds, call_record.first_audio_at, EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = lead.phone)
                     FROM lead
                     LEFT JOIN attempt ON attempt.lead_id = lead.id AND attempt.number = lead.attempts
                     LEFT JOIN call_record ON call_record.attempt_id = attempt.id
@@ -104,7 +107,7 @@ extension CampaignStore {
                         header: headers[sqlite3_column_int64(handle, 0)] ?? [], record: text(1) ?? "", phone: text(2) ?? "", status: text(3) ?? "",
                         attempts: Int(sqlite3_column_int64(handle, 4)), outcome: text(5), exhausted: sqlite3_column_int64(handle, 6) != 0,
                         callbackAt: date(7), nextAttemptAt: date(8), lastDialResult: text(9), lastAbandoned: sqlite3_column_int64(handle, 10) != 0,
-                        call: call))
+                        call: call, onDoNotCallList: sqlite3_column_int64(handle, 22) != 0))
             }
         }
     }

@@ -7,7 +7,8 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
     public var phone: String
     public var name: String
     public var attempts: Int
-    /// The lead's outcome; `pending` while it still has attempts to go.
+    /// The lead's outcome; `pending` while it still has attempts to go, `do_not_call` once its
+    /// number is on the list, dialled or not.
     public var finalOutcome: String
     /// The retry budget ran out (the outcome is the last attempt's).
     public var retriesExhausted: Bool
@@ -38,7 +39,12 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
         self.phone = source.phone
         self.name = columns?.names(of: LeadRecord.values(source.record)).full ?? ""
         self.attempts = source.attempts
-        self.finalOutcome = source.status == "done" ? (source.outcome ?? "done") : (source.status == "live" ? "in_call" : "pending")
+        switch source.status {
+        case "done": self.finalOutcome = source.outcome ?? "done"
+        case "live": self.finalOutcome = "in_call"
+        // Put on the list after its import: it will be skipped when its turn comes.
+        default: self.finalOutcome = source.onDoNotCallList ? AttemptOutcome.doNotCall.rawValue : "pending"
+        }
         self.retriesExhausted = source.exhausted
         self.lastDialResult = source.lastDialResult
         self.talkSeconds = source.call?.talkSeconds.map { ($0 * 10).rounded() / 10 }
@@ -48,7 +54,7 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
         self.motive = source.call?.motive
         self.objections = source.call?.objections ?? []
         self.callbackAt = source.callbackAt
-        self.nextAttemptAt = source.status == "done" ? nil : source.nextAttemptAt
+        self.nextAttemptAt = source.status == "done" || source.onDoNotCallList ? nil : source.nextAttemptAt
         self.summary = source.call?.summary
     }
 
