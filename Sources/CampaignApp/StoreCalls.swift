@@ -44,9 +44,14 @@ public final class StoreCallResolver: CallResolver {
 
 /// Keeps call records in the store as the call goes. An opt-out goes on the do-not-call list
 /// the moment the engine records it, not when the call is settled.
+///
+/// The writes run in order on a queue of their own: a call's loop never waits for the disk,
+/// even while another process holds SQLite's write lock (a bulk import, say). `finish` returns
+/// once its record, and every update before it, is written.
 public struct StoreRecordSink: CallRecordSink {
     let store: CampaignStore
     let logger: Logger
+    private let queue = DispatchQueue(label: "cex.call-records")
 
     public init(store: CampaignStore, logger: Logger) {
         self.store = store
@@ -54,11 +59,16 @@ public struct StoreRecordSink: CallRecordSink {
     }
 
     public func update(_ record: CallRecord) async {
-        self.save(record, finished: false)
+        self.queue.async { self.save(record, finished: false) }
     }
 
     public func finish(_ record: CallRecord) async {
-        self.save(record, finished: true)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.queue.async {
+                self.save(record, finished: true)
+                continuation.resume()
+            }
+        }
     }
 
     func save(_ record: CallRecord, finished: Bool) {
