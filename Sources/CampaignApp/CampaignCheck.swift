@@ -160,7 +160,7 @@ public struct CampaignCheck: Sendable {
             let subject = "engine (shared) \(host):\(port)"
             do {
                 let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .connectTimeout(.seconds(Int64(Self.seconds(self.timeout))))
+                    .connectTimeout(.seconds(Int64(self.timeout.seconds)))
                     .connect(host: host, port: port).get()
                 try await channel.close()
                 return Item(status: .ok, subject: subject, detail: "accepts connections")
@@ -191,9 +191,5 @@ public struct CampaignCheck: Sendable {
             return Dialable(zones: zones, now: open ? counts.now : 0, next24Hours: opens ? counts.later : 0)
         }
         .sorted { ($0.next24Hours, $0.zones) > ($1.next24Hours, $1.zones) }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -193,7 +193,7 @@ public final class CampaignRunner: Service, Sendable {
             var engine: EngineReport?
             if entry.trace.result == .answered || entry.adopted {
                 let record = try? self.store.callRecord(entry.attempt.id)
-                let waited = now.timeIntervalSince(entry.completedAt!) >= Self.seconds(self.options.recordWait)
+                let waited = now.timeIntervalSince(entry.completedAt!) >= self.options.recordWait.seconds
                 if record?.finished != true, !waited, !force { return }
                 engine = record.map {
                     EngineReport(outcome: $0.summary.outcome.flatMap(AttemptOutcome.init(rawValue:)), firstAudioAt: $0.summary.firstAudioAt, callbackAt: $0.summary.callbackAt)
@@ -277,7 +277,7 @@ public final class CampaignRunner: Service, Sendable {
                 for (key, entry) in live where !up.contains(key) {
                     let silent = now.timeIntervalSince(entry.lastHeard)
                     // A channel not yet created is normal for a fresh Originate: only settle the quiet ones.
-                    if entry.adopted || silent >= Self.seconds(self.options.staleAfter) || entry.trace.hungUp {
+                    if entry.adopted || silent >= self.options.staleAfter.seconds || entry.trace.hungUp {
                         finish(key, force: true)
                     }
                 }
@@ -290,7 +290,7 @@ public final class CampaignRunner: Service, Sendable {
             // Calls the PBX finished, waiting for the engine's record.
             for key in live.keys where live[key]?.completedAt != nil { finish(key, force: false) }
             // Calls AMI has been quiet about for too long.
-            if connected, live.values.contains(where: { now.timeIntervalSince($0.lastHeard) >= Self.seconds(self.options.staleAfter) }) {
+            if connected, live.values.contains(where: { now.timeIntervalSince($0.lastHeard) >= self.options.staleAfter.seconds }) {
                 for key in live.keys { live[key]?.lastHeard = now }
                 reconcile()
             }
@@ -303,15 +303,14 @@ public final class CampaignRunner: Service, Sendable {
                 } else {
                     let elapsed = ContinuousClock.now - lastRefill
                     lastRefill = ContinuousClock.now
-                    tokens = min(max(1, self.campaign.callsPerSecond), tokens + Self.seconds(elapsed) * self.campaign.callsPerSecond)
+                    tokens = min(max(1, self.campaign.callsPerSecond), tokens + elapsed.seconds * self.campaign.callsPerSecond)
                     var room = self.campaign.maxConcurrentCalls - live.count
                     if let engine = self.options.engineCapacity?() { room = min(room, engine - live.values.filter { $0.completedAt == nil }.count) }
                     let wanted = min(room, Int(tokens))
                     if wanted > 0 {
                         let due = try self.dueLeads(now: now, limit: wanted, zones: &zones)
                         for lead in due {
-                            guard case .started(let attempt) = try self.store.beginAttempt(
-                                leadID: lead.id, now: now, channel: self.campaign.channel(for:), allowed: self.allowed)
+                            guard case .started(let attempt) = try self.store.beginAttempt(leadID: lead.id, now: now, channel: self.campaign.channel(for:))
                             else { continue }
                             tokens -= 1
                             live[attempt.callID] = Live(attempt: attempt, lastHeard: now)
@@ -367,11 +366,6 @@ public final class CampaignRunner: Service, Sendable {
 
     var testNumbers: Set<String>? { self.campaign.testNumbers.map { Set($0.map(\.e164)) } }
 
-    var allowed: @Sendable (PhoneNumber) -> Bool {
-        let numbers = self.campaign.testNumbers
-        return { number in numbers?.contains(number) ?? true }
-    }
-
     /// Sends the Originate; the attempt row is already committed.
     func originate(_ attempt: Attempt, post: AsyncStream<Input>.Continuation) {
         let id = attempt.callID
@@ -383,7 +377,7 @@ public final class CampaignRunner: Service, Sendable {
             target = .application(name: "AudioSocket", data: "\(id),\(self.campaign.engine.host):\(self.campaign.engine.port)")
         }
         let originate = Originate(
-            channel: attempt.channel, target: target, timeoutMilliseconds: Int(Self.seconds(self.campaign.ringTimeout) * 1000),
+            channel: attempt.channel, target: target, timeoutMilliseconds: Int(self.campaign.ringTimeout.seconds * 1000),
             callerID: self.campaign.callerID, variables: [("CEX_CALL_ID", id)], channelID: id, actionID: id)
         self.logger.debug("originate", metadata: ["call.id": "\(id)", "attempt": "\(attempt.number)"])
         Task {
@@ -413,9 +407,6 @@ public final class CampaignRunner: Service, Sendable {
         if stopping == nil { stopping = .paused(reason) }
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }
 
 /// Where `run()` leaves its summary.
@@ -423,4 +414,9 @@ final class ResultBox: Sendable {
     private let box = NIOLockedValueBox<CampaignRunner.Summary?>(nil)
     var value: CampaignRunner.Summary? { self.box.withLockedValue { $0 } }
     func set(_ value: CampaignRunner.Summary) { self.box.withLockedValue { $0 = value } }
+}
+
+extension Duration {
+    /// The duration in seconds, fractions included.
+    var seconds: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
 }

@@ -60,18 +60,13 @@ extension CampaignStore {
     public func pendingTimeZones(campaignID: Int64, now: Date, only: Set<String>? = nil) throws -> [String] {
         guard only?.isEmpty != true else { return [] }
         return try self.writer.read { db in
-            var arguments: StatementArguments = [campaignID, now]
-            var numbers = ""
-            if let only {
-                numbers = "AND phone IN (\(databaseQuestionMarks(count: only.count)))"
-                arguments += StatementArguments(only.sorted())
-            }
+            let (numbers, numberArguments) = Self.phoneFilter(only)
             return try String.fetchAll(
                 db,
                 sql: """
                     SELECT DISTINCT time_zones FROM lead WHERE campaign_id = ? AND status = 'pending'
                     AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \(numbers)
-                    """, arguments: arguments)
+                    """, arguments: [campaignID, now] + numberArguments)
         }
     }
 
@@ -100,18 +95,21 @@ extension CampaignStore {
         }
     }
 
+    /// `AND phone IN (…)` and its arguments for a test-number list; nothing without one.
+    static func phoneFilter(_ only: Set<String>?) -> (sql: String, arguments: StatementArguments) {
+        guard let only else { return ("", []) }
+        return ("AND phone IN (\(databaseQuestionMarks(count: only.count)))", StatementArguments(only.sorted()))
+    }
+
     /// Due leads in the given zone lists, least-called first, then in file order; with `only`,
     /// just those numbers (a campaign's test-number list).
     public func dueLeads(campaignID: Int64, zones: [String], now: Date, limit: Int, only: Set<String>? = nil) throws -> [DueLead] {
         guard !zones.isEmpty, limit > 0, only?.isEmpty != true else { return [] }
         return try self.writer.read { db in
+            let (numbers, numberArguments) = Self.phoneFilter(only)
             var arguments: StatementArguments = [campaignID, now]
             arguments += StatementArguments(zones)
-            var numbers = ""
-            if let only {
-                numbers = "AND phone IN (\(databaseQuestionMarks(count: only.count)))"
-                arguments += StatementArguments(only.sorted())
-            }
+            arguments += numberArguments
             arguments += [limit]
             return try Row.fetchAll(
                 db,
@@ -139,8 +137,7 @@ extension CampaignStore {
     /// sent to the PBX. Checks again, inside the transaction, that the lead is still due, has no
     /// live attempt, and is not on the do-not-call list.
     public func beginAttempt(
-        leadID: Int64, now: Date, id: UUID = UUID(), channel: @Sendable (PhoneNumber) -> String,
-        allowed: @Sendable (PhoneNumber) -> Bool = { _ in true }
+        leadID: Int64, now: Date, id: UUID = UUID(), channel: @Sendable (PhoneNumber) -> String
     ) throws -> AttemptStart {
         try self.writer.write { db -> AttemptStart in
             guard
@@ -157,7 +154,6 @@ extension CampaignStore {
                 try db.execute(sql: "UPDATE lead SET status = 'done', outcome = 'do_not_call' WHERE id = ?", arguments: [leadID])
                 return .skipped("on the do-not-call list")
             }
-            guard allowed(phone) else { return .skipped("not on the campaign's test-number list") }
             let number: Int = row["attempts"] + 1
             let attempt = Attempt(id: id, campaignID: campaignID, leadID: leadID, number: number, phone: phone, channel: channel(phone), queuedAt: now)
             try db.execute(
