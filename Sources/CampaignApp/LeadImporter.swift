@@ -155,14 +155,32 @@ public struct LeadImporter: Sendable {
         }
     }
 
-    /// nil when the whole file is UTF-8; else the first line that is not.
+    /// nil when the whole file is UTF-8; else the first line that is not. ASCII is skipped eight
+    /// bytes at a time and only lines with other bytes are decoded: a line break never stands
+    /// inside a UTF-8 sequence, so the file is UTF-8 when each of its lines is.
     static func firstLineNotUTF8(_ bytes: [UInt8]) -> Int? {
-        guard String(validating: bytes, as: UTF8.self) == nil else { return nil }
-        for (index, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated()
-        where String(validating: line, as: UTF8.self) == nil {
-            return index + 1
+        bytes.withUnsafeBytes { raw -> Int? in
+            var index = 0
+            while index < raw.count {
+                while index + 8 <= raw.count, raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                    index += 8
+                }
+                guard index < raw.count else { break }
+                guard raw[index] >= 0x80 else {
+                    index += 1
+                    continue
+                }
+                var start = index
+                while start > 0, raw[start - 1] != 0x0A { start -= 1 }
+                var end = index
+                while end < raw.count, raw[end] != 0x0A { end += 1 }
+                if String(validating: raw[start..<end], as: UTF8.self) == nil {
+                    return 1 + raw[..<start].count { $0 == 0x0A }
+                }
+                index = end
+            }
+            return nil
         }
-        return 1
     }
 }
 

@@ -113,8 +113,16 @@ public struct CSVRecord: Sendable, Hashable {
     /// Field `index` as text (quotes undone).
     public func field(_ index: Int, in bytes: [UInt8]) -> String {
         let field = self.fields[index]
-        let text = String(decoding: bytes[field.start..<field.end], as: UTF8.self)
-        return field.quoted ? text.replacingOccurrences(of: "\"\"", with: "\"") : text
+        guard field.quoted else { return String(decoding: bytes[field.start..<field.end], as: UTF8.self) }
+        var unescaped: [UInt8] = []
+        unescaped.reserveCapacity(field.end - field.start)
+        var index = field.start
+        while index < field.end {
+            unescaped.append(bytes[index])
+            // A doubled quote stands for one.
+            index += bytes[index] == 0x22 && index + 1 < field.end && bytes[index + 1] == 0x22 ? 2 : 1
+        }
+        return String(decoding: unescaped, as: UTF8.self)
     }
 
     /// Field `index`'s raw bytes, without quotes; escaped quotes are still doubled.
@@ -148,26 +156,52 @@ public struct CSVWriter: Sendable {
     }
 
     public func record(_ fields: [String]) -> String {
-        var line = ""
-        for (index, field) in fields.enumerated() {
-            if index > 0 { line += "," }
-            line += self.cell(field)
-        }
-        return line + "\r\n"
+        var bytes: [UInt8] = []
+        self.append(fields, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public func cell(_ value: String) -> String {
-        var text = value
-        if self.guardFormulas, let first = text.utf8.first, Self.formulaStarts.contains(first), !Self.isNegativeNumber(text) {
-            text = "'" + text
-        }
-        let needsQuotes = text.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
-            || text.first == " " || text.last == " "
-        guard needsQuotes else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        var bytes: [UInt8] = []
+        self.appendCell(value, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
-    static let formulaStarts: Set<UInt8> = [0x3D, 0x2B, 0x2D, 0x40, 0x09, 0x0D]
+    /// One record with its CRLF, appended as bytes (a report writes millions of cells).
+    public func append(_ fields: [String], to out: inout [UInt8]) {
+        for (index, field) in fields.enumerated() {
+            if index > 0 { out.append(0x2C) }
+            self.appendCell(field, to: &out)
+        }
+        out.append(0x0D)
+        out.append(0x0A)
+    }
+
+    public func appendCell(_ value: String, to out: inout [UInt8]) {
+        let utf8 = value.utf8
+        guard let first = utf8.first else { return }
+        let guarded = self.guardFormulas && Self.isFormulaStart(first) && !Self.isNegativeNumber(value)
+        let needsQuotes = (!guarded && first == 0x20) || utf8.last == 0x20 || utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
+        if needsQuotes { out.append(0x22) }
+        if guarded { out.append(0x27) }
+        if needsQuotes {
+            for byte in utf8 {
+                out.append(byte)
+                if byte == 0x22 { out.append(0x22) }
+            }
+            out.append(0x22)
+        } else {
+            out.append(contentsOf: utf8)
+        }
+    }
+
+    /// `=`, `+`, `-`, `@`, tab and carriage return: what spreadsheets read as the start of a formula.
+    static func isFormulaStart(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x3D, 0x2B, 0x2D, 0x40, 0x09, 0x0D: true
+        default: false
+        }
+    }
 
     /// "-0.50": a number a spreadsheet reads as a number, not a formula.
     static func isNegativeNumber(_ text: String) -> Bool {
@@ -194,25 +228,33 @@ public enum ReportText {
         let day = dayOfYear - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        var text = ""
+        var text: [UInt8] = []
         text.reserveCapacity(20)
-        func two(_ value: Int) {
-            text.append(Character(Unicode.Scalar(UInt8(48 + value / 10))))
-            text.append(Character(Unicode.Scalar(UInt8(48 + value % 10))))
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                text.append(UInt8(48 + value / divisor % 10))
+                divisor /= 10
+            }
         }
-        text += String(year)
-        text += "-"
-        two(month)
-        text += "-"
-        two(day)
-        text += "T"
-        two(time / 3600)
-        text += ":"
-        two(time / 60 % 60)
-        text += ":"
-        two(time % 60)
-        text += "Z"
-        return text
+        if year < 0 || year > 9999 {
+            text.append(contentsOf: String(year).utf8)
+        } else {
+            digits(year, 4)
+        }
+        text.append(0x2D)
+        digits(month, 2)
+        text.append(0x2D)
+        digits(day, 2)
+        text.append(0x54)
+        digits(time / 3600, 2)
+        text.append(0x3A)
+        digits(time / 60 % 60, 2)
+        text.append(0x3A)
+        digits(time % 60, 2)
+        text.append(0x5A)
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// `value` with exactly `places` decimals, rounded half away from zero: (36.84, 1) → "36.8".

@@ -85,9 +85,19 @@ public struct LeadColumns: Sendable, Hashable {
 
     /// First, last and full name, each from its own column or derived from the others.
     public func names(of values: [String]) -> (first: String?, last: String?, full: String?) {
+        self.names { $0 < values.count ? values[$0] : nil }
+    }
+
+    /// The names from a stored record, reading only the name columns.
+    public func names(ofRecord record: String) -> (first: String?, last: String?, full: String?) {
+        var reader = CSVReader(bytes: Array(record.utf8))
+        guard let parsed = try? reader.next() else { return (nil, nil, nil) }
+        return self.names { $0 < parsed.count ? parsed.field($0, in: reader.bytes) : nil }
+    }
+
+    func names(_ cell: (Int) -> String?) -> (first: String?, last: String?, full: String?) {
         func value(_ index: Int?) -> String? {
-            guard let index, index < values.count else { return nil }
-            let text = values[index].trimmingSpaces
+            guard let index, let text = cell(index)?.trimmingSpaces else { return nil }
             return text.isEmpty ? nil : text
         }
         let full = value(self.fullName)
@@ -105,8 +115,9 @@ extension String {
 
     /// Without leading and trailing whitespace; Foundation is asked only when an end might be some.
     var trimmingSpaces: String {
-        func plain(_ byte: UInt8?) -> Bool { byte.map { $0 != 0x20 && $0 != 0x09 && $0 < 0x80 } ?? true }
-        if plain(self.utf8.first), plain(self.utf8.last) { return self }
+        // `.whitespaces` is the space separators (Zs) and tab.
+        func plain(_ scalar: Unicode.Scalar?) -> Bool { scalar.map { $0 != "\t" && $0.properties.generalCategory != .spaceSeparator } ?? true }
+        if plain(self.unicodeScalars.first), plain(self.unicodeScalars.last) { return self }
         return self.trimmingCharacters(in: .whitespaces)
     }
 }

@@ -58,8 +58,9 @@ public struct StoreError: Error, Hashable, CustomStringConvertible {
 enum Schema {
     /// One lead per number per campaign; due leads by how often they were called. A bulk import
     /// drops and rebuilds them (`CampaignStore.importLeads`).
+    static let leadPhoneIndex = "CREATE UNIQUE INDEX lead_phone ON lead(campaign_id, phone)"
     static let leadIndexes = """
-        CREATE UNIQUE INDEX lead_phone ON lead(campaign_id, phone);
+        \(leadPhoneIndex);
         CREATE INDEX lead_due ON lead(campaign_id, status, attempts) WHERE status != 'done';
         """
 

@@ -1,6 +1,7 @@
 import CampaignCore
 import CampaignStore
 import Foundation
+import Synchronization
 
 /// One row per lead: who, how often called, how it ended, and what the conversation said.
 public struct LeadReportRow: Sendable, Hashable, Codable {
@@ -37,7 +38,7 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
     /// `columns`: the source's header read as lead columns (one per import, not per row).
     public init(_ source: LeadReportSource, columns: LeadColumns?) {
         self.phone = source.phone
-        self.name = columns?.names(of: LeadRecord.values(source.record)).full ?? ""
+        self.name = columns?.names(ofRecord: source.record).full ?? ""
         self.attempts = source.attempts
         switch source.status {
         case "done": self.finalOutcome = source.outcome ?? "done"
@@ -123,6 +124,11 @@ extension LeadReportRow {
 
     static func appendJSONString(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        defer { out.append(UInt8(ascii: "\"")) }
+        guard value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            out.append(contentsOf: value.utf8)
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
@@ -140,7 +146,6 @@ extension LeadReportRow {
             default: out.append(byte)
             }
         }
-        out.append(UInt8(ascii: "\""))
     }
 }
 
@@ -171,51 +176,98 @@ public enum ReportExporter {
     }
 
     /// Streams the report to `output` (a file handle or standard output); returns the row count.
+    ///
+    /// The store's read and the formatting each take about half of an export, so batches of rows
+    /// are decoded, formatted and written on a queue of their own while the read goes on.
     @discardableResult
     public static func export(store: CampaignStore, campaignID: Int64, campaign: String, format: Format, to output: FileHandle) throws -> Int {
-        var count = 0
-        var columnsByHeader: [[String]: LeadColumns?] = [:]
-        func row(_ source: LeadReportSource) -> LeadReportRow {
-            if columnsByHeader[source.header] == nil { columnsByHeader[source.header] = .some(try? LeadColumns(header: source.header)) }
-            return LeadReportRow(source, columns: columnsByHeader[source.header]!)
-        }
-        // Bytes, not Data: appending a String's UTF-8 view to an array is one copy.
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 20 + 4096)
-        func flush(_ force: Bool = false) {
-            if force || buffer.count >= 1 << 20 {
-                output.write(Data(buffer))
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
+        let writer = RowWriter(format: format, output: output)
         switch format {
         case .csv:
-            let writer = CSVWriter()
-            buffer.append(contentsOf: writer.record(LeadReportRow.csvHeader).utf8)
-            try store.forEachLeadReport(campaignID: campaignID) { source in
-                buffer.append(contentsOf: writer.record(row(source).csvFields).utf8)
-                count += 1
-                flush()
-            }
+            CSVWriter().append(LeadReportRow.csvHeader, to: &writer.buffer)
         case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            encoder.dateEncodingStrategy = .iso8601
             let funnel = Funnel(try store.funnel(campaignID: campaignID))
-            buffer.append(contentsOf: "{\"campaign\":".utf8)
-            buffer.append(contentsOf: try encoder.encode(campaign))
-            buffer.append(contentsOf: ",\"funnel\":".utf8)
-            buffer.append(contentsOf: try encoder.encode(funnel))
-            buffer.append(contentsOf: ",\"leads\":[\n".utf8)
-            try store.forEachLeadReport(campaignID: campaignID) { source in
-                if count > 0 { buffer.append(contentsOf: ",\n".utf8) }
-                row(source).appendJSON(to: &buffer)
-                count += 1
-                flush()
-            }
-            buffer.append(contentsOf: "\n]}\n".utf8)
+            writer.buffer.append(contentsOf: "{\"campaign\":".utf8)
+            writer.buffer.append(contentsOf: try encoder.encode(campaign))
+            writer.buffer.append(contentsOf: ",\"funnel\":".utf8)
+            writer.buffer.append(contentsOf: try encoder.encode(funnel))
+            writer.buffer.append(contentsOf: ",\"leads\":[\n".utf8)
         }
-        flush(true)
-        return count
+        let queue = DispatchQueue(label: "cex.report.rows")
+        // At most this many batches read ahead of the writer.
+        let room = DispatchSemaphore(value: 4)
+        do {
+            try store.forEachLeadReportBatch(campaignID: campaignID) { batch in
+                room.wait()
+                if let error = writer.error.withLock({ $0 }) {
+                    room.signal()
+                    throw error
+                }
+                queue.async {
+                    writer.write(batch)
+                    room.signal()
+                }
+            }
+        } catch {
+            queue.sync {}
+            throw error
+        }
+        return try queue.sync {
+            if format == .json { writer.buffer.append(contentsOf: "\n]}\n".utf8) }
+            writer.flush(force: true)
+            if let error = writer.error.withLock({ $0 }) { throw error }
+            return writer.count
+        }
+    }
+}
+
+/// Decodes and formats rows into a buffer, and writes it out by the megabyte. Used on one queue
+/// only, one batch at a time, after the header was written on the caller's thread.
+private final class RowWriter: @unchecked Sendable {
+    let format: ReportExporter.Format
+    let output: FileHandle
+    let csv = CSVWriter()
+    var buffer: [UInt8] = []
+    var count = 0
+    /// Lead columns by import: each import has its own header.
+    var columns: [Int64: LeadColumns?] = [:]
+    /// The first write that failed; what follows is dropped.
+    let error = Mutex<(any Error)?>(nil)
+
+    init(format: ReportExporter.Format, output: FileHandle) {
+        self.format = format
+        self.output = output
+        self.buffer.reserveCapacity(1 << 20 + 64 << 10)
+    }
+
+    func write(_ batch: LeadReportBatch) {
+        for index in 0..<batch.count {
+            let source = batch[index]
+            if self.columns[source.importID] == nil { self.columns[source.importID] = .some(try? LeadColumns(header: source.header)) }
+            let row = LeadReportRow(source, columns: self.columns[source.importID]!)
+            switch self.format {
+            case .csv:
+                self.csv.append(row.csvFields, to: &self.buffer)
+            case .json:
+                if self.count > 0 { self.buffer.append(contentsOf: ",\n".utf8) }
+                row.appendJSON(to: &self.buffer)
+            }
+            self.count += 1
+        }
+        self.flush(force: false)
+    }
+
+    func flush(force: Bool) {
+        guard force || self.buffer.count >= 1 << 20 else { return }
+        if self.error.withLock({ $0 }) == nil {
+            do {
+                try self.output.write(contentsOf: self.buffer)
+            } catch {
+                self.error.withLock { $0 = error }
+            }
+        }
+        self.buffer.removeAll(keepingCapacity: true)
     }
 }

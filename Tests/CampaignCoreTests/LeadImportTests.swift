@@ -96,4 +96,20 @@ import Testing
     @Test func aStoredRecordReadsBackIntoItsFields() {
         #expect(LeadRecord.values("\"Smith, John\",\"say \"\"hi\"\"\",+12125550101") == ["Smith, John", "say \"hi\"", "+12125550101"])
     }
+
+    @Test func namesReadFromAStoredRecordMatchNamesFromItsFields() throws {
+        let columns = try LeadColumns(header: ["phone", "full_name", "city"])
+        let records = [
+            "+12125550101,\"Smith, John\",Boston", "+12125550101,\u{A0}José Núñez\u{A0},Boston", "+12125550101, \tAna ,Boston",
+            "+12125550101,\"Ana \"\"Bo\"\" Lee\",x", "+12125550101,,Boston", "+12125550101", "",
+        ]
+        for record in records {
+            let fromRecord = columns.names(ofRecord: record)
+            let fromFields = columns.names(of: LeadRecord.values(record))
+            #expect(fromRecord.full == fromFields.full && fromRecord.first == fromFields.first && fromRecord.last == fromFields.last, "\(record)")
+        }
+        #expect(columns.names(ofRecord: records[1]).full == "José Núñez")
+        #expect(columns.names(ofRecord: records[2]).first == "Ana")
+        #expect(columns.names(ofRecord: records[3]).full == "Ana \"Bo\" Lee")
+    }
 }

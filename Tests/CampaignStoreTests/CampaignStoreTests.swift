@@ -197,4 +197,37 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
         #expect(try store.pendingTimeZones(campaignID: id, now: self.monday10NewYork, only: ["+13125550102"]) == ["America/Chicago"])
         #expect(Set(try store.waitingTimeZones(campaignID: id)) == Set(zones))
     }
+
+    @Test func reportBatchesHandOverEveryLeadOnceInFileOrderWhateverTheirSize() throws {
+        let store = try freshStore()
+        let id = try store.campaignID(try campaign())
+        let phones = (0..<7).map { "+1212555010\($0)" }
+        try importLeads(store, id, phones.enumerated().map { ($0.offset + 2, $0.element, "America/New_York") })
+        _ = try store.addDoNotCall([PhoneNumber(e164: "+12125550103")!], source: "test")
+        var whole: [LeadReportSource] = []
+        try store.forEachLeadReport(campaignID: id) { whole.append($0) }
+        #expect(whole.map(\.phone) == phones)
+        #expect(whole.map(\.onDoNotCallList) == [false, false, false, true, false, false, false])
+        for rows in [1, 3, 7, 8] {
+            var sizes: [Int] = []
+            var sources: [LeadReportSource] = []
+            try store.forEachLeadReportBatch(campaignID: id, rows: rows) { batch in
+                sizes.append(batch.count)
+                sources += (0..<batch.count).map { batch[$0] }
+            }
+            #expect(sources == whole, "\(rows) rows a batch")
+            #expect(sizes.allSatisfy { $0 >= 1 && $0 <= rows } && sizes.dropLast().allSatisfy { $0 == rows }, "\(sizes)")
+        }
+    }
+
+    @Test func storedObjectionsReadAsJSONSerializationReadsThem() throws {
+        let arrays: [[String]] = [[], [""], ["price"], ["price", "renting"], ["a,b", "", "c"], ["\",\""], ["say \"hi\"", "back\\slash"], ["line\nbreak"], ["é", "名前"]]
+        for array in arrays {
+            let json = String(decoding: try JSONEncoder().encode(array), as: UTF8.self)
+            #expect(CampaignStore.stringArray(json) == array, "\(json)")
+        }
+        #expect(CampaignStore.stringArray("[\"a\", \"b\"]") == ["a", "b"])
+        #expect(CampaignStore.stringArray("not json").isEmpty)
+        #expect(CampaignStore.stringArray("[\"a\"\"b\"]").isEmpty)
+    }
 }
