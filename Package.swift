@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "AsteriskManager", targets: ["AsteriskManager"]),
         .library(name: "AudioSocket", targets: ["AudioSocket"]),
         .library(name: "Speech", targets: ["Speech"]),
+        .library(name: "ChatCompletions", targets: ["ChatCompletions"]),
         .library(name: "Conversation", targets: ["Conversation"]),
         .library(name: "PBXSimulator", targets: ["PBXSimulator"]),
         .library(name: "CampaignCore", targets: ["CampaignCore"]),
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // AMI: codec, typed actions and events, connection state machine, NIO client service.
@@ -66,6 +68,17 @@ let package = Package(
         .target(
             name: "Speech",
             dependencies: ["CEspeakNG", "CFlite", "CPocketSphinx"],
+            swiftSettings: swiftSettings
+        ),
+        // OpenAI-compatible chat completions: pure SSE parser and stream assembler, retry rules, streaming client.
+        .target(
+            name: "ChatCompletions",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The conversation engine: turn-taking, barge-in, dialogue policies, analysis, call records.
@@ -164,6 +177,28 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        // Loopback doubles of the cloud providers, speaking their wire protocols with our own codecs.
+        .target(
+            name: "ProviderDoubles",
+            dependencies: [
+                "ChatCompletions",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/ProviderDoubles",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChatCompletionsTests",
+            dependencies: [
+                "ChatCompletions", "ProviderDoubles", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,151 @@
+import ChatCompletions
+import Logging
+import ProviderDoubles
+import TestSupport
+import Testing
+
+/// The client against the loopback double: real HTTP, real SSE, odd piece sizes, scripted failures.
+@Suite struct ChatClientTests {
+    static let key = "sk-test-0123456789abcdefghijklmnopqrstuv"
+
+    func withServer(
+        key: String? = Self.key, timeouts: ChatTimeouts = ChatTimeouts(firstToken: .seconds(30), deadline: .seconds(60)),
+        _ body: (FakeChatServer, ChatCompletionsClient, ManualClock, LogCapture) async throws -> Void
+    ) async throws {
+        let server = FakeChatServer(apiKey: Self.key)
+        let base = try await server.start()
+        let clock = ManualClock()
+        let logs = LogCapture()
+        let client = ChatCompletionsClient(
+            endpoint: ChatEndpoint(baseURL: base, apiKey: key, model: "fake-model"), timeouts: timeouts, clock: clock, logger: logs.logger(),
+            jitter: { 0 })
+        do {
+            try await body(server, client, clock, logs)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, any Error>) async throws -> [ChatStreamEvent] {
+        var events: [ChatStreamEvent] = []
+        for try await event in stream { events.append(event) }
+        return events
+    }
+
+    @Test func aStreamedReplyArrivesWholeThroughOddPieces() async throws {
+        try await self.withServer { server, client, _, _ in
+            let text = "Thanks for taking my call — it's about solar panels for your home. Would 10 o'clock suit?"
+            server.enqueue(.stream(FakeChatServer.chunks(text: text, size: 3)))
+            let reply = try await client.complete(client.request([.system("You are brief."), .user("Hi")], maxTokens: 120))
+            #expect(reply.text == text)
+            #expect(reply.finishReason == .stop && reply.usage == TokenUsage(promptTokens: 42, completionTokens: 17))
+            let request = try #require(server.requests.first)
+            #expect(request.path == "/v1/chat/completions")
+            #expect(request.header("authorization") == "Bearer \(Self.key)")
+            #expect(request.body["max_tokens"] == .number(120) && request.body["stream"] == .bool(true))
+        }
+    }
+
+    @Test func toolCallsComeBackWholeAfterTheirArgumentPieces() async throws {
+        try await self.withServer { server, client, _, _ in
+            let call = ToolCall(id: "call_9", name: "schedule_callback", arguments: #"{"when":"tomorrow at 10 am"}"#)
+            server.enqueue(.stream(FakeChatServer.chunks(toolCalls: [call], size: 3)))
+            let events = try await self.collect(client.stream(client.request([.user("call me tomorrow at ten")])))
+            #expect(events == [.toolCalls([call]), .finished(.toolCalls, TokenUsage(promptTokens: 42, completionTokens: 17))])
+        }
+    }
+
+    @Test func aRefusedKeyIsNotRetriedAndItsErrorQuotesNoKey() async throws {
+        try await self.withServer(key: "sk-wrong-key-0123456789abcdefghijkl") { server, client, _, logs in
+            await #expect(throws: ChatError.authentication(status: 401, code: "invalid_api_key")) {
+                try await client.complete(client.request([.user("Hi")]))
+            }
+            #expect(server.requests.count == 1)
+            #expect(!logs.all.joined().contains("sk-wrong"))
+        }
+    }
+
+    @Test func aRateLimitIsRetriedAfterTheTimeTheServerAsked() async throws {
+        try await self.withServer { server, client, clock, _ in
+            server.enqueue(
+                .status(429, type: "requests", code: "rate_limit_exceeded", message: "Rate limit reached", headers: [("retry-after", "1")]),
+                .stream(FakeChatServer.chunks(text: "After the wait.")))
+            let reply = Task { try await client.complete(client.request([.user("Hi")])) }
+            // The watchdog and the retry's wait both sleep on the clock.
+            try await eventually { clock.sleepers == 2 && server.requests.count == 1 }
+            clock.advance(by: .milliseconds(999))
+            #expect(server.requests.count == 1)
+            clock.advance(by: .milliseconds(1))
+            #expect(try await reply.value.text == "After the wait.")
+            #expect(server.requests.count == 2)
+        }
+    }
+
+    @Test func noQuotaIsFinalAndServerErrorsGiveUpAfterTheRetries() async throws {
+        try await self.withServer { server, client, clock, _ in
+            server.enqueue(.status(429, type: "insufficient_quota", code: "insufficient_quota", message: "You exceeded your current quota"))
+            await #expect(throws: ChatError.insufficientQuota) { try await client.complete(client.request([.user("Hi")])) }
+            #expect(server.requests.count == 1)
+
+            for _ in 0..<3 { server.enqueue(.status(500, type: "server_error", code: nil, message: "The server had an error")) }
+            let reply = Task { try await client.complete(client.request([.user("Hi")])) }
+            try await eventually { clock.sleepers == 2 && server.requests.count == 2 }
+            clock.advance(by: .milliseconds(500))
+            try await eventually { clock.sleepers == 2 && server.requests.count == 3 }
+            clock.advance(by: .seconds(1))
+            await #expect(throws: ChatError.status(500, type: "server_error", code: nil, message: "The server had an error")) { try await reply.value }
+            #expect(server.requests.count == 4)
+        }
+    }
+
+    @Test func aSilentServerTripsTheFirstTokenWatchdog() async throws {
+        try await self.withServer(timeouts: ChatTimeouts(firstToken: .seconds(2), deadline: .seconds(10))) { server, client, clock, _ in
+            server.enqueue(.stall([FakeChatServer.chunk(delta: .init(role: "assistant", content: ""))]))
+            let reply = Task { try await client.complete(client.request([.user("Hi")])) }
+            try await eventually { clock.sleepers == 1 && server.requests.count == 1 }
+            clock.advance(by: .seconds(2))
+            await #expect(throws: ChatError.firstTokenTimeout(.seconds(2))) { try await reply.value }
+        }
+    }
+
+    @Test func aStreamThatStallsAfterItsFirstWordsTripsTheDeadline() async throws {
+        try await self.withServer(timeouts: ChatTimeouts(firstToken: .seconds(2), deadline: .seconds(10))) { server, client, clock, _ in
+            server.enqueue(.stall(Array(FakeChatServer.chunks(text: "Let me check that for", size: 5).prefix(3))))
+            var iterator = client.stream(client.request([.user("Hi")])).makeAsyncIterator()
+            #expect(try await iterator.next() == .content("Let m"))
+            #expect(try await iterator.next() == .content("e che"))
+            clock.advance(by: .seconds(2))
+            try await eventually { clock.sleepers == 1 }
+            clock.advance(by: .seconds(8))
+            await #expect(throws: ChatError.deadlineExceeded(.seconds(10))) { _ = try await iterator.next() }
+        }
+    }
+
+    @Test func aCutConnectionAndAnErrorInsideTheStreamAreErrors() async throws {
+        try await self.withServer { server, client, _, _ in
+            server.enqueue(.drop(Array(FakeChatServer.chunks(text: "Half a sen", size: 4).prefix(3))))
+            await #expect(throws: ChatError.endedEarly) { try await client.complete(client.request([.user("Hi")])) }
+            server.enqueue(.stream(FakeChatServer.chunks(text: "Hel").prefix(2) + [ChatCompletionChunk(choices: nil, error: .init(message: "overloaded", type: "server_error", code: nil))]))
+            await #expect(throws: ChatError.streamError(type: "server_error", code: nil, message: "overloaded")) {
+                try await client.complete(client.request([.user("Hi")]))
+            }
+        }
+    }
+
+    @Test func theDoubleRefusesWhatTheServiceRefuses() async throws {
+        try await self.withServer { server, client, _, _ in
+            await #expect(throws: ChatError.self) { try await client.complete(client.request([ChatMessage(role: .tool, content: "ok"), .user("Hi")])) }
+            let loose = ResponseFormat.jsonSchema(
+                name: "analysis", schema: ["type": "object", "properties": ["summary": ["type": "string"]], "required": [], "additionalProperties": false], strict: true)
+            do {
+                _ = try await client.complete(client.request([.user("Hi")], responseFormat: loose))
+                Issue.record("a strict schema with a property left out of 'required' was accepted")
+            } catch let error as ChatError {
+                #expect("\(error)".contains("HTTP 400") && "\(error)".contains("summary"))
+            }
+            #expect(server.requests.count == 2)
+        }
+    }
+}

@@ -1,0 +1,271 @@
+import ChatCompletions
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// An OpenAI-compatible chat-completions server on loopback, built from the client's own types
+/// and SSE encoder run in reverse. It checks what the real service checks (Bearer key, model,
+/// message roles, strict schemas) and answers each request with the next scripted reply.
+///
+/// Streams are written as HTTP chunks of odd sizes (cut mid-word, mid-JSON and mid-UTF-8), with
+/// `: keepalive` comments and CRLF line ends mixed in.
+public final class FakeChatServer: Sendable {
+    /// A scripted answer to one request.
+    public enum Reply: Sendable {
+        /// The chunks as SSE events, then `data: [DONE]` when `done`; the connection closes after.
+        case stream([ChatCompletionChunk], done: Bool = true)
+        /// The chunks, then nothing more: the connection stays open, silent.
+        case stall([ChatCompletionChunk])
+        /// The chunks, then the connection is cut without `[DONE]`.
+        case drop([ChatCompletionChunk])
+        /// An error status with the error envelope and extra headers.
+        case status(Int, type: String, code: String?, message: String, headers: [(String, String)] = [])
+    }
+
+    /// A request as the server read it.
+    public struct Request: Sendable {
+        public var path: String
+        public var headers: [(String, String)]
+        public var body: JSONValue
+
+        public func header(_ name: String) -> String? { self.headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+    }
+
+    private struct State {
+        var replies: [Reply] = []
+        var requests: [Request] = []
+        var channels: [any Channel] = []
+    }
+
+    public let apiKey: String?
+    /// Bytes per written piece cycle through these sizes.
+    public let pieceSizes: [Int]
+    private let state = NIOLockedValueBox(State())
+    private let server = NIOLockedValueBox<(any Channel)?>(nil)
+
+    public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250]) {
+        self.apiKey = apiKey
+        self.pieceSizes = pieceSizes
+    }
+
+    /// Starts listening on a free loopback port; returns the API root (`http://127.0.0.1:PORT/v1`).
+    public func start() async throws -> String {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(FakeChatHandler(server: self))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        self.server.withLockedValue { $0 = channel }
+        return "http://127.0.0.1:\(channel.localAddress!.port!)/v1"
+    }
+
+    public func stop() async {
+        let channels = self.state.withLockedValue { state in
+            defer { state.channels.removeAll() }
+            return state.channels
+        }
+        for channel in channels { try? await channel.close() }
+        try? await self.server.withLockedValue { $0 }?.close()
+    }
+
+    /// Queues replies for the next requests, in order.
+    public func enqueue(_ replies: Reply...) {
+        self.state.withLockedValue { $0.replies += replies }
+    }
+
+    public var requests: [Request] { self.state.withLockedValue { $0.requests } }
+
+    // MARK: Scripted chunks
+
+    /// A reply's text as the service streams it: a role chunk, the text in pieces of `size`
+    /// characters (cut mid-word), a finish chunk and a usage chunk.
+    public static func chunks(text: String, size: Int = 4, finish: String = "stop", model: String = "fake-model") -> [ChatCompletionChunk] {
+        var chunks = [self.chunk(model: model, delta: .init(role: "assistant", content: ""))]
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            chunks.append(self.chunk(model: model, delta: .init(content: String(rest.prefix(size)))))
+            rest = rest.dropFirst(size)
+        }
+        return chunks + self.ending(finish: finish, model: model)
+    }
+
+    /// Tool calls spread over several deltas: the first names each call, later ones carry its
+    /// arguments in pieces of `size` characters.
+    public static func chunks(toolCalls: [ToolCall], size: Int = 5, model: String = "fake-model") -> [ChatCompletionChunk] {
+        var chunks = [self.chunk(model: model, delta: .init(role: "assistant"))]
+        for (index, call) in toolCalls.enumerated() {
+            chunks.append(
+                self.chunk(model: model, delta: .init(toolCalls: [.init(index: index, id: call.id, type: "function", function: .init(name: call.function.name, arguments: ""))])))
+            var rest = Substring(call.function.arguments)
+            while !rest.isEmpty {
+                chunks.append(self.chunk(model: model, delta: .init(toolCalls: [.init(index: index, function: .init(arguments: String(rest.prefix(size))))])))
+                rest = rest.dropFirst(size)
+            }
+        }
+        return chunks + self.ending(finish: "tool_calls", model: model)
+    }
+
+    public static func chunk(model: String = "fake-model", delta: ChatCompletionChunk.Delta?, finish: String? = nil) -> ChatCompletionChunk {
+        ChatCompletionChunk(id: "chatcmpl-fake", created: 1_732_500_000, model: model, choices: [.init(delta: delta, finishReason: finish)])
+    }
+
+    static func ending(finish: String, model: String) -> [ChatCompletionChunk] {
+        [
+            self.chunk(model: model, delta: .init(), finish: finish),
+            ChatCompletionChunk(id: "chatcmpl-fake", created: 1_732_500_000, model: model, choices: [], usage: TokenUsage(promptTokens: 42, completionTokens: 17)),
+        ]
+    }
+
+    // MARK: Serving
+
+    /// What to answer: the envelope of a refused request, or the next scripted reply.
+    func answer(path: String, headers: HTTPHeaders, body: ByteBuffer) -> Reply {
+        let json = (try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))) ?? .null
+        self.state.withLockedValue { $0.requests.append(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json)) }
+        guard path.hasPrefix("/v1/chat/completions") else {
+            return .status(404, type: "invalid_request_error", code: "unknown_url", message: "Unknown request URL: POST \(path).")
+        }
+        if let key = self.apiKey, headers.first(name: "authorization") != "Bearer \(key)" {
+            let given = headers.first(name: "authorization")?.replacingOccurrences(of: "Bearer ", with: "") ?? ""
+            return .status(
+                401, type: "invalid_request_error", code: "invalid_api_key",
+                message: "Incorrect API key provided: \(given.prefix(5))***\(given.suffix(4)). You can find your API key at https://platform.openai.com/account/api-keys.")
+        }
+        if let problem = Self.problem(json) { return .status(400, type: "invalid_request_error", code: nil, message: problem) }
+        return self.state.withLockedValue { state in
+            state.replies.isEmpty ? .status(500, type: "server_error", code: nil, message: "no reply scripted") : state.replies.removeFirst()
+        }
+    }
+
+    /// What the service would refuse in a request body.
+    static func problem(_ body: JSONValue) -> String? {
+        guard case .string(let model)? = body["model"], !model.isEmpty else { return "you must provide a model parameter" }
+        guard case .array(let messages)? = body["messages"], !messages.isEmpty else { return "'messages' must be a non-empty array" }
+        for (index, message) in messages.enumerated() {
+            guard let role = message["role"]?.string, ["system", "user", "assistant", "developer", "tool"].contains(role) else {
+                return "Invalid value for 'messages[\(index)].role'"
+            }
+            if role == "tool", message["tool_call_id"]?.string == nil { return "messages[\(index)]: a tool message needs 'tool_call_id'" }
+        }
+        if body["max_tokens"] != nil, body["max_completion_tokens"] != nil {
+            return "max_tokens and max_completion_tokens cannot both be set"
+        }
+        if case .object(let format)? = body["response_format"], format["type"]?.string == "json_schema" {
+            guard let schema = format["json_schema"], schema["name"]?.string != nil, let root = schema["schema"] else {
+                return "response_format.json_schema needs a name and a schema"
+            }
+            if case .bool(true)? = schema["strict"], let problem = Self.strictProblem(root, path: "schema") { return problem }
+        }
+        return nil
+    }
+
+    /// Strict mode: every object lists all its properties as required and admits no others.
+    static func strictProblem(_ schema: JSONValue, path: String) -> String? {
+        if case .object(let properties)? = schema["properties"] {
+            guard case .bool(false)? = schema["additionalProperties"] else { return "\(path): 'additionalProperties' is required to be false" }
+            var required: Set<String> = []
+            if case .array(let names)? = schema["required"] { required = Set(names.compactMap(\.string)) }
+            for name in properties.keys.sorted() {
+                guard required.contains(name) else { return "\(path): 'required' must include every property (missing '\(name)')" }
+                if let problem = self.strictProblem(properties[name]!, path: "\(path).\(name)") { return problem }
+            }
+        }
+        if let items = schema["items"], let problem = self.strictProblem(items, path: "\(path)[]") { return problem }
+        return nil
+    }
+
+    /// The SSE bytes of `chunks`: every third event with CRLF line ends, comments between events.
+    func streamBytes(_ chunks: [ChatCompletionChunk], done: Bool) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var text = ": keepalive\n\n"
+        for (index, chunk) in chunks.enumerated() {
+            let json = String(decoding: (try? encoder.encode(chunk)) ?? Data(), as: UTF8.self)
+            let event = ServerSentEvent(data: json).encoded
+            text += index % 3 == 2 ? event.replacingOccurrences(of: "\n", with: "\r\n") : event
+            if index % 4 == 1 { text += ": keepalive\n\n" }
+        }
+        if done { text += ServerSentEvent(data: "[DONE]").encoded }
+        return Array(text.utf8)
+    }
+
+    func track(_ channel: any Channel) {
+        self.state.withLockedValue { $0.channels.append(channel) }
+    }
+}
+
+final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: FakeChatServer
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+
+    init(server: FakeChatServer) {
+        self.server = server
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.server.track(context.channel)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body.clear()
+        case .body(var piece):
+            self.body.writeBuffer(&piece)
+        case .end:
+            guard let head = self.head else { return }
+            self.respond(context: context, reply: self.server.answer(path: head.uri, headers: head.headers, body: self.body))
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, reply: FakeChatServer.Reply) {
+        let channel = context.channel
+        switch reply {
+        case .status(let status, let type, let code, let message, let extra):
+            let envelope = APIErrorBody(error: .init(message: message, type: type, code: code))
+            let body = (try? JSONEncoder().encode(envelope)) ?? Data()
+            var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "\(body.count)"), ("x-request-id", "req_fake")])
+            for (name, value) in extra { headers.add(name: name, value: value) }
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        case .stream(let chunks, let done):
+            self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: done)) {
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            }
+        case .stall(let chunks):
+            self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) {}
+        case .drop(let chunks):
+            self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) { channel.close(promise: nil) }
+        }
+    }
+
+    /// The head, then the bytes in pieces of the server's sizes, each flushed on its own.
+    private func writeStream(context: ChannelHandlerContext, bytes: [UInt8], then: () -> Void) {
+        let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("x-request-id", "req_fake")])
+        context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        var offset = 0
+        var turn = 0
+        while offset < bytes.count {
+            let size = min(self.server.pieceSizes[turn % self.server.pieceSizes.count], bytes.count - offset)
+            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes[offset..<(offset + size)])))), promise: nil)
+            offset += size
+            turn += 1
+        }
+        then()
+    }
+}
