@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "AudioSocket", targets: ["AudioSocket"]),
         .library(name: "Speech", targets: ["Speech"]),
         .library(name: "ChatCompletions", targets: ["ChatCompletions"]),
+        .library(name: "Deepgram", targets: ["Deepgram"]),
         .library(name: "Conversation", targets: ["Conversation"]),
         .library(name: "PBXSimulator", targets: ["PBXSimulator"]),
         .library(name: "CampaignCore", targets: ["CampaignCore"]),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // AMI: codec, typed actions and events, connection state machine, NIO client service.
@@ -77,6 +79,22 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Deepgram: streaming STT and TTS over WebSocket (our own RFC 6455 client on NIO), REST TTS, token grants.
+        .target(
+            name: "Deepgram",
+            dependencies: [
+                "Speech",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -184,6 +202,8 @@ let package = Package(
             name: "ProviderDoubles",
             dependencies: [
                 "ChatCompletions",
+                "Deepgram",
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -197,6 +217,14 @@ let package = Package(
             dependencies: [
                 "ChatCompletions", "ProviderDoubles", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DeepgramTests",
+            dependencies: [
+                "Deepgram", "Speech", "ProviderDoubles", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

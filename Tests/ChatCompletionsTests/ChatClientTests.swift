@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// The client against the loopback double: real HTTP, real SSE, odd piece sizes, scripted failures.
-@Suite struct ChatClientTests {
+@Suite(.timeLimit(.minutes(1))) struct ChatClientTests {
     static let key = "sk-test-0123456789abcdefghijklmnopqrstuv"
 
     func withServer(

@@ -1,0 +1,51 @@
+/// How cex authenticates to Deepgram: an API key (`Authorization: Token …`) or a short-lived
+/// access token from `/v1/auth/grant` (`Authorization: Bearer …`).
+public enum DeepgramCredential: Sendable, Hashable {
+    case apiKey(String)
+    case accessToken(String)
+
+    var authorization: (String, String) {
+        switch self {
+        case .apiKey(let key): ("Authorization", "Token \(key)")
+        case .accessToken(let token): ("Authorization", "Bearer \(token)")
+        }
+    }
+}
+
+/// What went wrong with Deepgram. Descriptions carry Deepgram's codes, never the key, audio or text.
+public enum DeepgramError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The request (or the WebSocket upgrade) was refused: the status and Deepgram's error code.
+    case refused(status: Int, code: String?, message: String?)
+    /// The stream was closed by Deepgram: the close code and the reason's code (`NET-0001`, `DATA-0000`, …).
+    case closed(code: UInt16?, reason: String)
+    /// Deepgram could not be reached, or the connection broke and could not be made again.
+    case unreachable(String)
+    /// A message that is not Deepgram's protocol.
+    case malformed(String)
+
+    public var isAuthentication: Bool {
+        if case .refused(let status, _, _) = self { return status == 401 || status == 403 }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case .refused(let status, let code, let message):
+            let what = status == 401 || status == 403 ? "Deepgram refused the credentials" : "Deepgram refused the request"
+            return "\(what) (HTTP \(status)\(code.map { ", \($0)" } ?? ""))\(message.map { ": \($0.prefix(200))" } ?? "")"
+        case .closed(let code, let reason):
+            let meaning: String
+            switch true {
+            case reason.contains("NET-0001"): meaning = "no audio reached Deepgram for 10 s"
+            case reason.contains("NET-0000"): meaning = "Deepgram produced nothing in time"
+            case reason.contains("DATA-0000"): meaning = "Deepgram could not decode the audio"
+            default: meaning = "Deepgram closed the stream"
+            }
+            return "\(meaning) (close \(code.map(String.init) ?? "without a code")\(reason.isEmpty ? "" : ", \(reason.prefix(100))"))"
+        case .unreachable(let reason):
+            return "Deepgram could not be reached (\(reason))"
+        case .malformed(let reason):
+            return "Deepgram sent something unexpected (\(reason))"
+        }
+    }
+}

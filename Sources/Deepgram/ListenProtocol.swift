@@ -1,0 +1,220 @@
+import Foundation
+
+/// The query of a streaming `/v1/listen` request (the options the Deepgram SDKs send).
+public struct ListenOptions: Sendable, Hashable {
+    public var model: String
+    public var language: String
+    /// Raw 16-bit little-endian PCM at `sampleRate` (the rate is required whenever the encoding is named).
+    public var sampleRate: Int
+    public var interimResults: Bool
+    /// Silence (ms) after which Deepgram marks `speech_final`; nil turns endpointing off.
+    public var endpointingMs: Int?
+    /// Gap (ms) after the last word that brings an `UtteranceEnd`; nil for none. Needs interim results.
+    public var utteranceEndMs: Int?
+    /// `SpeechStarted` events, for barge-in.
+    public var vadEvents: Bool
+    public var smartFormat: Bool
+    /// Words to listen for (nova-3 `keyterm`).
+    public var keyterms: [String]
+
+    public init(
+        model: String = "nova-3", language: String = "en-US", sampleRate: Int = 8000, interimResults: Bool = true, endpointingMs: Int? = 300,
+        utteranceEndMs: Int? = 1000, vadEvents: Bool = true, smartFormat: Bool = true, keyterms: [String] = []
+    ) {
+        self.model = model
+        self.language = language
+        self.sampleRate = sampleRate
+        self.interimResults = interimResults
+        self.endpointingMs = endpointingMs
+        self.utteranceEndMs = utteranceEndMs
+        self.vadEvents = vadEvents
+        self.smartFormat = smartFormat
+        self.keyterms = keyterms
+    }
+
+    public var queryItems: [URLQueryItem] {
+        var items = [
+            URLQueryItem(name: "model", value: self.model), URLQueryItem(name: "language", value: self.language),
+            URLQueryItem(name: "encoding", value: "linear16"), URLQueryItem(name: "sample_rate", value: "\(self.sampleRate)"),
+            URLQueryItem(name: "channels", value: "1"), URLQueryItem(name: "interim_results", value: "\(self.interimResults)"),
+            URLQueryItem(name: "endpointing", value: self.endpointingMs.map(String.init) ?? "false"),
+            URLQueryItem(name: "vad_events", value: "\(self.vadEvents)"), URLQueryItem(name: "smart_format", value: "\(self.smartFormat)"),
+        ]
+        if let gap = self.utteranceEndMs, self.interimResults { items.append(URLQueryItem(name: "utterance_end_ms", value: "\(gap)")) }
+        items += self.keyterms.prefix(100).map { URLQueryItem(name: "keyterm", value: $0) }
+        return items
+    }
+}
+
+/// What the client sends as text on a listen socket.
+public enum ListenControl: String, Sendable, Hashable, CaseIterable {
+    /// Keeps an idle socket open (no reply); Deepgram closes one with no traffic for 10 s.
+    case keepAlive = "KeepAlive"
+    /// Flushes what was heard so far: the results come back with `from_finalize`.
+    case finalize = "Finalize"
+    /// Ends the stream: the last results, a Metadata message, then close 1000.
+    case closeStream = "CloseStream"
+
+    public var json: String { #"{"type":"\#(self.rawValue)"}"# }
+
+    /// The control message a text frame carries, nil if it is none.
+    public init?(json: String) {
+        guard let data = json.data(using: .utf8), let object = try? JSONDecoder().decode([String: String].self, from: data),
+            let type = object["type"]
+        else { return nil }
+        self.init(rawValue: type)
+    }
+}
+
+/// A transcript message of a listen socket.
+public struct ListenResults: Sendable, Hashable {
+    public var transcript: String
+    public var confidence: Double
+    /// Seconds from the start of the stream.
+    public var start: Double
+    public var duration: Double
+    /// This span's text is settled (an interim result is replaced by a later one).
+    public var isFinal: Bool
+    /// Endpointing saw a pause: the end of a turn.
+    public var speechFinal: Bool
+    /// The answer to a `Finalize`.
+    public var fromFinalize: Bool
+
+    public init(
+        transcript: String, confidence: Double = 0.95, start: Double, duration: Double, isFinal: Bool, speechFinal: Bool, fromFinalize: Bool = false
+    ) {
+        self.transcript = transcript
+        self.confidence = confidence
+        self.start = start
+        self.duration = duration
+        self.isFinal = isFinal
+        self.speechFinal = speechFinal
+        self.fromFinalize = fromFinalize
+    }
+}
+
+/// What Deepgram sends as text on a listen socket, told apart by `type`.
+public enum ListenMessage: Sendable, Hashable {
+    case results(ListenResults)
+    case speechStarted(timestamp: Double)
+    case utteranceEnd(lastWordEnd: Double)
+    case metadata(requestID: String, duration: Double)
+    /// A message type this client does not use.
+    case other(String)
+}
+
+extension ListenMessage: Codable {
+    private struct Wire: Codable {
+        struct Channel: Codable {
+            struct Alternative: Codable {
+                var transcript: String
+                var confidence: Double?
+            }
+
+            var alternatives: [Alternative]
+        }
+
+        var type: String
+        // Results
+        var channel_index: [Int]?
+        var duration: Double?
+        var start: Double?
+        var is_final: Bool?
+        var speech_final: Bool?
+        var from_finalize: Bool?
+        var channel: Channel?
+        // SpeechStarted, UtteranceEnd (their `channel` is an array; not read)
+        var timestamp: Double?
+        var last_word_end: Double?
+        // Metadata
+        var request_id: String?
+
+        enum CodingKeys: String, CodingKey {
+            case type, channel_index, duration, start, is_final, speech_final, from_finalize, channel, timestamp, last_word_end, request_id
+        }
+
+        init(type: String) {
+            self.type = type
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.type = try container.decode(String.self, forKey: .type)
+            self.channel_index = try? container.decodeIfPresent([Int].self, forKey: .channel_index)
+            self.duration = try container.decodeIfPresent(Double.self, forKey: .duration)
+            self.start = try container.decodeIfPresent(Double.self, forKey: .start)
+            self.is_final = try container.decodeIfPresent(Bool.self, forKey: .is_final)
+            self.speech_final = try container.decodeIfPresent(Bool.self, forKey: .speech_final)
+            self.from_finalize = try container.decodeIfPresent(Bool.self, forKey: .from_finalize)
+            self.channel = try? container.decodeIfPresent(Channel.self, forKey: .channel)
+            self.timestamp = try container.decodeIfPresent(Double.self, forKey: .timestamp)
+            self.last_word_end = try container.decodeIfPresent(Double.self, forKey: .last_word_end)
+            self.request_id = try container.decodeIfPresent(String.self, forKey: .request_id)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let wire = try Wire(from: decoder)
+        switch wire.type {
+        case "Results":
+            let alternative = wire.channel?.alternatives.first
+            self = .results(
+                ListenResults(
+                    transcript: alternative?.transcript ?? "", confidence: alternative?.confidence ?? 0, start: wire.start ?? 0, duration: wire.duration ?? 0,
+                    isFinal: wire.is_final ?? false, speechFinal: wire.speech_final ?? false, fromFinalize: wire.from_finalize ?? false))
+        case "SpeechStarted": self = .speechStarted(timestamp: wire.timestamp ?? 0)
+        case "UtteranceEnd": self = .utteranceEnd(lastWordEnd: wire.last_word_end ?? 0)
+        case "Metadata": self = .metadata(requestID: wire.request_id ?? "", duration: wire.duration ?? 0)
+        default: self = .other(wire.type)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var wire: Wire
+        switch self {
+        case .results(let results):
+            wire = Wire(type: "Results")
+            wire.channel_index = [0, 1]
+            wire.start = results.start
+            wire.duration = results.duration
+            wire.is_final = results.isFinal
+            wire.speech_final = results.speechFinal
+            wire.from_finalize = results.fromFinalize
+            wire.channel = .init(alternatives: [.init(transcript: results.transcript, confidence: results.confidence)])
+        case .speechStarted(let timestamp):
+            wire = Wire(type: "SpeechStarted")
+            wire.timestamp = timestamp
+        case .utteranceEnd(let lastWordEnd):
+            wire = Wire(type: "UtteranceEnd")
+            wire.last_word_end = lastWordEnd
+        case .metadata(let requestID, let duration):
+            wire = Wire(type: "Metadata")
+            wire.request_id = requestID
+            wire.duration = duration
+        case .other(let type):
+            wire = Wire(type: type)
+        }
+        var container = encoder.container(keyedBy: Wire.CodingKeys.self)
+        try container.encode(wire.type, forKey: .type)
+        try container.encodeIfPresent(wire.channel_index, forKey: .channel_index)
+        try container.encodeIfPresent(wire.start, forKey: .start)
+        try container.encodeIfPresent(wire.duration, forKey: .duration)
+        try container.encodeIfPresent(wire.is_final, forKey: .is_final)
+        try container.encodeIfPresent(wire.speech_final, forKey: .speech_final)
+        try container.encodeIfPresent(wire.from_finalize, forKey: .from_finalize)
+        try container.encodeIfPresent(wire.channel, forKey: .channel)
+        try container.encodeIfPresent(wire.timestamp, forKey: .timestamp)
+        try container.encodeIfPresent(wire.last_word_end, forKey: .last_word_end)
+        try container.encodeIfPresent(wire.request_id, forKey: .request_id)
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    public init(json: String) throws {
+        self = try JSONDecoder().decode(ListenMessage.self, from: Data(json.utf8))
+    }
+}

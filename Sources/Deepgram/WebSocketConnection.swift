@@ -1,0 +1,233 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+
+/// A WebSocket client connection (RFC 6455) over TCP, or TLS for `wss://`: whole messages in and
+/// out, pings answered, and the server's close code and reason kept.
+///
+/// A refused upgrade throws `WebSocketUpgradeRefused` with the HTTP status, headers and body, so
+/// an authentication failure can be told from an outage.
+public final class WebSocketConnection: Sendable {
+    public enum Message: Sendable, Hashable {
+        case text(String)
+        case binary([UInt8])
+    }
+
+    /// The close frame the server sent: its code and reason (Deepgram puts `NET-0001` and the like there).
+    public struct Close: Sendable, Hashable {
+        public var code: UInt16?
+        public var reason: String
+
+        public init(code: UInt16?, reason: String) {
+            self.code = code
+            self.reason = reason
+        }
+    }
+
+    /// Messages from the server, in order. The stream finishes when the connection closes; the
+    /// server's close frame, if it sent one, is in `closeFrame` by then.
+    public let inbound: AsyncStream<Message>
+    private let inboundContinuation: AsyncStream<Message>.Continuation
+    private let outbound: AsyncStream<WebSocketFrame>.Continuation
+    private let outboundFrames: AsyncStream<WebSocketFrame>
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var closeFrame: Close?
+        var closing = false
+    }
+
+    public var closeFrame: Close? { self.state.withLockedValue { $0.closeFrame } }
+
+    private init() {
+        (self.inbound, self.inboundContinuation) = AsyncStream.makeStream(of: Message.self)
+        (self.outboundFrames, self.outbound) = AsyncStream.makeStream(of: WebSocketFrame.self)
+    }
+
+    /// Sends a message; never waits (messages go out in order).
+    public func send(_ message: Message) {
+        switch message {
+        case .text(let text): self.outbound.yield(Self.frame(.text, ByteBuffer(string: text)))
+        case .binary(let bytes): self.outbound.yield(Self.frame(.binary, ByteBuffer(bytes: bytes)))
+        }
+    }
+
+    /// Starts the closing handshake; the connection ends when the server answers (or drops it).
+    public func close(code: UInt16 = 1000, reason: String = "") {
+        let first = self.state.withLockedValue { state in
+            defer { state.closing = true }
+            return !state.closing
+        }
+        guard first else { return }
+        var data = ByteBuffer()
+        data.writeInteger(code)
+        data.writeString(reason)
+        self.outbound.yield(Self.frame(.connectionClose, data))
+    }
+
+    static func frame(_ opcode: WebSocketOpcode, _ data: ByteBuffer) -> WebSocketFrame {
+        // A client masks every frame it sends.
+        WebSocketFrame(fin: true, opcode: opcode, maskKey: .random(), data: data)
+    }
+
+    // MARK: Connecting
+
+    private enum Upgrade: Sendable {
+        case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
+        case refused
+    }
+
+    /// Connects and upgrades; the connection then runs until either side closes it.
+    public static func connect(
+        to url: URL, headers: [(String, String)], connectTimeout: Duration = .seconds(5), maxMessageSize: Int = 1 << 22, logger: Logger
+    ) async throws -> WebSocketConnection {
+        guard let scheme = url.scheme?.lowercased(), ["ws", "wss"].contains(scheme), let host = url.host, !host.isEmpty else {
+            throw WebSocketUpgradeRefused(status: 0, headers: [], body: "not a ws:// or wss:// URL")
+        }
+        let secure = scheme == "wss"
+        let port = url.port ?? (secure ? 443 : 80)
+        var target = url.path.isEmpty ? "/" : url.path
+        if let query = url.query { target += "?" + query }
+        var requestHeaders = HTTPHeaders([("Host", url.port == nil ? host : "\(host):\(port)")])
+        for (name, value) in headers { requestHeaders.add(name: name, value: value) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: requestHeaders)
+        let refusal = NIOLockedValueBox(WebSocketUpgradeRefused(status: 0, headers: [], body: ""))
+        let sslContext = secure ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+
+        let upgrade = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.milliseconds(connectTimeout.components.seconds * 1000 + connectTimeout.components.attoseconds / 1_000_000_000_000_000))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: host))
+                    }
+                    let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(maxFrameSize: maxMessageSize) { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 12, maxAccumulatedFrameSize: maxMessageSize))
+                            return Upgrade.websocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel))
+                        }
+                    }
+                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<Upgrade>(
+                        upgradeRequestHead: head, upgraders: [upgrader],
+                        notUpgradingCompletionHandler: { channel in channel.eventLoop.makeSucceededFuture(.refused) })
+                    let result = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                        configuration: .init(upgradeConfiguration: configuration))
+                    // Sees the response before the upgrade handler takes it, to keep a refusal's status and body.
+                    let upgradeHandler = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPClientUpgradeHandler<Upgrade>.self)
+                    try channel.pipeline.syncOperations.addHandler(UpgradeResponseRecorder(refusal: refusal), position: .before(upgradeHandler))
+                    return result
+                }
+            }
+        switch try await upgrade.get() {
+        case .websocket(let channel):
+            let connection = WebSocketConnection()
+            Task { await connection.run(channel, logger: logger) }
+            return connection
+        case .refused:
+            // The body may still be arriving; give it a moment.
+            for _ in 0..<20 where refusal.withLockedValue({ !$0.complete }) { try? await Task.sleep(for: .milliseconds(5)) }
+            throw refusal.withLockedValue { $0 }
+        }
+    }
+
+    /// Reads frames until the connection ends, writing what `send` queued meanwhile.
+    private func run(_ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, logger: Logger) async {
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await frame in self.outboundFrames {
+                            try await outbound.write(frame)
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    for try await frame in inbound {
+                        switch frame.opcode {
+                        case .text:
+                            self.inboundContinuation.yield(.text(String(buffer: frame.unmaskedData)))
+                        case .binary:
+                            self.inboundContinuation.yield(.binary(Array(frame.unmaskedData.readableBytesView)))
+                        case .ping:
+                            try await outbound.write(Self.frame(.pong, frame.unmaskedData))
+                        case .connectionClose:
+                            var data = frame.unmaskedData
+                            let code = data.readInteger(as: UInt16.self)
+                            let reason = data.readString(length: data.readableBytes) ?? ""
+                            let answer = self.state.withLockedValue { state in
+                                state.closeFrame = Close(code: code, reason: reason)
+                                defer { state.closing = true }
+                                return !state.closing
+                            }
+                            // Echo the close when the server began it; the server then closes the TCP connection.
+                            if answer {
+                                var echo = ByteBuffer()
+                                if let code { echo.writeInteger(code) }
+                                try? await outbound.write(Self.frame(.connectionClose, echo))
+                            }
+                            return
+                        default:
+                            break
+                        }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("websocket connection ended", metadata: ["error": "\(String(describing: type(of: error)))"])
+        }
+        self.outbound.finish()
+        self.inboundContinuation.finish()
+    }
+}
+
+/// The server did not switch protocols: its status, headers and (the start of) its body.
+public struct WebSocketUpgradeRefused: Error, Sendable, Hashable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: String
+    var complete = false
+
+    init(status: Int, headers: [(String, String)], body: String) {
+        self.status = status
+        self.headers = Dictionary(headers.map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { first, _ in first })
+        self.body = body
+    }
+}
+
+/// Keeps the HTTP response of the upgrade request, passing every part on unchanged.
+final class UpgradeResponseRecorder: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundOut = HTTPClientResponsePart
+
+    private let refusal: NIOLockedValueBox<WebSocketUpgradeRefused>
+
+    init(refusal: NIOLockedValueBox<WebSocketUpgradeRefused>) {
+        self.refusal = refusal
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.refusal.withLockedValue { $0 = WebSocketUpgradeRefused(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: "") }
+            if head.status == .switchingProtocols {
+                // Upgraded: nothing more to keep.
+                context.fireChannelRead(data)
+                context.pipeline.syncOperations.removeHandler(self, promise: nil)
+                return
+            }
+        case .body(let buffer):
+            self.refusal.withLockedValue { refusal in
+                if refusal.body.utf8.count < 4096 { refusal.body += String(buffer: buffer) }
+            }
+        case .end:
+            self.refusal.withLockedValue { $0.complete = true }
+        }
+        context.fireChannelRead(data)
+    }
+}

@@ -1,0 +1,64 @@
+import Deepgram
+import Foundation
+import Speech
+import Testing
+
+/// The listen socket's messages and how they become recogniser events.
+@Suite struct ListenProtocolTests {
+    @Test func deepgramsMessagesReadAsTheDocsShowThem() throws {
+        let results = """
+            {"type":"Results","channel_index":[0,1],"duration":1.6,"start":0.0,"is_final":true,"speech_final":true,"from_finalize":false,
+             "channel":{"alternatives":[{"transcript":"Hi, I'd like to book.","confidence":0.97,
+               "words":[{"word":"hi","start":0.08,"end":0.3,"confidence":0.99,"punctuated_word":"Hi,"}]}]},
+             "metadata":{"request_id":"a","model_info":{"name":"general-nova-3","version":"2024-12-20.0","arch":"nova-3"},"model_uuid":"b"}}
+            """
+        #expect(try ListenMessage(json: results) == .results(
+            ListenResults(transcript: "Hi, I'd like to book.", confidence: 0.97, start: 0, duration: 1.6, isFinal: true, speechFinal: true)))
+        #expect(try ListenMessage(json: #"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.42}"#) == .speechStarted(timestamp: 0.42))
+        #expect(try ListenMessage(json: #"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":1.52}"#) == .utteranceEnd(lastWordEnd: 1.52))
+        #expect(try ListenMessage(json: #"{"type":"Metadata","request_id":"r","created":"2025-01-01T00:00:00Z","duration":9.8,"channels":1}"#)
+            == .metadata(requestID: "r", duration: 9.8))
+        #expect(try ListenMessage(json: #"{"type":"Warning","description":"x"}"#) == .other("Warning"))
+        for message in [results] { #expect(try ListenMessage(json: ListenMessage(json: message).json) == ListenMessage(json: message)) }
+        #expect(ListenControl(json: #"{"type":"KeepAlive"}"#) == .keepAlive && ListenControl(json: ListenControl.closeStream.json) == .closeStream)
+    }
+
+    @Test func theQueryNamesTheRateWithTheEncodingAndTheGapOnlyWithInterimResults() {
+        func query(_ options: ListenOptions) -> [String: String] {
+            Dictionary(options.queryItems.map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $0 + "|" + $1 })
+        }
+        let plain = query(ListenOptions(keyterms: ["solar", "remove me"]))
+        #expect(plain["encoding"] == "linear16" && plain["sample_rate"] == "8000" && plain["channels"] == "1")
+        #expect(plain["interim_results"] == "true" && plain["utterance_end_ms"] == "1000" && plain["vad_events"] == "true" && plain["endpointing"] == "300")
+        #expect(plain["keyterm"] == "solar|remove me")
+        let quiet = query(ListenOptions(interimResults: false, endpointingMs: nil))
+        #expect(quiet["utterance_end_ms"] == nil && quiet["endpointing"] == "false")
+    }
+
+    @Test func aTurnEndsOnceWhicheverEndComesFirst() {
+        var turns = ListenTurns()
+        func results(_ text: String, final: Bool, speechFinal: Bool = false, fromFinalize: Bool = false) -> ListenMessage {
+            .results(ListenResults(transcript: text, start: 0, duration: 1, isFinal: final, speechFinal: speechFinal, fromFinalize: fromFinalize))
+        }
+        var events: [RecognitionEvent] = []
+        for message in [
+            ListenMessage.speechStarted(timestamp: 0.1), results("it's too", final: false), results("it's too expensive", final: true),
+            results("for us", final: true, speechFinal: true), .utteranceEnd(lastWordEnd: 2),
+            // A pause the endpointer missed: UtteranceEnd ends it.
+            results("call me", final: true), .utteranceEnd(lastWordEnd: 4),
+            // Silence and empty results end nothing.
+            results("", final: true, speechFinal: true), .utteranceEnd(lastWordEnd: 5),
+        ] {
+            events += turns.events(for: message)
+        }
+        #expect(events == [
+            .speechStarted, .interim("it's too"), .final("it's too expensive"), .final("for us"), .utteranceEnd, .final("call me"), .utteranceEnd,
+        ])
+        // Finalize with nothing heard ends at once; with words heard, at the answer to it.
+        #expect(turns.finalizeRequested() == [.utteranceEnd])
+        #expect(turns.events(for: results("", final: true, fromFinalize: true)).isEmpty)
+        #expect(turns.events(for: results("yes", final: false)) == [.interim("yes")])
+        #expect(turns.finalizeRequested().isEmpty)
+        #expect(turns.events(for: results("yes please", final: true, fromFinalize: true)) == [.final("yes please"), .utteranceEnd])
+    }
+}
