@@ -32,8 +32,17 @@ public final class FakeDeepgramServer: Sendable {
         var listens: [Listen] = []
         var dropAfterBytes: Int?
         var channels: [any Channel] = []
-        /// Access tokens the server issued and accepts as `Bearer`.
-        var tokens: Set<String> = []
+        /// Access tokens the server issued and accepts as `Bearer`, with their expiry.
+        var tokens: [String: NIODeadline] = [:]
+        var speaks: [Speak] = []
+        var restFailures: [(HTTPResponseStatus, String)] = []
+        var restRequests: [[String: [String]]] = []
+    }
+
+    /// One speak socket as the server saw it: the text of each Speak, and each control by type.
+    public struct Speak: Sendable {
+        public var query: [String: [String]]
+        public var messages: [String] = []
     }
 
     /// Credentials the server accepts: `Token <key>`, and `Bearer <token>` for issued tokens.
@@ -61,6 +70,9 @@ public final class FakeDeepgramServer: Sendable {
                         channel.eventLoop.makeSucceededFuture(self.refusal(head) == nil ? HTTPHeaders() : nil)
                     },
                     upgradePipelineHandler: { channel, head in
+                        if head.uri.hasPrefix("/v1/speak") {
+                            return channel.pipeline.addHandler(FakeSpeakHandler(server: self, index: self.openedSpeak(head)))
+                        }
                         let index = self.opened(head)
                         return channel.pipeline.addHandler(FakeListenHandler(server: self, index: index, idleTimeout: self.idleTimeout))
                     })
@@ -101,7 +113,7 @@ public final class FakeDeepgramServer: Sendable {
 
     // MARK: Serving
 
-    struct Refusal {
+    struct Refusal: Error {
         var status: HTTPResponseStatus
         var code: String
         var message: String
@@ -114,7 +126,9 @@ public final class FakeDeepgramServer: Sendable {
             return Refusal(status: .unauthorized, code: "INVALID_AUTH", message: "Invalid credentials.")
         }
         let query = Self.query(head.uri)
-        guard head.uri.hasPrefix("/v1/listen") else { return Refusal(status: .notFound, code: "NOT_FOUND", message: "Not found.") }
+        guard head.uri.hasPrefix("/v1/listen") || head.uri.hasPrefix("/v1/speak") else {
+            return Refusal(status: .notFound, code: "NOT_FOUND", message: "Not found.")
+        }
         if query["encoding"] != nil, query["sample_rate"] == nil {
             return Refusal(status: .badRequest, code: "INVALID_QUERY_PARAMETER", message: "sample_rate is required when encoding is set.")
         }
@@ -123,7 +137,57 @@ public final class FakeDeepgramServer: Sendable {
 
     func acceptsBearer(_ header: String) -> Bool {
         guard header.hasPrefix("Bearer ") else { return false }
-        return self.state.withLockedValue { $0.tokens.contains(String(header.dropFirst("Bearer ".count))) }
+        let token = String(header.dropFirst("Bearer ".count))
+        return self.state.withLockedValue { $0.tokens[token].map { $0 > .now() } ?? false }
+    }
+
+    /// A JWT-shaped token that the listen and speak sockets accept until it expires.
+    func issueToken(seconds: Int) -> String {
+        let token = "eyJhbGciOiJIUzI1NiJ9.\(UUID().uuidString.lowercased()).fake-signature"
+        self.state.withLockedValue { $0.tokens[token] = .now() + .seconds(Int64(seconds)) }
+        return token
+    }
+
+    /// The next REST speak requests fail with these statuses and codes, in order.
+    public func failNextSpeak(_ status: Int, code: String) {
+        self.state.withLockedValue { $0.restFailures.append((HTTPResponseStatus(statusCode: status), code)) }
+    }
+
+    public var speaks: [Speak] { self.state.withLockedValue { $0.speaks } }
+    public var restSpeakRequests: [[String: [String]]] { self.state.withLockedValue { $0.restRequests } }
+
+    /// The audio the server makes for `text`: 10 ms per character, samples that differ, so a
+    /// client's framing can be checked sample by sample.
+    public static func speech(for text: String) -> [Int16] {
+        (0..<(text.count * 80)).map { Int16(truncatingIfNeeded: ($0 &* 37 &+ text.count) % 4000 - 2000) }
+    }
+
+    static func bytes(_ samples: [Int16]) -> [UInt8] {
+        samples.flatMap { [UInt8(UInt16(bitPattern: $0) & 0xFF), UInt8(UInt16(bitPattern: $0) >> 8)] }
+    }
+
+    func openedSpeak(_ head: HTTPRequestHead) -> Int {
+        self.state.withLockedValue { state in
+            state.speaks.append(Speak(query: Self.query(head.uri)))
+            return state.speaks.count - 1
+        }
+    }
+
+    func received(speakMessage: String, on index: Int) {
+        self.state.withLockedValue { $0.speaks[index].messages.append(speakMessage) }
+    }
+
+    /// A REST speak: the failure queued for it, or the audio.
+    func restSpeak(_ head: HTTPRequestHead) -> Result<[UInt8], Refusal> {
+        let query = Self.query(head.uri)
+        return self.state.withLockedValue { state in
+            state.restRequests.append(query)
+            if !state.restFailures.isEmpty {
+                let (status, code) = state.restFailures.removeFirst()
+                return .failure(Refusal(status: status, code: code, message: "Injected failure."))
+            }
+            return .success([])
+        }
     }
 
     static func query(_ uri: String) -> [String: [String]] {
@@ -176,6 +240,7 @@ final class FakeDeepgramHTTPHandler: ChannelInboundHandler, RemovableChannelHand
 
     private let server: FakeDeepgramServer
     private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
 
     init(server: FakeDeepgramServer) {
         self.server = server
@@ -183,21 +248,142 @@ final class FakeDeepgramHTTPHandler: ChannelInboundHandler, RemovableChannelHand
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
-        case .head(let head): self.head = head
-        case .body: break
+        case .head(let head):
+            self.head = head
+            self.body.clear()
+        case .body(var piece):
+            self.body.writeBuffer(&piece)
         case .end:
             guard let head = self.head else { return }
-            let refusal = self.server.refusal(head) ?? .init(status: .badRequest, code: "BAD_REQUEST", message: "Expected a WebSocket upgrade.")
-            let body = #"{"err_code":"\#(refusal.code)","err_msg":"\#(refusal.message)","request_id":"00000000-0000-4000-8000-000000000000"}"#
-            let headers = HTTPHeaders([
-                ("Content-Type", "application/json"), ("Content-Length", "\(body.utf8.count)"), ("dg-error", refusal.code),
-                ("dg-request-id", "00000000-0000-4000-8000-000000000000"), ("Connection", "close"),
-            ])
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: refusal.status, headers: headers))), promise: nil)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-            let channel = context.channel
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            let authorized = head.headers.first(name: "authorization").map { $0 == "Token \(self.server.apiKey)" || self.server.acceptsBearer($0) } ?? false
+            switch (head.method, head.uri.split(separator: "?").first ?? "") {
+            case (.POST, "/v1/auth/grant") where head.headers.first(name: "authorization") == "Token \(self.server.apiKey)":
+                struct Request: Decodable { var ttl_seconds: Int? }
+                let ttl = (try? JSONDecoder().decode(Request.self, from: Data(self.body.readableBytesView)))?.ttl_seconds ?? 30
+                guard (1...3600).contains(ttl) else {
+                    return self.refuse(context, .init(status: .badRequest, code: "INVALID_QUERY_PARAMETER", message: "ttl_seconds must be 1 to 3600."))
+                }
+                let json = #"{"access_token":"\#(self.server.issueToken(seconds: ttl))","expires_in":\#(ttl)}"#
+                self.respond(context, status: .ok, contentType: "application/json", pieces: [Array(json.utf8)])
+            case (.POST, "/v1/speak") where authorized:
+                struct Request: Decodable { var text: String }
+                guard let text = try? JSONDecoder().decode(Request.self, from: Data(self.body.readableBytesView)).text, !text.isEmpty else {
+                    return self.refuse(context, .init(status: .badRequest, code: "INVALID_BODY", message: "The body needs a text."))
+                }
+                switch self.server.restSpeak(head) {
+                case .failure(let refusal):
+                    self.refuse(context, refusal)
+                case .success:
+                    var audio = FakeDeepgramServer.bytes(FakeDeepgramServer.speech(for: text))
+                    if FakeDeepgramServer.query(head.uri)["container"] != ["none"] { audio = FakeDeepgramServer.wavHeader(bytes: audio.count) + audio }
+                    self.respond(context, status: .ok, contentType: "audio/l16", pieces: FakeDeepgramServer.oddPieces(audio))
+                }
+            default:
+                self.refuse(context, self.server.refusal(head) ?? .init(status: .badRequest, code: "BAD_REQUEST", message: "Expected a WebSocket upgrade."))
+            }
         }
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ refusal: FakeDeepgramServer.Refusal) {
+        let body = #"{"err_code":"\#(refusal.code)","err_msg":"\#(refusal.message)","request_id":"00000000-0000-4000-8000-000000000000"}"#
+        self.respond(context, status: refusal.status, contentType: "application/json", pieces: [Array(body.utf8)], extra: [("dg-error", refusal.code)])
+    }
+
+    /// The response head, then the body in the given pieces (chunked), then the end; the connection closes.
+    private func respond(
+        _ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String, pieces: [[UInt8]], extra: [(String, String)] = []
+    ) {
+        var headers = HTTPHeaders([("Content-Type", contentType), ("dg-request-id", "00000000-0000-4000-8000-000000000000"), ("Connection", "close")])
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        for piece in pieces { context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: piece)))), promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+extension FakeDeepgramServer {
+    /// Bytes cut in pieces of odd sizes, a sample split between pieces now and then.
+    static func oddPieces(_ bytes: [UInt8]) -> [[UInt8]] {
+        let sizes = [1, 333, 7, 1000, 2, 481]
+        var pieces: [[UInt8]] = []
+        var offset = 0
+        while offset < bytes.count {
+            let size = min(sizes[pieces.count % sizes.count], bytes.count - offset)
+            pieces.append(Array(bytes[offset..<(offset + size)]))
+            offset += size
+        }
+        return pieces
+    }
+
+    /// A 44-byte RIFF/WAVE header for 8 kHz mono 16-bit audio of `bytes` bytes.
+    static func wavHeader(bytes: Int) -> [UInt8] {
+        func le32(_ value: Int) -> [UInt8] { (0..<4).map { UInt8((value >> ($0 * 8)) & 0xFF) } }
+        func le16(_ value: Int) -> [UInt8] { (0..<2).map { UInt8((value >> ($0 * 8)) & 0xFF) } }
+        return Array("RIFF".utf8) + le32(36 + bytes) + Array("WAVEfmt ".utf8) + le32(16) + le16(1) + le16(1) + le32(8000) + le32(16_000) + le16(2)
+            + le16(16) + Array("data".utf8) + le32(bytes)
+    }
+}
+
+/// One speak socket: Metadata first, then audio for each Flush, Cleared for each Clear.
+final class FakeSpeakHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let server: FakeDeepgramServer
+    private let index: Int
+    private var text = ""
+    private var flushes = 0
+    private var clears = 0
+
+    init(server: FakeDeepgramServer, index: Int) {
+        self.server = server
+        self.index = index
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.server.track(context.channel)
+        self.sendText(SpeakReply.metadata(requestID: "00000000-0000-4000-8000-000000000002").json, context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = self.unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            guard let control = SpeakControl(json: String(buffer: frame.unmaskedData)) else { return }
+            switch control {
+            case .speak(let text):
+                self.server.received(speakMessage: "Speak:\(text)", on: self.index)
+                self.text += text
+            case .flush:
+                self.server.received(speakMessage: "Flush", on: self.index)
+                for piece in FakeDeepgramServer.oddPieces(FakeDeepgramServer.bytes(FakeDeepgramServer.speech(for: self.text))) {
+                    context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: piece))), promise: nil)
+                }
+                self.text = ""
+                self.sendText(SpeakReply.flushed(sequence: self.flushes).json, context: context)
+                self.flushes += 1
+            case .clear:
+                self.server.received(speakMessage: "Clear", on: self.index)
+                self.text = ""
+                self.sendText(SpeakReply.cleared(sequence: self.clears).json, context: context)
+                self.clears += 1
+            case .close:
+                self.server.received(speakMessage: "Close", on: self.index)
+                var data = ByteBuffer()
+                data.write(webSocketErrorCode: .normalClosure)
+                let channel = context.channel
+                context.writeAndFlush(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))).whenComplete { _ in channel.close(promise: nil) }
+            }
+        case .connectionClose:
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    private func sendText(_ text: String, context: ChannelHandlerContext) {
+        context.writeAndFlush(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))), promise: nil)
     }
 }
 

@@ -1,0 +1,59 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A short-lived Deepgram access token, used as `Authorization: Bearer …` on listen and speak.
+public struct DeepgramAccessToken: Sendable, Hashable {
+    public var value: String
+    public var expiresAt: Date
+
+    public init(value: String, expiresAt: Date) {
+        self.value = value
+        self.expiresAt = expiresAt
+    }
+
+    public var credential: DeepgramCredential { .accessToken(self.value) }
+}
+
+/// Issues short-lived tokens with `POST /v1/auth/grant` (the key needs the Member role), so a
+/// client can be given a token that expires instead of the key.
+public struct DeepgramTokenGrant: Sendable {
+    public let endpoint: DeepgramEndpoint
+    private let http: HTTPClient
+    private let logger: Logger
+
+    public init(endpoint: DeepgramEndpoint, http: HTTPClient = .shared, logger: Logger) {
+        self.endpoint = endpoint
+        self.http = http
+        self.logger = logger
+    }
+
+    /// A token that lives `seconds` (1…3600; Deepgram's default is 30).
+    public func grant(seconds: Int = 30, now: Date = Date()) async throws -> DeepgramAccessToken {
+        guard (1...3600).contains(seconds) else { throw DeepgramError.refused(status: 400, code: "INVALID_TTL", message: "ttl_seconds must be 1 to 3600") }
+        var request = HTTPClientRequest(url: self.endpoint.url("/v1/auth/grant", query: [], socket: false).absoluteString)
+        request.method = .POST
+        let (name, value) = self.endpoint.credential.authorization
+        request.headers.add(name: name, value: value)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"ttl_seconds":\#(seconds)}"#))
+        let response: HTTPClientResponse
+        do {
+            response = try await self.http.execute(request, timeout: .seconds(10), logger: self.logger)
+        } catch {
+            throw DeepgramError.unreachable(String(describing: type(of: error)))
+        }
+        guard response.status == .ok else { throw await DeepgramSynthesizer.refusal(response) }
+        struct Grant: Decodable {
+            var access_token: String
+            var expires_in: Double?
+        }
+        let body = try await response.body.collect(upTo: 64 << 10)
+        guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body.readableBytesView)), !grant.access_token.isEmpty else {
+            throw DeepgramError.malformed("the grant has no access_token")
+        }
+        return DeepgramAccessToken(value: grant.access_token, expiresAt: now.addingTimeInterval(grant.expires_in ?? Double(seconds)))
+    }
+}

@@ -1,0 +1,133 @@
+import Deepgram
+import Foundation
+import Logging
+import ProviderDoubles
+import Speech
+import TestSupport
+import Testing
+
+/// Text to speech over the speak socket and over REST, and token grants, against the loopback Deepgram.
+@Suite(.timeLimit(.minutes(1))) struct DeepgramSpeakTests {
+    static let key = "dg-test-key-0123456789abcdef0123456789abcdef"
+
+    func withServer(_ body: (FakeDeepgramServer, URL, LogCapture) async throws -> Void) async throws {
+        let server = FakeDeepgramServer(apiKey: Self.key)
+        let base = try await server.start()
+        let logs = LogCapture()
+        do {
+            try await body(server, base, logs)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    func frames(_ stream: AsyncThrowingStream<[Int16], any Error>) async throws -> [[Int16]] {
+        var frames: [[Int16]] = []
+        for try await frame in stream { frames.append(frame) }
+        return frames
+    }
+
+    @Test func pcmInPiecesOfAnySizeComesOutInWholeFramesSampleForSample() {
+        let samples = FakeDeepgramServer.speech(for: "a sentence of some length")
+        let bytes = samples.flatMap { [UInt8(UInt16(bitPattern: $0) & 0xFF), UInt8(UInt16(bitPattern: $0) >> 8)] }
+        for size in [1, 3, 7, 320, 1001] {
+            var framer = PCMFramer()
+            var frames: [[Int16]] = []
+            var offset = 0
+            while offset < bytes.count {
+                frames += framer.append(bytes[offset..<min(offset + size, bytes.count)])
+                offset += size
+            }
+            let rest = framer.finish()
+            #expect(frames.allSatisfy { $0.count == 160 } && rest.count == samples.count % 160, "pieces of \(size)")
+            #expect(frames.flatMap { $0 } + rest == samples, "pieces of \(size)")
+        }
+        var wav = PCMFramer()
+        let header = Array("RIFF".utf8) + [0, 0, 0, 0] + Array("WAVEfmt ".utf8) + [16, 0, 0, 0] + [UInt8](repeating: 1, count: 16) + Array("data".utf8) + [0, 0, 0, 0]
+        let framed = wav.append(header + bytes + [0x7F])
+        #expect(framed.flatMap { $0 } + wav.finish() == samples)
+        var short = PCMFramer()
+        #expect(short.append([1, 0, 2]).isEmpty && short.finish() == [1])
+    }
+
+    @Test func utterancesStreamOverOneSocketThatIsReused() async throws {
+        try await self.withServer { server, base, logs in
+            let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            let first = try await self.frames(synthesizer.synthesize("Hello, this is Sam from Acme Solar."))
+            #expect(first.dropLast().allSatisfy { $0.count == 160 })
+            #expect(first.flatMap { $0 } == FakeDeepgramServer.speech(for: "Hello, this is Sam from Acme Solar."))
+            let second = try await self.frames(synthesizer.synthesize("Is now a good time?"))
+            #expect(second.flatMap { $0 } == FakeDeepgramServer.speech(for: "Is now a good time?"))
+            #expect(server.speaks.count == 1)
+            #expect(server.speaks[0].messages == ["Speak:Hello, this is Sam from Acme Solar.", "Flush", "Speak:Is now a good time?", "Flush"])
+            #expect(server.speaks[0].query["sample_rate"] == ["8000"] && server.speaks[0].query["model"] == ["aura-2-thalia-en"])
+            synthesizer.shutdown()
+        }
+    }
+
+    @Test func aListenerThatStopsClearsTheSocketAndTheNextLineIsItsOwn() async throws {
+        try await self.withServer { server, base, logs in
+            let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            let long = String(repeating: "A rather long answer about panels. ", count: 20)
+            var heard = 0
+            for try await _ in synthesizer.synthesize(long) {
+                heard += 1
+                if heard == 2 { break }
+            }
+            // Back in the pool once Deepgram answers the Clear.
+            try await eventually { server.speaks.first?.messages.last == "Clear" && synthesizer.idleSockets == 1 }
+            let next = try await self.frames(synthesizer.synthesize("Sorry, go ahead."))
+            #expect(next.flatMap { $0 } == FakeDeepgramServer.speech(for: "Sorry, go ahead."))
+            #expect(server.speaks.count == 1)
+            synthesizer.shutdown()
+        }
+    }
+
+    @Test func restSpeechIsRawPCMAndItsErrorsCarryDeepgramsCodes() async throws {
+        try await self.withServer { server, base, logs in
+            let synthesizer = DeepgramSynthesizer(
+                endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), transport: .rest, logger: logs.logger())
+            let audio = try await synthesizer.render("Thanks for your time, goodbye.")
+            #expect(audio == FakeDeepgramServer.speech(for: "Thanks for your time, goodbye."))
+            #expect(server.restSpeakRequests.first?["container"] == ["none"] && server.restSpeakRequests.first?["encoding"] == ["linear16"])
+            for (status, code) in [(401, "INVALID_AUTH"), (429, "TOO_MANY_REQUESTS"), (500, "INTERNAL_SERVER_ERROR")] {
+                server.failNextSpeak(status, code: code)
+                await #expect(throws: DeepgramError.refused(status: status, code: code, message: "Injected failure.")) {
+                    _ = try await synthesizer.render("Hello")
+                }
+            }
+            let wrongKey = DeepgramSynthesizer(
+                endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey("dg-wrong-0123456789abcdef0123456789ab")), transport: .rest, logger: logs.logger())
+            do {
+                _ = try await wrongKey.render("Hello")
+                Issue.record("a wrong key was accepted")
+            } catch let error as DeepgramError {
+                #expect(error.isAuthentication && !"\(error)".contains("dg-wrong"))
+            }
+        }
+    }
+
+    @Test func aGrantedTokenOpensTheSocketsAsBearer() async throws {
+        try await self.withServer { server, base, logs in
+            let grant = DeepgramTokenGrant(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            let now = Date(timeIntervalSince1970: 1_790_000_000)
+            let token = try await grant.grant(seconds: 60, now: now)
+            #expect(token.expiresAt == now.addingTimeInterval(60) && token.value.split(separator: ".").count == 3)
+            server.script("hello")
+            let recognizer = DeepgramRecognizer(endpoint: DeepgramEndpoint(baseURL: base, credential: token.credential), logger: logs.logger())
+            let session = try await recognizer.open(RecognitionOptions())
+            session.close()
+            #expect(server.listens.last?.authorization == "Bearer \(token.value)")
+            await #expect(throws: DeepgramError.self) { _ = try await grant.grant(seconds: 7200) }
+            let stranger = DeepgramTokenGrant(endpoint: DeepgramEndpoint(baseURL: base, credential: .accessToken("made-up")), logger: logs.logger())
+            do {
+                _ = try await stranger.grant()
+                Issue.record("a grant was made without the key")
+            } catch let error as DeepgramError {
+                #expect(error.isAuthentication)
+            }
+        }
+    }
+}
