@@ -105,6 +105,7 @@ let package = Package(
             dependencies: [
                 "AudioSocket",
                 "Speech",
+                "ChatCompletions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -263,7 +264,7 @@ let package = Package(
         .testTarget(
             name: "ConversationTests",
             dependencies: [
-                "Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport",
+                "Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport", "ChatCompletions", "ProviderDoubles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

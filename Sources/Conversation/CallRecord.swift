@@ -36,6 +36,14 @@ public struct CallRecord: Sendable, Hashable, Codable {
         public var firstFrameOutMs: Int?
     }
 
+    public struct Failover: Sendable, Hashable, Codable {
+        public var role: String
+        public var provider: String
+        public var fallback: String
+        public var reason: String
+        public var atMs: Int
+    }
+
     public struct KeyPress: Sendable, Hashable, Codable {
         public var digit: String
         public var atMs: Int
@@ -54,6 +62,8 @@ public struct CallRecord: Sendable, Hashable, Codable {
     /// When the first agent audio went out.
     public var firstAgentAudioMs: Int?
     public var analysis: CallAnalysis?
+    /// Providers that failed during the call, and when (nil when none did).
+    public var failovers: [Failover]?
     /// Outbound audio counters.
     public var framesSent = 0
     public var underruns = 0

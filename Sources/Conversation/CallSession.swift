@@ -77,6 +77,7 @@ struct CallSession {
         /// The utterance's first frame was written to Asterisk.
         case firstFrameOut(id: Int, at: NIODeadline)
         case action(id: Int, PolicyAction)
+        case failover(ProviderFailover)
         case finished(id: Int, text: String, heard: String, interrupted: Bool)
     }
 
@@ -215,6 +216,14 @@ struct CallSession {
                     guard let index = speaking?.answering, record.turns[index].timeline?.firstFrameOutMs == nil else { continue }
                     timeline { $0.firstFrameOutMs = milliseconds(sent) }
                     if let ended = speaking?.turnEndedAt { self.providers.observer?.replyStarted(after: .nanoseconds((at - ended).nanoseconds)) }
+                case .failover(let failover):
+                    record.failovers = (record.failovers ?? []) + [
+                        .init(role: failover.role, provider: failover.provider, fallback: failover.fallback, reason: failover.reason, atMs: milliseconds(now))
+                    ]
+                    self.logger.warning("provider failed, offline fallback for the rest of the call", metadata: [
+                        "provider.role": "\(failover.role)", "provider": "\(failover.provider)", "error": "\(failover.reason)",
+                    ])
+                    await self.providers.sink.update(record)
                 case .action(_, let action):
                     record.actions.append(action)
                     if case .endCall(let outcome) = action {
@@ -363,6 +372,8 @@ struct CallSession {
                     }
                 case .action(let action):
                     post.yield(.action(id: id, action))
+                case .failover(let failover):
+                    post.yield(.failover(failover))
                 }
                 if Task.isCancelled { break }
             }

@@ -83,6 +83,27 @@ extension PolicyAction: Codable {
 public enum PolicyOutput: Sendable, Hashable {
     case text(String)
     case action(PolicyAction)
+    /// A provider failed and its offline stand-in took over for the rest of the call (kept in the record).
+    case failover(ProviderFailover)
+}
+
+/// A cloud provider that failed mid-call, and why (its error's description: never a key, a
+/// transcript or a phone number).
+public struct ProviderFailover: Sendable, Hashable, Codable {
+    /// `llm`, `stt` or `tts`.
+    public var role: String
+    /// The provider that failed, e.g. `openai gpt-4o`.
+    public var provider: String
+    /// What took over, e.g. `scripted`.
+    public var fallback: String
+    public var reason: String
+
+    public init(role: String, provider: String, fallback: String, reason: String) {
+        self.role = role
+        self.provider = provider
+        self.fallback = fallback
+        self.reason = reason
+    }
 }
 
 /// What the engine knows of the call when it starts.

@@ -76,6 +76,7 @@ import TestSupport
                 switch output {
                 case .text(let text): transcript.append("agent: \(text)")
                 case .action(let action): transcript.append("action: \(action)")
+                case .failover(let failover): transcript.append("failover: \(failover.reason)")
                 }
             }
         }

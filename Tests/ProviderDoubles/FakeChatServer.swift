@@ -158,6 +158,14 @@ public final class FakeChatServer: Sendable {
         if body["max_tokens"] != nil, body["max_completion_tokens"] != nil {
             return "max_tokens and max_completion_tokens cannot both be set"
         }
+        if case .array(let tools)? = body["tools"] {
+            for (index, tool) in tools.enumerated() {
+                guard let function = tool["function"], function["name"]?.string != nil, let parameters = function["parameters"] else {
+                    return "tools[\(index)]: a function needs a name and parameters"
+                }
+                if case .bool(true)? = function["strict"], let problem = Self.strictProblem(parameters, path: "tools[\(index)].parameters") { return problem }
+            }
+        }
         if case .object(let format)? = body["response_format"], format["type"]?.string == "json_schema" {
             guard let schema = format["json_schema"], schema["name"]?.string != nil, let root = schema["schema"] else {
                 return "response_format.json_schema needs a name and a schema"
@@ -168,7 +176,7 @@ public final class FakeChatServer: Sendable {
     }
 
     /// Strict mode: every object lists all its properties as required and admits no others.
-    static func strictProblem(_ schema: JSONValue, path: String) -> String? {
+    public static func strictProblem(_ schema: JSONValue, path: String) -> String? {
         if case .object(let properties)? = schema["properties"] {
             guard case .bool(false)? = schema["additionalProperties"] else { return "\(path): 'additionalProperties' is required to be false" }
             var required: Set<String> = []
