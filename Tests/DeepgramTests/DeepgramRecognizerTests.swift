@@ -14,7 +14,7 @@ import Testing
         key: String = Self.key, idleTimeout: TimeAmount = .seconds(10),
         _ body: (FakeDeepgramServer, DeepgramRecognizer, ManualClock, LogCapture) async throws -> Void
     ) async throws {
-        let server = FakeDeepgramServer(apiKey: Self.key, bytesPerUtterance: 9600, idleTimeout: idleTimeout)
+        let server = FakeDeepgramServer(apiKey: Self.key, idleTimeout: idleTimeout)
         let base = try await server.start()
         let clock = ManualClock()
         let logs = LogCapture()
@@ -29,19 +29,34 @@ import Testing
         await server.stop()
     }
 
-    /// Samples that differ from each other, so a replay can be checked byte for byte.
-    static func audio(_ samples: Range<Int>) -> [Int16] {
-        samples.map { Int16(truncatingIfNeeded: $0 &* 7919) }
-    }
-
     static func bytes(_ samples: [Int16]) -> [UInt8] {
         samples.flatMap { [UInt8(UInt16(bitPattern: $0) & 0xFF), UInt8(UInt16(bitPattern: $0) >> 8)] }
     }
 
-    /// 20 ms frames, as the engine feeds them, from sample `start` on.
-    func speak(_ session: any RecognitionSession, from start: Int = 0, milliseconds: Int) {
-        for frame in 0..<(milliseconds / 20) {
-            session.feed(Self.audio((start + frame * 160)..<(start + frame * 160 + 160)))
+    /// Feeds 20 ms frames as the engine does, and keeps all it fed: loud samples that differ
+    /// from each other for speech (so a replay can be checked byte for byte), zeros for silence.
+    final class Feeder {
+        let session: any RecognitionSession
+        var fed: [Int16] = []
+
+        init(_ session: any RecognitionSession) {
+            self.session = session
+        }
+
+        func speak(milliseconds: Int) {
+            for _ in 0..<(milliseconds / 20) {
+                let start = self.fed.count
+                self.feed((start..<(start + 160)).map { Int16(truncatingIfNeeded: ($0 &* 7919) | 0x0800) })
+            }
+        }
+
+        func pause(milliseconds: Int) {
+            for _ in 0..<(milliseconds / 20) { self.feed([Int16](repeating: 0, count: 160)) }
+        }
+
+        private func feed(_ frame: [Int16]) {
+            self.fed += frame
+            self.session.feed(frame)
         }
     }
 
@@ -59,11 +74,14 @@ import Testing
             server.script("it's too expensive for us", "please remove me from your list")
             let session = try await recognizer.open(RecognitionOptions(language: "en-US", phrases: ["remove me", "too expensive"]))
             var iterator = session.events.makeAsyncIterator()
-            self.speak(session, milliseconds: 600)
+            let feeder = Feeder(session)
+            feeder.speak(milliseconds: 600)
+            feeder.pause(milliseconds: 400)
             #expect(try await self.events(&iterator, until: .utteranceEnd) == [
                 .speechStarted, .interim("it's too"), .final("it's too expensive for us"), .utteranceEnd,
             ])
-            self.speak(session, milliseconds: 600)
+            feeder.speak(milliseconds: 600)
+            feeder.pause(milliseconds: 400)
             #expect(try await self.events(&iterator, until: .utteranceEnd).suffix(2) == [.final("please remove me from your list"), .utteranceEnd])
             session.close()
             #expect(try await iterator.next() == nil)
@@ -71,7 +89,7 @@ import Testing
             #expect(listen.authorization == "Token \(Self.key)")
             #expect(listen.query["sample_rate"] == ["8000"] && listen.query["encoding"] == ["linear16"] && listen.query["language"] == ["en-US"])
             #expect(listen.query["keyterm"] == ["remove me", "too expensive"])
-            #expect(listen.audioBytes == 2 * 9600)
+            #expect(listen.audioBytes == 2 * 16_000)
             #expect(listen.controls == ["CloseStream"])
         }
     }
@@ -82,7 +100,7 @@ import Testing
             let session = try await recognizer.open(RecognitionOptions())
             var iterator = session.events.makeAsyncIterator()
             session.feed([])
-            self.speak(session, milliseconds: 300)
+            Feeder(session).speak(milliseconds: 300)
             #expect(try await self.events(&iterator, until: .interim("yes")) == [.speechStarted, .interim("yes")])
             session.finalize()
             #expect(try await self.events(&iterator, until: .utteranceEnd) == [.final("yes that works"), .utteranceEnd])
@@ -109,7 +127,7 @@ import Testing
         try await self.withServer { server, recognizer, clock, _ in
             let session = try await recognizer.open(RecognitionOptions())
             try await eventually { clock.sleepers == 1 }
-            self.speak(session, milliseconds: 100)
+            Feeder(session).speak(milliseconds: 100)
             clock.advance(by: .seconds(4))
             try await eventually { clock.sleepers == 1 }
             clock.advance(by: .seconds(4))
@@ -121,19 +139,21 @@ import Testing
     @Test func aDroppedSocketIsOpenedAgainWithTheLastSecondOfAudio() async throws {
         try await self.withServer { server, recognizer, _, logs in
             server.script("i rent my house", "so it is not for me")
-            server.dropNextSocket(afterBytes: 14_400)
+            // Cut 0.3 s into the second utterance: 0.6 s speech + 0.4 s pause + 0.3 s speech.
+            server.dropNextSocket(afterBytes: 20_800)
             let session = try await recognizer.open(RecognitionOptions())
             var iterator = session.events.makeAsyncIterator()
-            self.speak(session, milliseconds: 600)
+            let feeder = Feeder(session)
+            feeder.speak(milliseconds: 600)
+            feeder.pause(milliseconds: 400)
             #expect(try await self.events(&iterator, until: .utteranceEnd).suffix(2) == [.final("i rent my house"), .utteranceEnd])
-            // 1.5 s in all; the socket is cut once 0.9 s of it arrived, the second utterance half heard.
-            self.speak(session, from: 4800, milliseconds: 900)
+            feeder.speak(milliseconds: 900)
             try await eventually { server.listens.count == 2 }
-            #expect(server.listens[0].audio == Self.bytes(Self.audio(0..<7200)))
-            // The new socket gets the last second fed (0.5 s to 1.5 s), then what follows.
+            #expect(server.listens[0].audio == Self.bytes(Array(feeder.fed.prefix(10_400))))
+            // The new socket gets the last second fed, then what follows; it hears the cut utterance again.
             try await eventually { server.listens[1].audioBytes >= 16_000 }
-            #expect(Array(server.listens[1].audio.prefix(16_000)) == Self.bytes(Self.audio(4000..<12_000)))
-            self.speak(session, from: 12_000, milliseconds: 400)
+            #expect(Array(server.listens[1].audio.prefix(16_000)) == Self.bytes(Array(feeder.fed.suffix(8000))))
+            feeder.pause(milliseconds: 400)
             let after = try await self.events(&iterator, until: .utteranceEnd)
             #expect(after.last == .utteranceEnd && after.contains(.final("so it is not for me")))
             #expect(logs.all.contains { $0.contains("opening another") })

@@ -8,10 +8,11 @@ import NIOWebSocket
 
 /// Deepgram on loopback, for tests: the `/v1/listen` WebSocket, built from the client's own
 /// message types run in reverse. It checks the credentials before the upgrade (401 with
-/// `dg-error` otherwise), requires `sample_rate` with `encoding`, and "hears" a scripted
-/// utterance for every `bytesPerUtterance` of audio: `SpeechStarted` and an interim result
-/// halfway, then the final result with `speech_final`, then `UtteranceEnd`, each only when the
-/// query asked for it.
+/// `dg-error` otherwise), requires `sample_rate` with `encoding`, and "hears" the next scripted
+/// utterance in each stretch of speech (a frame with a sample above `speechLevel` is speech):
+/// `SpeechStarted` and an interim result once 0.3 s of speech came, then, after the query's
+/// `endpointing` of silence, the final result with `speech_final` and `UtteranceEnd`, each only
+/// when the query asked for it.
 ///
 /// Scripted faults: the first socket dropped after some audio, and the idle close (`NET-0001`,
 /// after `idleTimeout` without a frame). An empty binary frame is closed with `DATA-0000`.
@@ -47,14 +48,14 @@ public final class FakeDeepgramServer: Sendable {
 
     /// Credentials the server accepts: `Token <key>`, and `Bearer <token>` for issued tokens.
     public let apiKey: String
-    public let bytesPerUtterance: Int
+    public let speechLevel: Int16
     public let idleTimeout: TimeAmount
     private let state = NIOLockedValueBox(State())
     private let server = NIOLockedValueBox<(any Channel)?>(nil)
 
-    public init(apiKey: String, bytesPerUtterance: Int = 9600, idleTimeout: TimeAmount = .seconds(10)) {
+    public init(apiKey: String, speechLevel: Int16 = 500, idleTimeout: TimeAmount = .seconds(10)) {
         self.apiKey = apiKey
-        self.bytesPerUtterance = bytesPerUtterance
+        self.speechLevel = speechLevel
         self.idleTimeout = idleTimeout
     }
 
@@ -99,7 +100,7 @@ public final class FakeDeepgramServer: Sendable {
         try? await self.server.withLockedValue { $0 }?.close()
     }
 
-    /// Utterances to hear, in order, one per `bytesPerUtterance` of audio.
+    /// Utterances to hear, in order, one per stretch of speech.
     public func script(_ utterances: String...) {
         self.state.withLockedValue { $0.utterances += utterances }
     }
@@ -397,8 +398,9 @@ final class FakeListenHandler: ChannelInboundHandler, @unchecked Sendable {
     private let idleTimeout: TimeAmount
     private var idle: Scheduled<Void>?
     private var query: [String: [String]] = [:]
-    /// Audio since the current utterance began, and the utterance being heard.
-    private var heardBytes = 0
+    /// Speech and trailing silence of the stretch being heard, and its utterance.
+    private var speechBytes = 0
+    private var silenceBytes = 0
     private var current: String?
     private var seconds = 0.0
     private var closed = false
@@ -438,11 +440,11 @@ final class FakeListenHandler: ChannelInboundHandler, @unchecked Sendable {
                 // Cut without a close frame, as a network failure would. The utterance half heard
                 // was never settled: the next socket hears it again.
                 self.closed = true
-                if let current = self.current { self.server.requeue(current) }
+                if let current = self.current, self.speechBytes > 0 { self.server.requeue(current) }
                 context.close(promise: nil)
                 return
             }
-            self.hear(bytes: audio.readableBytes, context: context)
+            self.hear(audio, context: context)
         case .text:
             let text = String(buffer: frame.unmaskedData)
             guard let control = ListenControl(json: text) else { return self.close(context: context, code: .protocolError, reason: "DATA-0000") }
@@ -452,9 +454,10 @@ final class FakeListenHandler: ChannelInboundHandler, @unchecked Sendable {
                 break
             case .finalize:
                 let text = self.current ?? ""
-                self.send(.results(ListenResults(transcript: self.heardBytes > 0 ? text : "", start: self.seconds, duration: 0.5, isFinal: true, speechFinal: false, fromFinalize: true)), context: context)
+                self.send(.results(ListenResults(transcript: text, start: self.seconds, duration: 0.5, isFinal: true, speechFinal: false, fromFinalize: true)), context: context)
                 self.current = nil
-                self.heardBytes = 0
+                self.speechBytes = 0
+                self.silenceBytes = 0
             case .closeStream:
                 self.send(.metadata(requestID: "00000000-0000-4000-8000-000000000001", duration: self.seconds), context: context)
                 self.close(context: context, code: .normalClosure, reason: "")
@@ -468,33 +471,42 @@ final class FakeListenHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// Audio in: halfway through an utterance, speech starts and an interim result comes; at its end, the final ones.
-    private func hear(bytes: Int, context: ChannelHandlerContext) {
-        let perUtterance = self.server.bytesPerUtterance
-        let before = self.heardBytes
-        self.heardBytes += bytes
+    /// Audio in: a stretch of speech is the next utterance; 0.3 s into it, speech starts and an
+    /// interim result comes; after the endpointing silence, the final ones.
+    private func hear(_ audio: ByteBuffer, context: ChannelHandlerContext) {
+        let bytes = audio.readableBytes
         self.seconds += Double(bytes) / 16_000
-        if before == 0 { self.current = self.server.nextUtterance() }
-        guard let text = self.current else {
-            self.heardBytes = 0
+        var loudest: Int16 = 0
+        var view = audio
+        while let sample = view.readInteger(endianness: .little, as: Int16.self) { loudest = max(loudest, sample == .min ? .max : abs(sample)) }
+        if loudest > self.server.speechLevel {
+            if self.speechBytes == 0 { self.current = self.server.nextUtterance() }
+            let before = self.speechBytes
+            self.speechBytes += bytes
+            self.silenceBytes = 0
+            if let text = self.current, before < 4800, self.speechBytes >= 4800 {
+                if self.flag("vad_events") { self.send(.speechStarted(timestamp: self.seconds - 0.3), context: context) }
+                if self.flag("interim_results") {
+                    let words = text.split(separator: " ")
+                    self.send(.results(ListenResults(transcript: words.prefix(max(1, words.count / 2)).joined(separator: " "), start: self.seconds - 0.3, duration: 0.3, isFinal: false, speechFinal: false)), context: context)
+                }
+            }
             return
         }
-        if before < perUtterance / 2, self.heardBytes >= perUtterance / 2 {
-            if self.flag("vad_events") { self.send(.speechStarted(timestamp: self.seconds - 0.3), context: context) }
-            if self.flag("interim_results") {
-                let words = text.split(separator: " ")
-                self.send(.results(ListenResults(transcript: words.prefix(max(1, words.count / 2)).joined(separator: " "), start: self.seconds - 0.3, duration: 0.3, isFinal: false, speechFinal: false)), context: context)
-            }
-        }
-        if self.heardBytes >= perUtterance {
-            let endpointing = self.query["endpointing"]?.first != "false"
-            self.send(.results(ListenResults(transcript: text, start: self.seconds - 0.6, duration: 0.6, isFinal: true, speechFinal: endpointing)), context: context)
+        guard self.speechBytes > 0 else { return }
+        self.silenceBytes += bytes
+        let endpointing = self.query["endpointing"]?.first.flatMap(Int.init)
+        let gapMs = endpointing ?? self.query["utterance_end_ms"]?.first.flatMap(Int.init) ?? 1000
+        guard self.silenceBytes >= gapMs * 16 else { return }
+        if let text = self.current {
+            self.send(.results(ListenResults(transcript: text, start: self.seconds - 0.6, duration: 0.6, isFinal: true, speechFinal: endpointing != nil)), context: context)
             if self.query["utterance_end_ms"] != nil, self.flag("interim_results") {
-                self.send(.utteranceEnd(lastWordEnd: self.seconds), context: context)
+                self.send(.utteranceEnd(lastWordEnd: self.seconds - Double(self.silenceBytes) / 16_000), context: context)
             }
-            self.current = nil
-            self.heardBytes = 0
         }
+        self.current = nil
+        self.speechBytes = 0
+        self.silenceBytes = 0
     }
 
     private func send(_ message: ListenMessage, context: ChannelHandlerContext) {
