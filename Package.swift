@@ -161,6 +161,8 @@ let package = Package(
                 "Conversation",
                 "Speech",
                 "PBXSimulator",
+                "ChatCompletions",
+                "Deepgram",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -304,6 +306,7 @@ let package = Package(
             name: "CampaignAppTests",
             dependencies: [
                 "CampaignApp", "CampaignCore", "CampaignStore", "AsteriskManager", "AudioSocket", "Conversation", "PBXSimulator", "TestSupport",
+                "ChatCompletions", "ProviderDoubles", "Speech",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -84,13 +84,14 @@ public struct CampaignSession: Sendable {
             configuration.maximumCalls = self.campaign.maxConcurrentCalls
             configuration.templates = [self.template]
             configuration.drain = options.engineDrain
+            configuration.providers = self.campaign.providers
             // No call is dialled before the engine can take it: an answered call with no engine is abandoned.
             let listening = NIOLockedValueBox(false)
             configuration.onListening = { address in
                 listening.withLockedValue { $0 = true }
                 options.onEngineListening?(address)
             }
-            let engine = EngineService(
+            let engine = try EngineService(
                 configuration: configuration, resolver: StoreCallResolver(store: self.store, logger: self.logger, now: runnerOptions.now),
                 sink: StoreRecordSink(store: self.store, logger: self.logger), logger: self.logger)
             services.append(.init(service: engine))

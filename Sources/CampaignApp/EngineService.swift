@@ -1,4 +1,5 @@
 import AudioSocket
+import CampaignCore
 import Conversation
 import Foundation
 import Logging
@@ -7,12 +8,12 @@ import ServiceLifecycle
 import Speech
 
 /// The conversation engine as a long-running service (`cex engine serve`): the AudioSocket
-/// server hosting `ConversationEngine` with the offline providers.
+/// server hosting `ConversationEngine` with the configured providers (offline by default).
 ///
 /// On graceful shutdown it stops accepting calls at once, lets live calls go on for `drain`,
 /// then has each say a short goodbye and hang up; it returns when every call has ended and
 /// its record is written.
-public struct EngineService: Service {
+public struct EngineService: Service, CustomStringConvertible {
     public struct Configuration: Sendable {
         public var host = "127.0.0.1"
         public var port = 9092
@@ -26,6 +27,10 @@ public struct EngineService: Service {
         public var templates: [PitchTemplate] = []
         /// Counts and measures the calls (served by `MetricsServer`).
         public var metrics: EngineMetrics?
+        /// Speech and language providers (offline and scripted by default); keys come from `environment`.
+        public var providers = ProviderSettings()
+        /// Where the provider keys are read (the process environment); never printed.
+        public var environment = ProcessInfo.processInfo.environment
         public var onListening: (@Sendable (SocketAddress) -> Void)?
 
         public init() {}
@@ -35,26 +40,40 @@ public struct EngineService: Service {
     public let engine: ConversationEngine
     /// The agent's voice, with the lines it says on every call kept.
     public let synthesizer: CachingSynthesizer
+    /// The offline recogniser: the one in use, or the fallback of a cloud one.
     public let recognizer: PocketSphinxRecognizer
+    public let providers: EngineProviders
     private let logger: Logger
 
-    /// `sink` keeps the call records; JSON files in `configuration.records` when nil.
-    public init(configuration: Configuration, resolver: any CallResolver, sink: (any CallRecordSink)? = nil, logger: Logger) {
+    /// `sink` keeps the call records; JSON files in `configuration.records` when nil. Fails when
+    /// a cloud provider is chosen and its key is not in the environment.
+    public init(configuration: Configuration, resolver: any CallResolver, sink: (any CallRecordSink)? = nil, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        self.synthesizer = CachingSynthesizer(EspeakSynthesizer())
         self.recognizer = PocketSphinxRecognizer(configuration: .init(maximumSessions: configuration.maximumCalls))
+        let offlineVoice = CachingSynthesizer(EspeakSynthesizer())
+        self.providers = try EngineProviders.make(
+            configuration.providers, environment: configuration.environment, offlineRecognizer: self.recognizer, offlineSynthesizer: offlineVoice,
+            logger: logger)
+        self.synthesizer = self.providers.synthesizer as? CachingSynthesizer ?? CachingSynthesizer(self.providers.synthesizer)
         self.engine = ConversationEngine(
             resolver: resolver,
             providers: ConversationProviders(
-                recognizer: self.recognizer,
+                recognizer: self.providers.recognizer,
                 synthesizer: self.synthesizer,
                 sink: sink ?? JSONFileRecordSink(directory: configuration.records),
-                observer: configuration.metrics
+                observer: configuration.metrics,
+                policy: self.providers.policy,
+                fallbackRecognizer: self.providers.fallbackRecognizer,
+                fallbackSynthesizer: self.providers.fallbackSynthesizer
             ),
             logger: logger
         )
     }
+
+    /// What logs show of the service (ServiceLifecycle logs every service): the address and
+    /// the providers, never the configuration's environment, which holds the keys.
+    public var description: String { "EngineService(\(self.configuration.host):\(self.configuration.port), \(self.providers.summary))" }
 
     public func run() async throws {
         var serverConfiguration = AudioSocketServer<ConversationEngine>.Configuration(
@@ -74,6 +93,7 @@ public struct EngineService: Service {
         } catch {
             self.logger.error("speech recognition unavailable", metadata: ["error": "\(error)"])
         }
+        self.logger.info("engine providers", metadata: ["providers": "\(self.providers.summary)"])
         await self.synthesizer.prepare(self.configuration.templates.flatMap(\.fixedOpeningSpeech))
         let engine = self.engine
         let drain = self.configuration.drain

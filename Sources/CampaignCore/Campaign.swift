@@ -68,8 +68,7 @@ public struct Campaign: Sendable, Hashable {
     public var testNumbers: Set<PhoneNumber>?
     /// The abandon rate (abandoned / answered by a person) above which the campaign pauses itself, in percent.
     public var abandonLimitPercent: Double
-    public var speech: String
-    public var language: String
+    public var providers: ProviderSettings
 
     /// The dial string for a number.
     public func channel(for number: PhoneNumber) -> String {
@@ -97,5 +96,52 @@ public struct CampaignFileError: Error, Hashable, CustomStringConvertible {
         if let line { location += ":\(line)" }
         if let field { return "\(location): \(field): \(self.message)" }
         return "\(location): \(self.message)"
+    }
+}
+
+/// Which speech and language providers a campaign's calls use, and their options. Keys and
+/// endpoints come from the environment (`DEEPGRAM_API_KEY`, `DEEPGRAM_STT_DOMAIN`,
+/// `OPENAI_API_KEY`, `OPENAI_BASE_URL`), never from the campaign file.
+public struct ProviderSettings: Sendable, Hashable {
+    public enum Speech: String, Sendable, Hashable, CaseIterable {
+        /// pocketsphinx and espeak-ng, in process.
+        case offline
+        /// Deepgram streaming STT and TTS, with the offline engines as fallback.
+        case deepgram
+    }
+
+    public enum Language: String, Sendable, Hashable, CaseIterable {
+        /// The pitch template played as a script.
+        case scripted
+        /// Any OpenAI-compatible chat-completions endpoint, with the script as fallback.
+        case openai
+    }
+
+    public var speech: Speech
+    public var language: Language
+    /// Deepgram models; nil for the defaults (`nova-3`, `aura-2-thalia-en`).
+    public var sttModel: String?
+    public var ttsModel: String?
+    /// Deepgram TTS over its WebSocket (default) or REST.
+    public var ttsOverREST: Bool
+    /// The chat model; nil for `OPENAI_MODEL` or `gpt-4o`.
+    public var llmModel: String?
+    /// `max_tokens` (default; what most compatible servers accept) or `max_completion_tokens`.
+    public var tokenLimitField: String
+    /// How long the model may take to start its reply before the script takes over (default 2 s).
+    public var firstToken: Duration
+
+    public init(
+        speech: Speech = .offline, language: Language = .scripted, sttModel: String? = nil, ttsModel: String? = nil, ttsOverREST: Bool = false,
+        llmModel: String? = nil, tokenLimitField: String = "max_tokens", firstToken: Duration = .seconds(2)
+    ) {
+        self.speech = speech
+        self.language = language
+        self.sttModel = sttModel
+        self.ttsModel = ttsModel
+        self.ttsOverREST = ttsOverREST
+        self.llmModel = llmModel
+        self.tokenLimitField = tokenLimitField
+        self.firstToken = firstToken
     }
 }

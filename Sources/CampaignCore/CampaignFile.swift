@@ -29,6 +29,12 @@ public enum CampaignFile {
             guard let name = key.string, !RawCampaign.knownKeys.contains(name) else { continue }
             throw CampaignFileError(file: file, line: key.mark?.line, field: name, message: "is not a campaign setting")
         }
+        for key in node.mapping?["providers"]?.mapping.map({ Array($0.keys) }) ?? [] {
+            guard let name = key.string, !RawCampaign.Providers.keys.contains(name) else { continue }
+            throw CampaignFileError(
+                file: file, line: key.mark?.line, field: "providers.\(name)",
+                message: "is not a provider setting (\(RawCampaign.Providers.keys.joined(separator: ", ")))")
+        }
         let raw: RawCampaign
         do {
             raw = try YAMLDecoder().decode(RawCampaign.self, from: node)
@@ -171,6 +177,24 @@ struct RawCampaign: Decodable {
     struct Providers: Decodable {
         var speech: String?
         var language: String?
+        var sttModel: String?
+        var ttsModel: String?
+        var ttsTransport: String?
+        var llmModel: String?
+        var tokenLimitField: String?
+        var firstToken: String?
+
+        static let keys = ["speech", "language", "stt_model", "tts_model", "tts_transport", "llm_model", "token_limit_field", "first_token"]
+
+        enum CodingKeys: String, CodingKey {
+            case speech, language
+            case sttModel = "stt_model"
+            case ttsModel = "tts_model"
+            case ttsTransport = "tts_transport"
+            case llmModel = "llm_model"
+            case tokenLimitField = "token_limit_field"
+            case firstToken = "first_token"
+        }
     }
 
     var name: String
@@ -360,17 +384,56 @@ struct Builder {
         }
         let abandon = raw.abandonLimitPercent ?? 3
         guard abandon >= 0, abandon <= 3 else { throw self.fail(["abandon_limit_percent"], "must be 0–3: the legal limit is 3%") }
-        let speech = raw.providers?.speech ?? "offline"
-        guard speech == "offline" else { throw self.fail(["providers", "speech"], "must be offline (cloud speech is not configured in this build)") }
-        let language = raw.providers?.language ?? "scripted"
-        guard language == "scripted" else { throw self.fail(["providers", "language"], "must be scripted (LLM policies are not configured in this build)") }
+        let providers = try self.providers(raw.providers)
 
         return Campaign(
             name: raw.name, file: self.file, leads: leads, template: template, callerID: callerID, defaultCountry: country.uppercased(),
             defaultTimeZone: raw.defaultTimeZone, columns: raw.columns ?? [:], ami: ami, dial: raw.dial, answered: answered, engine: engine,
             amd: amd, maxConcurrentCalls: maxCalls, callsPerSecond: cps, ringTimeout: ring, window: window, retry: retry, dnc: dnc,
-            testNumbers: testNumbers, abandonLimitPercent: abandon, speech: speech, language: language
+            testNumbers: testNumbers, abandonLimitPercent: abandon, providers: providers
         )
+    }
+
+    func providers(_ raw: RawCampaign.Providers?) throws(CampaignFileError) -> ProviderSettings {
+        var settings = ProviderSettings()
+        guard let raw else { return settings }
+        func choice<T: RawRepresentable & CaseIterable>(_ value: String?, _ key: String, default: T) throws(CampaignFileError) -> T where T.RawValue == String {
+            guard let value else { return `default` }
+            guard let chosen = T(rawValue: value) else {
+                throw self.fail(["providers", key], "must be one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return chosen
+        }
+        settings.speech = try choice(raw.speech, "speech", default: ProviderSettings.Speech.offline)
+        settings.language = try choice(raw.language, "language", default: ProviderSettings.Language.scripted)
+        for (value, key) in [(raw.sttModel, "stt_model"), (raw.ttsModel, "tts_model"), (raw.llmModel, "llm_model")] {
+            if let value, value.isEmpty || value.contains(where: { $0.isWhitespace || $0 == "&" || $0 == "?" }) {
+                throw self.fail(["providers", key], "must be a model name such as nova-3, aura-2-thalia-en or gpt-4o")
+            }
+        }
+        settings.sttModel = raw.sttModel
+        settings.ttsModel = raw.ttsModel
+        settings.llmModel = raw.llmModel
+        switch raw.ttsTransport ?? "websocket" {
+        case "websocket": settings.ttsOverREST = false
+        case "rest": settings.ttsOverREST = true
+        default: throw self.fail(["providers", "tts_transport"], "must be websocket or rest")
+        }
+        let field = raw.tokenLimitField ?? "max_tokens"
+        guard ["max_tokens", "max_completion_tokens"].contains(field) else {
+            throw self.fail(["providers", "token_limit_field"], "must be max_tokens or max_completion_tokens")
+        }
+        settings.tokenLimitField = field
+        if let text = raw.firstToken {
+            let milliseconds = text.hasSuffix("ms") ? Int64(text.dropLast(2).trimmingCharacters(in: .whitespaces)) : nil
+            var limit = Duration.milliseconds(milliseconds ?? 0)
+            if milliseconds == nil { limit = try self.duration(text, path: ["providers", "first_token"]) }
+            guard limit >= .milliseconds(300), limit <= .seconds(30) else {
+                throw self.fail(["providers", "first_token"], "must be between 300ms and 30s")
+            }
+            settings.firstToken = limit
+        }
+        return settings
     }
 
     func window(_ raw: RawCampaign.Window?) throws(CampaignFileError) -> CallingWindow {

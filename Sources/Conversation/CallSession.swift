@@ -33,13 +33,20 @@ public struct ConversationProviders: Sendable {
     public var observer: (any ConversationObserver)?
     /// The dialogue policy for a call's template; the scripted policy by default.
     public var policy: @Sendable (PitchTemplate) -> any DialoguePolicy
+    /// What takes over for the rest of a call when the recogniser or the synthesiser fails
+    /// (the offline engines behind a cloud provider); nil when there is nothing to fall back to.
+    public var fallbackRecognizer: (any SpeechRecognizer)?
+    public var fallbackSynthesizer: (any SpeechSynthesizer)?
 
     public init(
         recognizer: any SpeechRecognizer, synthesizer: any SpeechSynthesizer, sink: any CallRecordSink,
         turnTaking: TurnTaking.Configuration = .init(), voiceActivity: VoiceActivityDetector.Configuration = .init(),
         observer: (any ConversationObserver)? = nil,
-        policy: @escaping @Sendable (PitchTemplate) -> any DialoguePolicy = { ScriptedPolicy(template: $0) }
+        policy: @escaping @Sendable (PitchTemplate) -> any DialoguePolicy = { ScriptedPolicy(template: $0) },
+        fallbackRecognizer: (any SpeechRecognizer)? = nil, fallbackSynthesizer: (any SpeechSynthesizer)? = nil
     ) {
+        self.fallbackRecognizer = fallbackRecognizer
+        self.fallbackSynthesizer = fallbackSynthesizer
         self.recognizer = recognizer
         self.synthesizer = synthesizer
         self.sink = sink
@@ -60,6 +67,8 @@ struct CallSession {
     let call: PreparedCall
     let providers: ConversationProviders
     let logger: Logger
+    /// The synthesiser failed once: the fallback speaks for the rest of the call.
+    let synthesizerFailed = NIOLockedValueBox(false)
 
     enum Input: Sendable {
         /// What the turn rules decided on an inbound frame. `at` (here and below): when the frame
@@ -113,13 +122,28 @@ struct CallSession {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                do {
-                    let opened = try await self.providers.recognizer.open(self.call.recognition)
-                    guard recognition.attach(opened) else { return }
-                    for try await event in opened.events { post.yield(.recognition(event, at: .now())) }
-                } catch is CancellationError {
-                } catch {
-                    post.yield(.recognitionFailed("\(error)"))
+                var recognizer = self.providers.recognizer
+                var fallback = self.providers.fallbackRecognizer
+                while true {
+                    do {
+                        let opened = try await recognizer.open(self.call.recognition)
+                        guard recognition.attach(opened) else { return }
+                        for try await event in opened.events { post.yield(.recognition(event, at: .now())) }
+                        return
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        guard let next = fallback, !Task.isCancelled else {
+                            post.yield(.recognitionFailed("\(error)"))
+                            return
+                        }
+                        // The rest of the call is heard by the fallback; audio waits for it meanwhile.
+                        post.yield(.failover(ProviderFailover(
+                            role: "stt", provider: Self.name(recognizer), fallback: Self.name(next), reason: "\(error)")))
+                        recognition.detach()
+                        recognizer = next
+                        fallback = nil
+                    }
                 }
             }
             group.addTask {
@@ -334,7 +358,9 @@ struct CallSession {
         func say(_ chunk: String) async -> Bool {
             text.append(chunk)
             let spoken = SpokenText.normalize(chunk)
-            let audio = self.providers.synthesizer.synthesize(spoken)
+            let failedOver = self.synthesizerFailed.withLockedValue { $0 }
+            let synthesizer = failedOver ? self.providers.fallbackSynthesizer ?? self.providers.synthesizer : self.providers.synthesizer
+            let audio = synthesizer.synthesize(spoken)
             // Marks the synthesiser's first audio in the consuming task itself: no task in between.
             let first = NIOLockedValueBox(true)
             let marked = audio.map { samples in
@@ -354,8 +380,15 @@ struct CallSession {
                 }
                 return true
             } catch {
-                self.logger.warning("speech synthesis failed", metadata: ["error": "\(error)"])
-                return false
+                guard !failedOver, let fallback = self.providers.fallbackSynthesizer, !Task.isCancelled else {
+                    self.logger.warning("speech synthesis failed", metadata: ["error": "\(error)"])
+                    return false
+                }
+                // The fallback voice says this chunk again and the rest of the call.
+                self.synthesizerFailed.withLockedValue { $0 = true }
+                post.yield(.failover(ProviderFailover(role: "tts", provider: synthesizer.voice, fallback: fallback.voice, reason: "\(error)")))
+                text.removeLast()
+                return await say(chunk)
             }
         }
 
@@ -390,6 +423,8 @@ struct CallSession {
         post.yield(.finished(id: id, text: reply.text, heard: reply.heard, interrupted: reply.interrupted))
         return reply
     }
+
+    static func name(_ recognizer: any SpeechRecognizer) -> String { String(describing: type(of: recognizer)) }
 
     /// The words of `chunk` that went out, in proportion to the samples played.
     static func heardPrefix(of chunk: String, played: Int, given: Int) -> String {

@@ -102,7 +102,7 @@ final class LLMDialogue: DialogueSession {
                 // The model failed: one filler line, the script answers this turn and leads from here.
                 self.state.withLock { $0.failedOver = true }
                 continuation.yield(.failover(ProviderFailover(role: "llm", provider: self.policy.provider, fallback: "scripted", reason: "\(error)")))
-                continuation.yield(.text((spoke ? " " : "") + self.policy.fillerLine))
+                continuation.yield(.text((spoke ? " " : "") + self.policy.fillerLine + " "))
                 for output in self.scripted.decide(callerText) { continuation.yield(output) }
             }
             continuation.finish()

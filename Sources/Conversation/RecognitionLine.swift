@@ -66,6 +66,16 @@ final class RecognitionLine: Sendable {
         return attached
     }
 
+    /// The open session failed: it is closed, and audio waits again for the next one.
+    func detach() {
+        let session = self.state.withLockedValue { state -> (any RecognitionSession)? in
+            guard case .open(let session) = state else { return nil }
+            state = .opening(backlog: [], samples: 0, finalize: false)
+            return session
+        }
+        session?.close()
+    }
+
     func close() {
         let session = self.state.withLockedValue { state -> (any RecognitionSession)? in
             defer { state = .closed }

@@ -135,7 +135,7 @@ extension Cex.Engine {
                     print("cex engine: metrics on \(address), path /metrics")
                 })
             }
-            services.insert(EngineService(configuration: configuration, resolver: resolver, logger: logger), at: 0)
+            services.insert(try EngineService(configuration: configuration, resolver: resolver, logger: logger), at: 0)
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )

@@ -39,7 +39,7 @@ import Testing
         configuration.onListening = { port.set($0.port) }
         configuration.metrics = metrics
         let logger = Logger(label: "test")
-        let service = EngineService(
+        let service = try EngineService(
             configuration: configuration,
             resolver: RegisteredCallDirectory(directory: calls, templates: Self.templates, logger: logger),
             logger: logger

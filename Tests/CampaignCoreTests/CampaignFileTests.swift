@@ -80,6 +80,11 @@ struct ScratchProject {
         ("dial: PJSIP/{phone}@trunk", "dial: PJSIP/trunk", 9, "dial", "{phone}"),
         ("ring_timeout: 30s", "ring_timeout: 5s", 12, "ring_timeout", "15 s"),
         ("  port: 5038", "  port: [5038", 8, nil, "not valid YAML"),
+        ("  voicemail: null", "  voicemail: null\nproviders:\n  speech: whisper", 22, "providers.speech", "offline, deepgram"),
+        ("  voicemail: null", "  voicemail: null\nproviders:\n  language: gpt", 22, "providers.language", "scripted, openai"),
+        ("  voicemail: null", "  voicemail: null\nproviders:\n  api_key: sk-x", 22, "providers.api_key", "not a provider setting"),
+        ("  voicemail: null", "  voicemail: null\nproviders:\n  first_token: 50ms", 22, "providers.first_token", "300ms and 30s"),
+        ("  voicemail: null", "  voicemail: null\nproviders:\n  tts_transport: grpc", 22, "providers.tts_transport", "websocket or rest"),
     ] as [(String, String, Int, String?, String)])
     func brokenFilesNameTheLineAndField(original: String, replacement: String, line: Int, field: String?, words: String) throws {
         let project = try ScratchProject()
@@ -95,6 +100,26 @@ struct ScratchProject {
             #expect(error.description.contains(words), "\(error)")
             #expect(!error.description.contains("hunter2"))
         }
+    }
+
+    @Test func providersDefaultToOfflineAndTakeTheirOptions() throws {
+        let project = try ScratchProject()
+        #expect(try project.parse(ScratchProject.valid).providers == ProviderSettings())
+        let cloud = try project.parse(ScratchProject.valid + """
+
+            providers:
+              speech: deepgram
+              language: openai
+              stt_model: nova-2-phonecall
+              tts_model: aura-2-andromeda-en
+              tts_transport: rest
+              llm_model: gpt-4o-mini
+              token_limit_field: max_completion_tokens
+              first_token: 1500ms
+            """)
+        #expect(cloud.providers == ProviderSettings(
+            speech: .deepgram, language: .openai, sttModel: "nova-2-phonecall", ttsModel: "aura-2-andromeda-en", ttsOverREST: true, llmModel: "gpt-4o-mini",
+            tokenLimitField: "max_completion_tokens", firstToken: .milliseconds(1500)))
     }
 
     @Test func aMissingRequiredKeyIsNamed() throws {

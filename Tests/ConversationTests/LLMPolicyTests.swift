@@ -120,7 +120,7 @@ import Testing
             clock.advance(by: .seconds(2))
             let outputs = try await reply.value
             #expect(outputs.first == .failover(ProviderFailover(role: "llm", provider: policy.provider, fallback: "scripted", reason: "no reply within 2 s")))
-            #expect(outputs.dropFirst().first == .text("One moment."))
+            #expect(outputs.dropFirst().first == .text("One moment. "))
             #expect(outputs.dropFirst(2).first.map { if case .text(let text) = $0 { text.hasPrefix("The assessment is completely free") } else { false } } == true)
             // The rest of the call is scripted: no second request.
             let next = try await self.outputs(dialogue.reply(to: "how long does it take", history: []))
