@@ -1,5 +1,6 @@
 import ArgumentParser
 import CampaignApp
+import CampaignCore
 import Conversation
 import Foundation
 import Logging
@@ -73,6 +74,15 @@ extension Cex.Engine {
         @Option(help: "Rehearsal mode: the callee's timezone (default: this machine's).")
         var timeZone: String?
 
+        @Option(help: "Speech providers: offline or deepgram (DEEPGRAM_API_KEY, DEEPGRAM_STT_DOMAIN).")
+        var speech = "offline"
+
+        @Option(help: "Dialogue policy: scripted or openai (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL).")
+        var language = "scripted"
+
+        @Option(help: "The chat model for --language openai (default: OPENAI_MODEL, else gpt-4o).")
+        var llmModel: String?
+
         func validate() throws {
             guard self.acceptAnyCall || self.calls != nil else {
                 throw ValidationError("give --calls DIR, or --accept-any-call for a rehearsal")
@@ -86,6 +96,8 @@ extension Cex.Engine {
             for field in self.leadFields where !field.contains("=") || field.hasPrefix("=") {
                 throw ValidationError("--lead takes KEY=VALUE")
             }
+            guard ProviderSettings.Speech(rawValue: self.speech) != nil else { throw ValidationError("--speech must be offline or deepgram") }
+            guard ProviderSettings.Language(rawValue: self.language) != nil else { throw ValidationError("--language must be scripted or openai") }
             guard self.maxCalls > 0 else { throw ValidationError("--max-calls must be at least 1") }
             guard self.drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
             if let zone = self.timeZone, TimeZone(identifier: zone) == nil {
@@ -126,6 +138,8 @@ extension Cex.Engine {
             configuration.drain = .seconds(self.drainSeconds)
             configuration.records = URL(fileURLWithPath: self.records)
             configuration.templates = prepared
+            configuration.providers = ProviderSettings(
+                speech: ProviderSettings.Speech(rawValue: self.speech)!, language: ProviderSettings.Language(rawValue: self.language)!, llmModel: self.llmModel)
             configuration.onListening = { address in print("cex engine: AudioSocket on \(address)") }
             var services: [any Service] = []
             if let address = self.metrics {
