@@ -176,6 +176,7 @@ let package = Package(
             name: "cex",
             dependencies: [
                 "CampaignApp",
+                "ChatCompletions",
                 "CampaignCore",
                 "CampaignStore",
                 "Reports",

@@ -20,6 +20,8 @@ public struct EngineProviders: Sendable {
     public var fallbackRecognizer: (any SpeechRecognizer)?
     public var fallbackSynthesizer: (any SpeechSynthesizer)?
     public var policy: @Sendable (PitchTemplate) -> any DialoguePolicy
+    /// The model's post-call analysis (with `language: openai`); nil for the lexicon's only.
+    public var analyzer: (@Sendable (PitchTemplate) -> LLMAnalyzer)?
     /// For logs and `campaign check`: e.g. `speech deepgram nova-3/aura-2-thalia-en, language openai gpt-4o`.
     public var summary: String
 
@@ -63,23 +65,33 @@ public struct EngineProviders: Sendable {
         case .scripted:
             summary.append("language scripted")
         case .openai:
-            let base = environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.openai.com/v1"
-            guard let url = URL(string: base), url.scheme != nil, url.host != nil else {
-                throw MissingCredential(description: "OPENAI_BASE_URL is not a URL such as https://api.openai.com/v1")
-            }
-            // A local server (Ollama, vLLM, llama.cpp) may take no key; OpenAI itself always does.
-            let key = try? Self.secret("OPENAI_API_KEY", environment: environment)
-            if key == nil, url.host?.hasSuffix("openai.com") == true { _ = try Self.secret("OPENAI_API_KEY", environment: environment) }
-            let model = settings.llmModel ?? environment["OPENAI_MODEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "gpt-4o"
-            let endpoint = ChatEndpoint(
-                baseURL: base, apiKey: key, model: model, tokenLimitField: TokenLimitField(rawValue: settings.tokenLimitField) ?? .maxTokens)
-            let client = ChatCompletionsClient(
-                endpoint: endpoint, timeouts: ChatTimeouts(firstToken: settings.firstToken, deadline: .seconds(20)), logger: logger)
+            let client = try Self.chatClient(settings, environment: environment, logger: logger)
+            let model = client.endpoint.model
             providers.policy = { LLMPolicy(template: $0, client: client) }
+            // The analysis is after the call: it may take its time.
+            var analysis = client
+            analysis.timeouts = ChatTimeouts(firstToken: .seconds(20), deadline: .seconds(60))
+            providers.analyzer = { [analysis] in LLMAnalyzer(template: $0, client: analysis) }
             summary.append("language openai \(model)")
         }
         providers.summary = summary.joined(separator: ", ")
         return providers
+    }
+
+    /// The chat-completions client the environment and the settings describe (for a voice turn:
+    /// the settings' first-token time, a 20 s deadline).
+    public static func chatClient(_ settings: ProviderSettings, environment: [String: String], logger: Logger) throws -> ChatCompletionsClient {
+        let base = environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.openai.com/v1"
+        guard let url = URL(string: base), url.scheme != nil, url.host != nil else {
+            throw MissingCredential(description: "OPENAI_BASE_URL is not a URL such as https://api.openai.com/v1")
+        }
+        // A local server (Ollama, vLLM, llama.cpp) may take no key; OpenAI itself always does.
+        let key = try? Self.secret("OPENAI_API_KEY", environment: environment)
+        if key == nil, url.host?.hasSuffix("openai.com") == true { _ = try Self.secret("OPENAI_API_KEY", environment: environment) }
+        let model = settings.llmModel ?? environment["OPENAI_MODEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "gpt-4o"
+        let endpoint = ChatEndpoint(
+            baseURL: base, apiKey: key, model: model, tokenLimitField: TokenLimitField(rawValue: settings.tokenLimitField) ?? .maxTokens)
+        return ChatCompletionsClient(endpoint: endpoint, timeouts: ChatTimeouts(firstToken: settings.firstToken, deadline: .seconds(20)), logger: logger)
     }
 
     /// A secret from `NAME_FILE` (a file) or `NAME` (the environment).

@@ -65,7 +65,8 @@ public struct EngineService: Service, CustomStringConvertible {
                 observer: configuration.metrics,
                 policy: self.providers.policy,
                 fallbackRecognizer: self.providers.fallbackRecognizer,
-                fallbackSynthesizer: self.providers.fallbackSynthesizer
+                fallbackSynthesizer: self.providers.fallbackSynthesizer,
+                analyzer: self.providers.analyzer
             ),
             logger: logger
         )

@@ -99,6 +99,32 @@ extension CampaignStore {
         }
     }
 
+    /// The campaign's finished call records (updated since `since`, when given), with the
+    /// callee's zones, oldest first: what a new analysis reads.
+    public func finishedCallRecords(campaignID: Int64, since: Date? = nil) throws -> [(attemptID: UUID, json: String, timeZones: [String])] {
+        try self.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT call_record.attempt_id, call_record.record, lead.time_zones FROM call_record
+                    JOIN attempt ON attempt.id = call_record.attempt_id JOIN lead ON lead.id = attempt.lead_id
+                    WHERE attempt.campaign_id = ? AND call_record.finished = 1 AND (? IS NULL OR call_record.updated_at >= ?)
+                    ORDER BY call_record.updated_at
+                    """, arguments: [campaignID, since, since]
+            ).compactMap { row in
+                guard let id = UUID(uuidString: row["attempt_id"]) else { return nil }
+                return (id, row["record"], (row["time_zones"] as String).split(separator: "|").map(String.init))
+            }
+        }
+    }
+
+    /// The campaign's file and template paths as stored.
+    public func campaignFiles(campaignID: Int64) throws -> (file: String, template: String)? {
+        try self.writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT file, template FROM campaign WHERE id = ?", arguments: [campaignID]).map { ($0["file"], $0["template"]) }
+        }
+    }
+
     public func callRecord(_ attemptID: UUID) throws -> StoredCallRecord? {
         try self.writer.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM call_record WHERE attempt_id = ?", arguments: [attemptID.uuidString.lowercased()])

@@ -22,6 +22,23 @@ public struct CallAnalysis: Sendable, Hashable, Codable {
     public var outcome: CallOutcome
     public var callbackTime: Date?
     public var summary: String
+    /// The campaign's own fields, when a model analysed the call (nil otherwise).
+    public var custom: [String: String]?
+
+    public init(
+        sentimentLabel: String, sentimentScore: Double, objective: String, motive: String, objections: [String], outcome: CallOutcome, callbackTime: Date?,
+        summary: String, custom: [String: String]? = nil
+    ) {
+        self.sentimentLabel = sentimentLabel
+        self.sentimentScore = sentimentScore
+        self.objective = objective
+        self.motive = motive
+        self.objections = objections
+        self.outcome = outcome
+        self.callbackTime = callbackTime
+        self.summary = summary
+        self.custom = custom
+    }
 }
 
 /// The offline analyser: a sentiment lexicon with negation, the template's objection

@@ -82,6 +82,13 @@ public struct CallRecord: Sendable, Hashable, Codable {
         encoder.dateEncodingStrategy = .iso8601
         return try encoder.encode(self)
     }
+
+    /// A record as `json()` wrote it.
+    public static func decode(_ data: Data) throws -> CallRecord {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(CallRecord.self, from: data)
+    }
 }
 
 /// Where call records go as the call happens: the campaign store, files, or tests.

@@ -11,13 +11,19 @@ public struct PreparedCall: Sendable {
     public var templateName: String
     public var dialogue: any DialogueSession
     public var analyzer: LexiconAnalyzer
+    /// A model's post-call analysis, when the providers have one; the lexicon's stands when it fails.
+    public var modelAnalyzer: LLMAnalyzer?
     public var recognition: RecognitionOptions
 
-    public init(context: CallContext, templateName: String, dialogue: any DialogueSession, analyzer: LexiconAnalyzer, recognition: RecognitionOptions) {
+    public init(
+        context: CallContext, templateName: String, dialogue: any DialogueSession, analyzer: LexiconAnalyzer, modelAnalyzer: LLMAnalyzer? = nil,
+        recognition: RecognitionOptions
+    ) {
         self.context = context
         self.templateName = templateName
         self.dialogue = dialogue
         self.analyzer = analyzer
+        self.modelAnalyzer = modelAnalyzer
         self.recognition = recognition
     }
 }
@@ -33,6 +39,8 @@ public struct ConversationProviders: Sendable {
     public var observer: (any ConversationObserver)?
     /// The dialogue policy for a call's template; the scripted policy by default.
     public var policy: @Sendable (PitchTemplate) -> any DialoguePolicy
+    /// A model's post-call analysis for a call's template (nil: the lexicon's only).
+    public var analyzer: (@Sendable (PitchTemplate) -> LLMAnalyzer)?
     /// What takes over for the rest of a call when the recogniser or the synthesiser fails
     /// (the offline engines behind a cloud provider); nil when there is nothing to fall back to.
     public var fallbackRecognizer: (any SpeechRecognizer)?
@@ -43,8 +51,10 @@ public struct ConversationProviders: Sendable {
         turnTaking: TurnTaking.Configuration = .init(), voiceActivity: VoiceActivityDetector.Configuration = .init(),
         observer: (any ConversationObserver)? = nil,
         policy: @escaping @Sendable (PitchTemplate) -> any DialoguePolicy = { ScriptedPolicy(template: $0) },
-        fallbackRecognizer: (any SpeechRecognizer)? = nil, fallbackSynthesizer: (any SpeechSynthesizer)? = nil
+        fallbackRecognizer: (any SpeechRecognizer)? = nil, fallbackSynthesizer: (any SpeechSynthesizer)? = nil,
+        analyzer: (@Sendable (PitchTemplate) -> LLMAnalyzer)? = nil
     ) {
+        self.analyzer = analyzer
         self.fallbackRecognizer = fallbackRecognizer
         self.fallbackSynthesizer = fallbackSynthesizer
         self.recognizer = recognizer
@@ -334,6 +344,15 @@ struct CallSession {
         record.lateFrames = statistics.lateFrames
         record.endedAt = self.call.context.startedAt.addingTimeInterval(Double(milliseconds(offset())) / 1000)
         record.analysis = self.call.analyzer.analyze(call: record)
+        if let model = self.call.modelAnalyzer {
+            do {
+                record.analysis = try await model.analyze(record, timeZone: self.call.context.timeZone)
+            } catch {
+                record.failovers = (record.failovers ?? []) + [
+                    .init(role: "analysis", provider: model.provider, fallback: "lexicon", reason: "\(error)", atMs: milliseconds(offset()))
+                ]
+            }
+        }
         record.outcome = record.analysis?.outcome
         await self.providers.sink.finish(record)
         self.providers.observer?.callEnded(record)

@@ -97,7 +97,8 @@ public struct ConversationEngine: AudioSocketApplication {
             let dialogue = try policy.start(resolved.context)
             return PreparedCall(
                 context: resolved.context, templateName: resolved.template.name, dialogue: dialogue,
-                analyzer: LexiconAnalyzer(template: resolved.template), recognition: RecognitionOptions(phrases: policy.phrases)
+                analyzer: LexiconAnalyzer(template: resolved.template), modelAnalyzer: self.providers.analyzer?(resolved.template),
+                recognition: RecognitionOptions(phrases: policy.phrases)
             )
         } catch {
             // The lead lacks a variable the template needs: never call with a broken opening.

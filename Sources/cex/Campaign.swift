@@ -2,6 +2,8 @@ import ArgumentParser
 import CampaignApp
 import CampaignCore
 import CampaignStore
+import ChatCompletions
+import Conversation
 import Foundation
 import Logging
 import Reports
@@ -370,7 +372,61 @@ extension Cex {
     }
 
     struct Report: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Reports.", subcommands: [Export.self])
+        static let configuration = CommandConfiguration(abstract: "Reports.", subcommands: [Export.self, Analyze.self])
+
+        struct Analyze: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Run the model's post-call analysis again over a campaign's stored calls.",
+                discussion: """
+                    Uses OPENAI_API_KEY and OPENAI_BASE_URL, and the campaign's llm_model (else OPENAI_MODEL, else gpt-4o). \
+                    Each call gets sentiment, objective, motive, objections, callback time and summary anew; its outcome stays. \
+                    Exits 1 when any call could not be analysed (it keeps its analysis).
+                    """)
+            @OptionGroup var global: GlobalOptions
+            @OptionGroup var store: StoreOptions
+            @Option(help: "The campaign's name.") var campaign: String
+            @Option(help: "Only calls last written at or after this date (YYYY-MM-DD, UTC) or time (ISO 8601).") var since: String?
+
+            func since(_ text: String) -> Date? {
+                if let date = ISO8601DateFormatter().date(from: text) { return date }
+                let day = ISO8601DateFormatter()
+                day.formatOptions = [.withFullDate]
+                return day.date(from: text)
+            }
+
+            func validate() throws {
+                if let text = self.since, self.since(text) == nil { throw ValidationError("--since takes YYYY-MM-DD or an ISO 8601 time") }
+            }
+
+            func run() async throws {
+                self.global.bootstrapLogging()
+                let logger = Logger(label: "cex.report")
+                let store = try self.store.open()
+                guard let id = try store.campaignID(named: self.campaign), let files = try store.campaignFiles(campaignID: id) else {
+                    throw CommandFailure("no campaign named \(self.campaign) in \(self.store.path)")
+                }
+                let template: PitchTemplate
+                do {
+                    template = try PitchTemplate.load(path: files.template)
+                } catch {
+                    throw CommandFailure("\(error)")
+                }
+                // The campaign file's model settings, when the file is still there.
+                let settings = (try? String(contentsOfFile: files.file, encoding: .utf8)).flatMap { try? CampaignFile.parse($0, file: files.file).providers }
+                var client: ChatCompletionsClient
+                do {
+                    client = try EngineProviders.chatClient(settings ?? ProviderSettings(), environment: ProcessInfo.processInfo.environment, logger: logger)
+                } catch {
+                    throw CommandFailure("\(error)")
+                }
+                client.timeouts = ChatTimeouts(firstToken: .seconds(20), deadline: .seconds(60))
+                let result = try await CallAnalysisRerun.run(
+                    store: store, campaignID: id, analyzer: LLMAnalyzer(template: template, client: client), since: self.since.flatMap(self.since),
+                    logger: logger)
+                print("\(result.analysed) calls analysed with \(client.endpoint.model), \(result.failed) failed")
+                if result.failed > 0 { throw ExitCode(1) }
+            }
+        }
 
         struct Export: AsyncParsableCommand {
             static let configuration = CommandConfiguration(

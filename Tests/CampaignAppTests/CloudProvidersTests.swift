@@ -85,12 +85,19 @@ final class RecordKeeper: CallRecordSink {
 
     static let cloud = ProviderSettings(speech: .deepgram, language: .openai, firstToken: .milliseconds(800))
 
+    /// The model's post-call analysis, asked for once the call ends.
+    static let analysis = FakeChatServer.Reply.stream(FakeChatServer.chunks(text: """
+        {"sentiment":{"label":"positive","score":0.8},"objective":"book a free home energy assessment","motive":"wants lower bills",\
+        "objections":[],"outcome":"interested","callback_time":null,"summary":"Asked the price, then booked the assessment."}
+        """, size: 9))
+
     @Test func aCallRunsOnDeepgramAndTheModelAndLeaksNoKey() async throws {
         let run = try await self.call(
             settings: Self.cloud,
             replies: [
                 .stream(FakeChatServer.chunks(text: "The assessment is free, with no obligation. Shall I book it for you?", size: 6)),
                 .stream(FakeChatServer.chunks(toolCalls: [ToolCall(id: "c1", name: "end_call", arguments: #"{"outcome":"interested"}"#)])),
+                Self.analysis,
             ],
             caller: ["how much does it cost", "yes please book it"])
         let record = run.record
@@ -102,9 +109,10 @@ final class RecordKeeper: CallRecordSink {
         #expect(said.contains("caller: how much does it cost") && said.contains("caller: yes please book it"), "\(said)")
         #expect(said.contains { $0.hasPrefix("agent: The assessment is free, with no obligation.") }, "\(said)")
         #expect(said.last?.hasPrefix("agent: Wonderful! Someone from Bright Solar will call you") == true, "\(said)")
-        // The model saw the answer as the caller heard it, then the caller's yes.
-        #expect(run.chat.requests.count == 2)
-        if case .array(let messages)? = run.chat.requests.last?.body["messages"] {
+        // The model saw the answer as the caller heard it, then the caller's yes; then it analysed the call.
+        #expect(run.chat.requests.count == 3)
+        #expect(record.analysis?.summary == "Asked the price, then booked the assessment." && record.analysis?.motive == "wants lower bills")
+        if run.chat.requests.count == 3, case .array(let messages)? = run.chat.requests[1].body["messages"] {
             #expect(messages.suffix(2).map { $0["role"]?.string } == ["assistant", "user"])
         }
         // Deepgram heard the call, spoke every line, and was told when the call ended.
@@ -119,7 +127,7 @@ final class RecordKeeper: CallRecordSink {
 
     @Test func aStalledModelIsHeardAsOneFillerLineAndTheScriptFinishesTheCall() async throws {
         let run = try await self.call(
-            settings: Self.cloud, replies: [.stall([FakeChatServer.chunk(delta: .init(role: "assistant", content: ""))])],
+            settings: Self.cloud, replies: [.stall([FakeChatServer.chunk(delta: .init(role: "assistant", content: ""))]), Self.analysis],
             caller: ["how much does it cost", "yes please book it", "please remove me from your list"])
         let record = run.record
         let json = String(decoding: try record.json(), as: UTF8.self)
@@ -128,8 +136,8 @@ final class RecordKeeper: CallRecordSink {
         // Heard: one filler line, then the script's answer to the same question.
         let answer = try #require(record.turns.first { $0.speaker == .agent && $0.text.contains("One moment.") }, "\(json)")
         #expect(answer.text.hasPrefix("One moment. The assessment is completely free"), "\(json)")
-        // The script leads the rest of the call: the model is not asked again, and the agent ends the call.
-        #expect(run.chat.requests.count == 1)
+        // The script leads the rest of the call: the model is not asked again (only to analyse it), and the agent ends the call.
+        #expect(run.chat.requests.count == 2 && run.chat.requests[1].body["response_format"] != nil)
         #expect(record.endedBy == "agent" && run.recording.ending == .engineHungUp && record.outcome == .doNotCall, "\(json)")
         #expect(record.turns.contains { $0.speaker == .agent && $0.text.hasPrefix("We're helping homeowners in Austin") }, "\(json)")
     }
