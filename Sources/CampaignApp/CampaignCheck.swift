@@ -5,11 +5,12 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Speech
 
 /// `cex campaign check`: everything a run needs, checked without dialling or storing.
 /// The campaign file and template (already loaded with the session), the DNC files, every lead
-/// row, the AMI login, the engine's address, and how many leads could be dialled now and in
-/// the next 24 hours, by callee timezone.
+/// row, the AMI login, the engine's address, the providers' keys, and how many leads could be
+/// dialled now and in the next 24 hours, by callee timezone.
 public struct CampaignCheck: Sendable {
     public enum Status: String, Sendable, Hashable {
         case ok, warning, failed
@@ -92,6 +93,7 @@ public struct CampaignCheck: Sendable {
 
         report.items.append(await self.checkAMI())
         report.items.append(await self.checkEngine())
+        report.items.append(self.checkProviders())
         report.dialable = self.dialable(newLeads: newLeads)
         return report
     }
@@ -167,6 +169,20 @@ public struct CampaignCheck: Sendable {
             } catch {
                 return Item(status: .failed, subject: subject, detail: "no connection (\(error)); is `cex engine serve` running?")
             }
+        }
+    }
+
+    /// The providers the campaign names, with their keys in the environment (nothing is sent).
+    func checkProviders(environment: [String: String] = ProcessInfo.processInfo.environment) -> Item {
+        let settings = self.session.campaign.providers
+        do {
+            let providers = try EngineProviders.make(
+                settings, environment: environment, offlineRecognizer: PocketSphinxRecognizer(configuration: .init(maximumSessions: 1)),
+                offlineSynthesizer: EspeakSynthesizer(), logger: Logger(label: "cex.check"))
+            let fallback = settings.speech == .offline && settings.language == .scripted ? "" : "; offline engines behind the cloud ones"
+            return Item(status: .ok, subject: "providers", detail: providers.summary + fallback)
+        } catch {
+            return Item(status: .failed, subject: "providers", detail: "\(error)")
         }
     }
 

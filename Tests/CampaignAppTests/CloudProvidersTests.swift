@@ -164,3 +164,16 @@ final class RecordKeeper: CallRecordSink {
         #expect(fromFile.summary == "speech deepgram nova-2-phonecall/aura-2-thalia-en, language scripted" && fromFile.fallbackRecognizer != nil)
     }
 }
+
+/// `campaign check` names a cloud provider's missing key before any call is made.
+@Suite struct ProviderCheckTests {
+    @Test func theCheckNamesAMissingKeyAndPassesWithIt() throws {
+        let fixture = try CampaignFixture(leads: [("+12125550101", "interested")], extra: "providers: {speech: deepgram, language: openai}")
+        let check = CampaignCheck(session: try fixture.session())
+        let missing = check.checkProviders(environment: [:])
+        #expect(missing.status == .failed && missing.detail.contains("DEEPGRAM_API_KEY"))
+        let present = check.checkProviders(environment: ["DEEPGRAM_API_KEY": "dg-x", "OPENAI_API_KEY": "sk-x"])
+        #expect(present.status == .ok && present.detail.hasPrefix("speech deepgram nova-3/aura-2-thalia-en, language openai gpt-4o"))
+        #expect(!present.detail.contains("dg-x") && !missing.detail.contains("dg-x"))
+    }
+}
