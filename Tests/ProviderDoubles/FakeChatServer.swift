@@ -14,7 +14,7 @@ import NIOPosix
 public final class FakeChatServer: Sendable {
     /// A scripted answer to one request.
     public enum Reply: Sendable {
-        /// The chunks as SSE events, then `data: [DONE]` when `done`; the connection closes after.
+        /// The chunks as SSE events, then `data: [DONE]` when `done`; the connection stays open for the next request.
         case stream([ChatCompletionChunk], done: Bool = true)
         /// The chunks, then nothing more: the connection stays open, silent.
         case stall([ChatCompletionChunk])
@@ -252,8 +252,9 @@ final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         case .stream(let chunks, let done):
+            // The connection stays open for the next request, as the service keeps it (chunked bodies end on their own).
             self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: done)) {
-                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             }
         case .stall(let chunks):
             self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) {}
