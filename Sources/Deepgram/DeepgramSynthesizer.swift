@@ -229,19 +229,9 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     // MARK: REST
 
     private func speakREST(_ text: String, yield: ([Int16]) -> Void) async throws {
-        var request = HTTPClientRequest(url: self.endpoint.url("/v1/speak", query: self.query + [URLQueryItem(name: "container", value: "none")], socket: false).absoluteString)
-        request.method = .POST
-        let (name, value) = self.endpoint.credential.authorization
-        request.headers.add(name: name, value: value)
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(["text": text])))
-        let response: HTTPClientResponse
-        do {
-            response = try await self.http.execute(request, timeout: .seconds(10), logger: self.logger)
-        } catch {
-            throw DeepgramError.unreachable(String(describing: type(of: error)))
-        }
-        guard response.status == .ok else { throw await Self.refusal(response) }
+        let response = try await self.endpoint.post(
+            "/v1/speak", query: self.query + [URLQueryItem(name: "container", value: "none")], json: try JSONEncoder().encode(["text": text]), http: self.http,
+            logger: self.logger)
         var framer = PCMFramer()
         do {
             for try await piece in response.body {
@@ -255,11 +245,30 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
         if !rest.isEmpty { yield(rest) }
     }
 
-    /// A refused REST request: its status and Deepgram's error code and message.
-    static func refusal(_ response: HTTPClientResponse) async -> DeepgramError {
-        let body = try? await response.body.collect(upTo: 16 << 10)
-        let error = body.flatMap { try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data($0.readableBytesView)) }
-        return .refused(status: Int(response.status.code), code: response.headers.first(name: "dg-error") ?? error?.code, message: error?.message)
+}
+
+extension DeepgramEndpoint {
+    /// `POST path?query` with a JSON body and the credential: the response when it is 200 OK,
+    /// else Deepgram's error (status, `dg-error` or `err_code`, `err_msg`).
+    func post(_ path: String, query: [URLQueryItem], json: Data, http: HTTPClient, logger: Logger) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: self.url(path, query: query, socket: false).absoluteString)
+        request.method = .POST
+        let (name, value) = self.credential.authorization
+        request.headers.add(name: name, value: value)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: json))
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .seconds(10), logger: logger)
+        } catch {
+            throw DeepgramError.unreachable(String(describing: type(of: error)))
+        }
+        guard response.status == .ok else {
+            let body = try? await response.body.collect(upTo: 16 << 10)
+            let error = body.flatMap { try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data($0.readableBytesView)) }
+            throw DeepgramError.refused(status: Int(response.status.code), code: response.headers.first(name: "dg-error") ?? error?.code, message: error?.message)
+        }
+        return response
     }
 }
 

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
-import NIOHTTP1
 
 /// A short-lived Deepgram access token, used as `Authorization: Bearer …` on listen and speak.
 public struct DeepgramAccessToken: Sendable, Hashable {
@@ -33,19 +32,7 @@ public struct DeepgramTokenGrant: Sendable {
     /// A token that lives `seconds` (1…3600; Deepgram's default is 30).
     public func grant(seconds: Int = 30, now: Date = Date()) async throws -> DeepgramAccessToken {
         guard (1...3600).contains(seconds) else { throw DeepgramError.refused(status: 400, code: "INVALID_TTL", message: "ttl_seconds must be 1 to 3600") }
-        var request = HTTPClientRequest(url: self.endpoint.url("/v1/auth/grant", query: [], socket: false).absoluteString)
-        request.method = .POST
-        let (name, value) = self.endpoint.credential.authorization
-        request.headers.add(name: name, value: value)
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: #"{"ttl_seconds":\#(seconds)}"#))
-        let response: HTTPClientResponse
-        do {
-            response = try await self.http.execute(request, timeout: .seconds(10), logger: self.logger)
-        } catch {
-            throw DeepgramError.unreachable(String(describing: type(of: error)))
-        }
-        guard response.status == .ok else { throw await DeepgramSynthesizer.refusal(response) }
+        let response = try await self.endpoint.post("/v1/auth/grant", query: [], json: Data(#"{"ttl_seconds":\#(seconds)}"#.utf8), http: self.http, logger: self.logger)
         struct Grant: Decodable {
             var access_token: String
             var expires_in: Double?

@@ -3,7 +3,6 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 
 /// An OpenAI-compatible chat-completions server on loopback, built from the client's own types
 /// and SSE encoder run in reverse. It checks what the real service checks (Bearer key, model,
@@ -36,14 +35,13 @@ public final class FakeChatServer: Sendable {
     private struct State {
         var replies: [Reply] = []
         var requests: [Request] = []
-        var channels: [any Channel] = []
     }
 
     public let apiKey: String?
     /// Bytes per written piece cycle through these sizes.
     public let pieceSizes: [Int]
     private let state = NIOLockedValueBox(State())
-    private let server = NIOLockedValueBox<(any Channel)?>(nil)
+    private let loopback = LoopbackServer()
 
     public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250]) {
         self.apiKey = apiKey
@@ -52,29 +50,16 @@ public final class FakeChatServer: Sendable {
 
     /// Starts listening on a free loopback port; returns the API root (`http://127.0.0.1:PORT/v1`).
     public func start() async throws -> String {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(FakeChatHandler(server: self))
-                }
+        let port = try await self.loopback.start { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(FakeChatHandler(server: self))
             }
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
-        self.server.withLockedValue { $0 = channel }
-        return "http://127.0.0.1:\(channel.localAddress!.port!)/v1"
+        }
+        return "http://127.0.0.1:\(port)/v1"
     }
 
-    public func stop() async {
-        let channels = self.state.withLockedValue { state in
-            defer { state.channels.removeAll() }
-            return state.channels
-        }
-        for channel in channels { try? await channel.close() }
-        try? await self.server.withLockedValue { $0 }?.close()
-    }
+    public func stop() async { await self.loopback.stop() }
 
     /// Queues replies for the next requests, in order.
     public func enqueue(_ replies: Reply...) {
@@ -205,9 +190,6 @@ public final class FakeChatServer: Sendable {
         return Array(text.utf8)
     }
 
-    func track(_ channel: any Channel) {
-        self.state.withLockedValue { $0.channels.append(channel) }
-    }
 }
 
 final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -220,11 +202,6 @@ final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
 
     init(server: FakeChatServer) {
         self.server = server
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        self.server.track(context.channel)
-        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -3,7 +3,6 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import NIOWebSocket
 
 /// Deepgram on loopback, for tests: the `/v1/listen` WebSocket, built from the client's own
@@ -32,7 +31,6 @@ public final class FakeDeepgramServer: Sendable {
         var utterances: [String] = []
         var listens: [Listen] = []
         var dropAfterBytes: Int?
-        var channels: [any Channel] = []
         /// Access tokens the server issued and accepts as `Bearer`, with their expiry.
         var tokens: [String: NIODeadline] = [:]
         var speaks: [Speak] = []
@@ -51,7 +49,7 @@ public final class FakeDeepgramServer: Sendable {
     public let speechLevel: Int16
     public let idleTimeout: TimeAmount
     private let state = NIOLockedValueBox(State())
-    private let server = NIOLockedValueBox<(any Channel)?>(nil)
+    private let loopback = LoopbackServer()
 
     public init(apiKey: String, speechLevel: Int16 = 500, idleTimeout: TimeAmount = .seconds(10)) {
         self.apiKey = apiKey
@@ -61,44 +59,31 @@ public final class FakeDeepgramServer: Sendable {
 
     /// Starts listening on a free loopback port; returns the API root (`http://127.0.0.1:PORT`).
     public func start() async throws -> URL {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                let upgrader = NIOWebSocketServerUpgrader(
-                    maxFrameSize: 1 << 20,
-                    shouldUpgrade: { channel, head in
-                        channel.eventLoop.makeSucceededFuture(self.refusal(head) == nil ? HTTPHeaders() : nil)
-                    },
-                    upgradePipelineHandler: { channel, head in
-                        if head.uri.hasPrefix("/v1/speak") {
-                            return channel.pipeline.addHandler(FakeSpeakHandler(server: self, index: self.openedSpeak(head)))
-                        }
-                        let index = self.opened(head)
-                        return channel.pipeline.addHandler(FakeListenHandler(server: self, index: index, idleTimeout: self.idleTimeout))
-                    })
-                // The HTTP handler answers what is not upgraded; once a socket is upgraded it leaves.
-                let upgraded: @Sendable (ChannelHandlerContext) -> Void = { context in
-                    context.pipeline.removeHandler(name: "deepgram-http", promise: nil)
-                }
-                return channel.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: upgraded)).flatMap {
-                    channel.pipeline.addHandler(FakeDeepgramHTTPHandler(server: self), name: "deepgram-http")
-                }
+        let port = try await self.loopback.start { channel in
+            let upgrader = NIOWebSocketServerUpgrader(
+                maxFrameSize: 1 << 20,
+                shouldUpgrade: { channel, head in
+                    channel.eventLoop.makeSucceededFuture(self.refusal(head) == nil ? HTTPHeaders() : nil)
+                },
+                upgradePipelineHandler: { channel, head in
+                    if head.uri.hasPrefix("/v1/speak") {
+                        return channel.pipeline.addHandler(FakeSpeakHandler(server: self, index: self.openedSpeak(head)))
+                    }
+                    let index = self.opened(head)
+                    return channel.pipeline.addHandler(FakeListenHandler(server: self, index: index, idleTimeout: self.idleTimeout))
+                })
+            // The HTTP handler answers what is not upgraded; once a socket is upgraded it leaves.
+            let upgraded: @Sendable (ChannelHandlerContext) -> Void = { context in
+                context.pipeline.removeHandler(name: "deepgram-http", promise: nil)
             }
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
-        self.server.withLockedValue { $0 = channel }
-        return URL(string: "http://127.0.0.1:\(channel.localAddress!.port!)")!
+            return channel.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: upgraded)).flatMap {
+                channel.pipeline.addHandler(FakeDeepgramHTTPHandler(server: self), name: "deepgram-http")
+            }
+        }
+        return URL(string: "http://127.0.0.1:\(port)")!
     }
 
-    public func stop() async {
-        let channels = self.state.withLockedValue { state in
-            defer { state.channels.removeAll() }
-            return state.channels
-        }
-        for channel in channels { try? await channel.close() }
-        try? await self.server.withLockedValue { $0 }?.close()
-    }
+    public func stop() async { await self.loopback.stop() }
 
     /// Utterances to hear, in order, one per stretch of speech.
     public func script(_ utterances: String...) {
@@ -204,9 +189,6 @@ public final class FakeDeepgramServer: Sendable {
         }
     }
 
-    func track(_ channel: any Channel) {
-        self.state.withLockedValue { $0.channels.append(channel) }
-    }
 
     /// Records audio; returns whether the socket is to be cut now.
     func received(audio bytes: ByteBufferView, on index: Int) -> Bool {
@@ -343,7 +325,6 @@ final class FakeSpeakHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.server.track(context.channel)
         self.sendText(SpeakReply.metadata(requestID: "00000000-0000-4000-8000-000000000002").json, context: context)
     }
 
@@ -412,7 +393,6 @@ final class FakeListenHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.server.track(context.channel)
         self.query = self.server.listens[self.index].query
         self.armIdle(context: context)
     }

@@ -1,0 +1,34 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A TCP server on a free loopback port that keeps its connections, so a double can close
+/// everything it opened when a test ends.
+final class LoopbackServer: Sendable {
+    private let listener = NIOLockedValueBox<(any Channel)?>(nil)
+    private let connections = NIOLockedValueBox<[any Channel]>([])
+
+    /// Binds and returns the port; `initializer` sets up each connection's pipeline.
+    func start(_ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                self.connections.withLockedValue { $0.append(channel) }
+                return initializer(channel)
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        self.listener.withLockedValue { $0 = channel }
+        return channel.localAddress!.port!
+    }
+
+    func stop() async {
+        let channels = self.connections.withLockedValue { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in channels { try? await channel.close() }
+        try? await self.listener.withLockedValue { $0 }?.close()
+    }
+}
