@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "CampaignStore", targets: ["CampaignStore"]),
         .library(name: "Reports", targets: ["Reports"]),
         .library(name: "CampaignApp", targets: ["CampaignApp"]),
+        // The provider doubles, for the benchmarks (never a dependency of cex itself).
+        .library(name: "ProviderDoubles", targets: ["ProviderDoubles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),

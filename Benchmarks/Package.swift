@@ -51,6 +51,9 @@ let package = Package(
             name: "EngineLoad",
             dependencies: [
                 .product(name: "AudioSocket", package: "CustomerExecutive"),
+                .product(name: "ChatCompletions", package: "CustomerExecutive"),
+                .product(name: "Deepgram", package: "CustomerExecutive"),
+                .product(name: "ProviderDoubles", package: "CustomerExecutive"),
                 .product(name: "Conversation", package: "CustomerExecutive"),
                 .product(name: "PBXSimulator", package: "CustomerExecutive"),
                 .product(name: "Speech", package: "CustomerExecutive"),

@@ -30,6 +30,16 @@ engine_load() {
 }
 for calls in 100 500 1000; do engine_load "$calls" "${ENGINE_SECONDS:-60}" 120; done
 [ -z "${ENGINE_SOAK:-}" ] || engine_load 1000 "$ENGINE_SOAK" 120
+# The same at 100 calls with the Deepgram and model clients against the provider doubles in a third process.
+.build/release/EngineLoad doubles --deepgram-port 19500 --chat-port 19501 > "$out/doubles.txt" &
+doubles=$!
+sleep 2
+.build/release/EngineLoad engine --port 19410 --seconds "${ENGINE_SECONDS:-60}" --warmup 20 --cloud 19500 19501 > "$out/engine_cloud_100.jsonl" &
+cloud=$!
+sleep 2
+.build/release/EngineLoad callers --port 19410 --calls 100 --seconds $(( ${ENGINE_SECONDS:-60} + 2 )) --call-seconds 120 > "$out/callers_cloud_100.txt"
+wait "$cloud"; kill "$doubles"
+echo "engine with cloud clients, 100 calls:"; cat "$out/engine_cloud_100.jsonl"
 # First agent audio after the AudioSocket connection, offline providers as `cex engine serve` runs them.
 .build/release/EngineLoad greeting ../templates/solar-assessment.yaml --calls 20 --together 1
 .build/release/EngineLoad greeting ../templates/solar-assessment.yaml --calls 20 --together 4

@@ -34,6 +34,7 @@ public final class FakeChatServer: Sendable {
 
     private struct State {
         var replies: [Reply] = []
+        var defaultReply: Reply?
         var requests: [Request] = []
     }
 
@@ -48,9 +49,9 @@ public final class FakeChatServer: Sendable {
         self.pieceSizes = pieceSizes
     }
 
-    /// Starts listening on a free loopback port; returns the API root (`http://127.0.0.1:PORT/v1`).
-    public func start() async throws -> String {
-        let port = try await self.loopback.start { channel in
+    /// Starts listening on loopback (`port` 0: a free one); returns the API root (`http://127.0.0.1:PORT/v1`).
+    public func start(port: Int = 0) async throws -> String {
+        let port = try await self.loopback.start(port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                 try channel.pipeline.syncOperations.addHandler(FakeChatHandler(server: self))
@@ -60,6 +61,12 @@ public final class FakeChatServer: Sendable {
     }
 
     public func stop() async { await self.loopback.stop() }
+
+    /// The answer to every request once the queue is empty (a load test's endless conversation);
+    /// without one, an empty queue answers 500.
+    public func answerEveryRequest(_ reply: Reply) {
+        self.state.withLockedValue { $0.defaultReply = reply }
+    }
 
     /// Queues replies for the next requests, in order.
     public func enqueue(_ replies: Reply...) {
@@ -125,8 +132,9 @@ public final class FakeChatServer: Sendable {
                 message: "Incorrect API key provided: \(given.prefix(5))***\(given.suffix(4)). You can find your API key at https://platform.openai.com/account/api-keys.")
         }
         if let problem = Self.problem(json) { return .status(400, type: "invalid_request_error", code: nil, message: problem) }
-        return self.state.withLockedValue { state in
-            state.replies.isEmpty ? .status(500, type: "server_error", code: nil, message: "no reply scripted") : state.replies.removeFirst()
+        return self.state.withLockedValue { state -> Reply in
+            if !state.replies.isEmpty { return state.replies.removeFirst() }
+            return state.defaultReply ?? .status(500, type: "server_error", code: nil, message: "no reply scripted")
         }
     }
 

@@ -29,6 +29,7 @@ public final class FakeDeepgramServer: Sendable {
 
     private struct State {
         var utterances: [String] = []
+        var defaultUtterance: String?
         var listens: [Listen] = []
         var dropAfterBytes: Int?
         /// Access tokens the server issued and accepts as `Bearer`, with their expiry.
@@ -57,9 +58,9 @@ public final class FakeDeepgramServer: Sendable {
         self.idleTimeout = idleTimeout
     }
 
-    /// Starts listening on a free loopback port; returns the API root (`http://127.0.0.1:PORT`).
-    public func start() async throws -> URL {
-        let port = try await self.loopback.start { channel in
+    /// Starts listening on loopback (`port` 0: a free one); returns the API root (`http://127.0.0.1:PORT`).
+    public func start(port: Int = 0) async throws -> URL {
+        let port = try await self.loopback.start(port: port) { channel in
             let upgrader = NIOWebSocketServerUpgrader(
                 maxFrameSize: 1 << 20,
                 shouldUpgrade: { channel, head in
@@ -212,7 +213,12 @@ public final class FakeDeepgramServer: Sendable {
     }
 
     func nextUtterance() -> String? {
-        self.state.withLockedValue { state in state.utterances.isEmpty ? nil : state.utterances.removeFirst() }
+        self.state.withLockedValue { state in state.utterances.isEmpty ? state.defaultUtterance : state.utterances.removeFirst() }
+    }
+
+    /// What every stretch of speech is heard as once the script is used up (a load test's caller).
+    public func hearEveryStretch(as utterance: String) {
+        self.state.withLockedValue { $0.defaultUtterance = utterance }
     }
 }
 

@@ -8,8 +8,8 @@ final class LoopbackServer: Sendable {
     private let listener = NIOLockedValueBox<(any Channel)?>(nil)
     private let connections = NIOLockedValueBox<[any Channel]>([])
 
-    /// Binds and returns the port; `initializer` sets up each connection's pipeline.
-    func start(_ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> Int {
+    /// Binds (`port` 0: a free one) and returns the port; `initializer` sets up each connection's pipeline.
+    func start(port: Int = 0, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -17,7 +17,7 @@ final class LoopbackServer: Sendable {
                 self.connections.withLockedValue { $0.append(channel) }
                 return initializer(channel)
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: "127.0.0.1", port: port)
             .get()
         self.listener.withLockedValue { $0 = channel }
         return channel.localAddress!.port!

@@ -1,21 +1,31 @@
 // N concurrent calls through the real AudioSocket server and conversation engine, with
 // instant fake providers, driven by simulated callers in a second process.
 //
-//   EngineLoad engine  --port P --seconds S [--warmup W]        the engine; prints a JSON summary
+//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT]
+//                                                              the engine; prints a JSON summary
 //   EngineLoad callers --port P --calls N --seconds S [--call-seconds C]
+//   EngineLoad doubles --deepgram-port P --chat-port Q         Deepgram and an OpenAI-compatible
+//                                                              server on loopback, answering at once
 //
 // Each caller says 0.8 s of speech, stays silent 1.2 s, and so on; calls last C seconds and
 // are replaced as they end, so N calls are up at any time. The engine measures the latency it
 // adds (the end-of-utterance event reaching it → the reply's first frame written), the
 // lateness of each 20 ms slot's last frame, its CPU time and its resident memory.
+//
+// With --cloud the engine's providers are the production clients (DeepgramRecognizer,
+// DeepgramSynthesizer over its socket pool, LLMPolicy over HTTP) against `doubles` in a third
+// process: the latency then includes the model's request and the TTS socket on loopback.
 import AudioSocket
+import ChatCompletions
 import Conversation
+import Deepgram
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PBXSimulator
+import ProviderDoubles
 import Speech
 
 @main
@@ -28,7 +38,15 @@ enum EngineLoad {
         }
         switch arguments.first {
         case "engine":
-            try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15))
+            var cloud: (Int, Int)?
+            if let index = arguments.firstIndex(of: "--cloud"), index + 2 < arguments.count, let deepgram = Int(arguments[index + 1]),
+                let chat = Int(arguments[index + 2])
+            {
+                cloud = (deepgram, chat)
+            }
+            try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15), cloud: cloud)
+        case "doubles":
+            try await Self.doubles(deepgramPort: value("--deepgram-port", 19_500), chatPort: value("--chat-port", 19_501))
         case "greeting":
             try await Self.greeting(template: arguments.dropFirst().first ?? "../templates/solar-assessment.yaml", calls: value("--calls", 20), together: value("--together", 1))
         case "callers":
@@ -42,18 +60,24 @@ enum EngineLoad {
 
     // MARK: engine side
 
-    static func engine(port: Int, seconds: Int, warmup: Int) async throws {
+    static func engine(port: Int, seconds: Int, warmup: Int, cloud: (deepgram: Int, chat: Int)?) async throws {
         let samples = Samples()
         var logger = Logger(label: "engine-load")
         logger.logLevel = .error
-        let engine = ConversationEngine(
-            resolver: AnyCallResolver(template: Self.template, lead: ["first_name": "Ana"]),
-            providers: ConversationProviders(
-                recognizer: InstantRecognizer(), synthesizer: InstantSynthesizer(), sink: DiscardingSink(),
-                observer: samples, policy: { _ in EchoPolicy() }
-            ),
-            logger: logger
+        var providers = ConversationProviders(
+            recognizer: InstantRecognizer(), synthesizer: InstantSynthesizer(), sink: DiscardingSink(),
+            observer: samples, policy: { _ in EchoPolicy() }
         )
+        if let cloud {
+            let deepgram = DeepgramEndpoint(baseURL: URL(string: "http://127.0.0.1:\(cloud.deepgram)")!, credential: .apiKey(Self.doublesKey))
+            providers.recognizer = DeepgramRecognizer(endpoint: deepgram, logger: logger)
+            providers.synthesizer = DeepgramSynthesizer(endpoint: deepgram, logger: logger)
+            let client = ChatCompletionsClient(
+                endpoint: ChatEndpoint(baseURL: "http://127.0.0.1:\(cloud.chat)/v1", apiKey: Self.doublesKey, model: "load-model"), logger: logger)
+            providers.policy = { LLMPolicy(template: $0, client: client) }
+        }
+        let engine = ConversationEngine(
+            resolver: AnyCallResolver(template: Self.template, lead: ["first_name": "Ana"]), providers: providers, logger: logger)
         let server = AudioSocketServer(
             configuration: .init(port: port, onFrameLateness: { samples.lateness($0) }),
             application: engine,
@@ -91,6 +115,21 @@ enum EngineLoad {
             ))
             group.cancelAll()
         }
+    }
+
+    static let doublesKey = "load-test-key-0000000000000000000000"
+
+    /// The provider doubles, answering every request at once: each stretch of caller speech is
+    /// "yes please", every model reply is "Okay.".
+    static func doubles(deepgramPort: Int, chatPort: Int) async throws {
+        let deepgram = FakeDeepgramServer(apiKey: Self.doublesKey)
+        deepgram.hearEveryStretch(as: "yes please")
+        let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096])
+        chat.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.", size: 16)))
+        _ = try await deepgram.start(port: deepgramPort)
+        _ = try await chat.start(port: chatPort)
+        print(#"{"event": "doubles listening", "deepgram_port": \#(deepgramPort), "chat_port": \#(chatPort)}"#)
+        try await Task.sleep(for: .seconds(86_400))
     }
 
     static let template = try! PitchTemplate.parse(
