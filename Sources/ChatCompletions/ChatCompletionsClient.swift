@@ -6,7 +6,7 @@ import NIOHTTP1
 import Synchronization
 
 /// Where and how to reach an OpenAI-compatible endpoint.
-public struct ChatEndpoint: Sendable {
+public struct ChatEndpoint: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The API root the paths go under, as `OPENAI_BASE_URL` gives it: `https://api.openai.com/v1`,
     /// `http://localhost:11434/v1` (Ollama), `http://localhost:8000/v1` (vLLM). A query (an Azure-style
     /// `?api-version=…`) stays at the end of every request's URL.
@@ -24,6 +24,13 @@ public struct ChatEndpoint: Sendable {
         self.keyHeader = keyHeader
         self.model = model
         self.tokenLimitField = tokenLimitField
+    }
+
+    /// Printed without the key, however it is printed.
+    public var description: String { "ChatEndpoint(\(self.baseURL), model \(self.model), key \(self.apiKey == nil ? "none" : "<redacted>"))" }
+    public var debugDescription: String { self.description }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["baseURL": self.baseURL, "model": self.model, "tokenLimitField": self.tokenLimitField], displayStyle: .struct)
     }
 
     /// `base` + `/chat/completions`, before any query the base carries.

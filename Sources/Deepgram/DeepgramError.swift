@@ -1,8 +1,19 @@
 /// How cex authenticates to Deepgram: an API key (`Authorization: Token …`) or a short-lived
 /// access token from `/v1/auth/grant` (`Authorization: Bearer …`).
-public enum DeepgramCredential: Sendable, Hashable {
+public enum DeepgramCredential: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     case apiKey(String)
     case accessToken(String)
+
+    /// Printed without the secret, however it is printed.
+    public var description: String {
+        switch self {
+        case .apiKey: "api key <redacted>"
+        case .accessToken: "access token <redacted>"
+        }
+    }
+
+    public var debugDescription: String { self.description }
+    public var customMirror: Mirror { Mirror(self, children: [:], displayStyle: .enum) }
 
     var authorization: (String, String) {
         switch self {

@@ -68,3 +68,15 @@ import Testing
         #expect("\(ChatError.firstTokenTimeout(.milliseconds(2500)))" == "no reply within 2500 ms")
     }
 }
+
+@Suite struct SecretPrintingTests {
+    @Test func anEndpointPrintsNoKeyHoweverItIsPrinted() {
+        let endpoint = ChatEndpoint(baseURL: "https://api.openai.com/v1", apiKey: "sk-secret-123456", model: "gpt-4o")
+        var dumped = ""
+        dump(endpoint, to: &dumped)
+        for text in ["\(endpoint)", String(reflecting: endpoint), "\([endpoint])"] {
+            #expect(!text.contains("sk-secret") && text.contains("<redacted>"), "\(text)")
+        }
+        #expect(!dumped.contains("sk-secret") && dumped.contains("gpt-4o"), "\(dumped)")
+    }
+}

@@ -62,3 +62,14 @@ import Testing
         #expect(turns.events(for: results("yes please", final: true, fromFinalize: true)) == [.final("yes please"), .utteranceEnd])
     }
 }
+
+@Suite struct CredentialPrintingTests {
+    @Test func aCredentialPrintsNoSecretHoweverItIsPrinted() {
+        let endpoint = DeepgramEndpoint(credential: .apiKey("dg-secret-123456"))
+        var dumped = ""
+        dump(endpoint, to: &dumped)
+        for text in ["\(endpoint)", String(reflecting: endpoint), dumped, "\(DeepgramCredential.accessToken("jwt-secret"))"] {
+            #expect(!text.contains("secret"), "\(text)")
+        }
+    }
+}
