@@ -1,7 +1,7 @@
 // N concurrent calls through the real AudioSocket server and conversation engine, with
 // instant fake providers, driven by simulated callers in a second process.
 //
-//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT]
+//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT [--only speech|llm]]
 //                                                              the engine; prints a JSON summary
 //   EngineLoad callers --port P --calls N --seconds S [--call-seconds C]
 //   EngineLoad doubles --deepgram-port P --chat-port Q         Deepgram and an OpenAI-compatible
@@ -44,7 +44,8 @@ enum EngineLoad {
             {
                 cloud = (deepgram, chat)
             }
-            try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15), cloud: cloud)
+            let only = arguments.firstIndex(of: "--only").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+            try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15), cloud: cloud, only: only)
         case "doubles":
             try await Self.doubles(deepgramPort: value("--deepgram-port", 19_500), chatPort: value("--chat-port", 19_501))
         case "greeting":
@@ -60,7 +61,8 @@ enum EngineLoad {
 
     // MARK: engine side
 
-    static func engine(port: Int, seconds: Int, warmup: Int, cloud: (deepgram: Int, chat: Int)?) async throws {
+    /// `only`: `speech` (Deepgram clients, the instant policy) or `llm` (the model client, instant speech).
+    static func engine(port: Int, seconds: Int, warmup: Int, cloud: (deepgram: Int, chat: Int)?, only: String? = nil) async throws {
         let samples = Samples()
         var logger = Logger(label: "engine-load")
         logger.logLevel = .error
@@ -70,11 +72,15 @@ enum EngineLoad {
         )
         if let cloud {
             let deepgram = DeepgramEndpoint(baseURL: URL(string: "http://127.0.0.1:\(cloud.deepgram)")!, credential: .apiKey(Self.doublesKey))
-            providers.recognizer = DeepgramRecognizer(endpoint: deepgram, logger: logger)
-            providers.synthesizer = DeepgramSynthesizer(endpoint: deepgram, logger: logger)
-            let client = ChatCompletionsClient(
-                endpoint: ChatEndpoint(baseURL: "http://127.0.0.1:\(cloud.chat)/v1", apiKey: Self.doublesKey, model: "load-model"), logger: logger)
-            providers.policy = { LLMPolicy(template: $0, client: client) }
+            if only != "llm" {
+                providers.recognizer = DeepgramRecognizer(endpoint: deepgram, logger: logger)
+                providers.synthesizer = DeepgramSynthesizer(endpoint: deepgram, logger: logger)
+            }
+            if only != "speech" {
+                let client = ChatCompletionsClient(
+                    endpoint: ChatEndpoint(baseURL: "http://127.0.0.1:\(cloud.chat)/v1", apiKey: Self.doublesKey, model: "load-model"), logger: logger)
+                providers.policy = { LLMPolicy(template: $0, client: client) }
+            }
         }
         let engine = ConversationEngine(
             resolver: AnyCallResolver(template: Self.template, lead: ["first_name": "Ana"]), providers: providers, logger: logger)
