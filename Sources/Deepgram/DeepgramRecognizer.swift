@@ -42,8 +42,8 @@ public struct DeepgramRecognizer: SpeechRecognizer {
     public var keepAliveInterval: Duration
     public var replay: Duration
     public var reconnects: Int
-    private let clock: any Clock<Duration>
-    private let logger: Logger
+    let clock: any Clock<Duration>
+    let logger: Logger
 
     public init(
         endpoint: DeepgramEndpoint, options: ListenOptions = ListenOptions(), keepAliveInterval: Duration = .seconds(4),
@@ -82,8 +82,6 @@ public struct DeepgramRecognizer: SpeechRecognizer {
         }
     }
 
-    fileprivate var sessionClock: any Clock<Duration> { self.clock }
-    fileprivate var sessionLogger: Logger { self.logger }
 }
 
 /// Deepgram's JSON error body (`err_code`/`err_msg` on REST; `category`/`message` on some sockets).
@@ -129,8 +127,8 @@ final class DeepgramRecognitionSession: RecognitionSession {
         (self.events, self.continuation) = AsyncThrowingStream.makeStream()
     }
 
-    private var clock: any Clock<Duration> { self.recognizer.sessionClock }
-    private var logger: Logger { self.recognizer.sessionLogger }
+    private var clock: any Clock<Duration> { self.recognizer.clock }
+    private var logger: Logger { self.recognizer.logger }
     private var replaySamples: Int { Int(self.recognizer.replay.components.seconds) * 8000 + Int(self.recognizer.replay.components.attoseconds / 125_000_000_000_000) }
 
     func start() async throws {

@@ -387,7 +387,8 @@ extension Cex {
             @Option(help: "The campaign's name.") var campaign: String
             @Option(help: "Only calls last written at or after this date (YYYY-MM-DD, UTC) or time (ISO 8601).") var since: String?
 
-            func since(_ text: String) -> Date? {
+            /// `--since` as a date: an ISO 8601 time, or a day (UTC).
+            func date(_ text: String) -> Date? {
                 if let date = ISO8601DateFormatter().date(from: text) { return date }
                 let day = ISO8601DateFormatter()
                 day.formatOptions = [.withFullDate]
@@ -395,7 +396,7 @@ extension Cex {
             }
 
             func validate() throws {
-                if let text = self.since, self.since(text) == nil { throw ValidationError("--since takes YYYY-MM-DD or an ISO 8601 time") }
+                if let text = self.since, self.date(text) == nil { throw ValidationError("--since takes YYYY-MM-DD or an ISO 8601 time") }
             }
 
             func run() async throws {
@@ -421,7 +422,7 @@ extension Cex {
                 }
                 client.timeouts = ChatTimeouts(firstToken: .seconds(20), deadline: .seconds(60))
                 let result = try await CallAnalysisRerun.run(
-                    store: store, campaignID: id, analyzer: LLMAnalyzer(template: template, client: client), since: self.since.flatMap(self.since),
+                    store: store, campaignID: id, analyzer: LLMAnalyzer(template: template, client: client), since: self.since.flatMap(self.date),
                     logger: logger)
                 print("\(result.analysed) calls analysed with \(client.endpoint.model), \(result.failed) failed")
                 if result.failed > 0 { throw ExitCode(1) }

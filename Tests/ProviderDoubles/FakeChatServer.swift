@@ -205,24 +205,15 @@ final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let server: FakeChatServer
-    private var head: HTTPRequestHead?
-    private var body = ByteBuffer()
+    private var request = RequestCollector()
 
     init(server: FakeChatServer) {
         self.server = server
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            self.body.clear()
-        case .body(var piece):
-            self.body.writeBuffer(&piece)
-        case .end:
-            guard let head = self.head else { return }
-            self.respond(context: context, reply: self.server.answer(path: head.uri, headers: head.headers, body: self.body))
-        }
+        guard let (head, body) = self.request.add(self.unwrapInboundIn(data)) else { return }
+        self.respond(context: context, reply: self.server.answer(path: head.uri, headers: head.headers, body: body))
     }
 
     private func respond(context: ChannelHandlerContext, reply: FakeChatServer.Reply) {

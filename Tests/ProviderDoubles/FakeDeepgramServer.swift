@@ -108,8 +108,7 @@ public final class FakeDeepgramServer: Sendable {
 
     /// Why an upgrade request is refused, nil when it is accepted.
     func refusal(_ head: HTTPRequestHead) -> Refusal? {
-        let authorization = head.headers.first(name: "authorization")
-        guard authorization == "Token \(self.apiKey)" || authorization.map(self.acceptsBearer) == true else {
+        guard self.authorizes(head.headers.first(name: "authorization")) else {
             return Refusal(status: .unauthorized, code: "INVALID_AUTH", message: "Invalid credentials.")
         }
         let query = Self.query(head.uri)
@@ -120,6 +119,12 @@ public final class FakeDeepgramServer: Sendable {
             return Refusal(status: .badRequest, code: "INVALID_QUERY_PARAMETER", message: "sample_rate is required when encoding is set.")
         }
         return nil
+    }
+
+    /// The key as `Token`, or a token this server issued and that has not expired as `Bearer`.
+    func authorizes(_ header: String?) -> Bool {
+        guard let header else { return false }
+        return header == "Token \(self.apiKey)" || self.acceptsBearer(header)
     }
 
     func acceptsBearer(_ header: String) -> Bool {
@@ -228,48 +233,39 @@ final class FakeDeepgramHTTPHandler: ChannelInboundHandler, RemovableChannelHand
     typealias OutboundOut = HTTPServerResponsePart
 
     private let server: FakeDeepgramServer
-    private var head: HTTPRequestHead?
-    private var body = ByteBuffer()
+    private var request = RequestCollector()
 
     init(server: FakeDeepgramServer) {
         self.server = server
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            self.body.clear()
-        case .body(var piece):
-            self.body.writeBuffer(&piece)
-        case .end:
-            guard let head = self.head else { return }
-            let authorized = head.headers.first(name: "authorization").map { $0 == "Token \(self.server.apiKey)" || self.server.acceptsBearer($0) } ?? false
-            switch (head.method, head.uri.split(separator: "?").first ?? "") {
-            case (.POST, "/v1/auth/grant") where head.headers.first(name: "authorization") == "Token \(self.server.apiKey)":
-                struct Request: Decodable { var ttl_seconds: Int? }
-                let ttl = (try? JSONDecoder().decode(Request.self, from: Data(self.body.readableBytesView)))?.ttl_seconds ?? 30
-                guard (1...3600).contains(ttl) else {
-                    return self.refuse(context, .init(status: .badRequest, code: "INVALID_QUERY_PARAMETER", message: "ttl_seconds must be 1 to 3600."))
-                }
-                let json = #"{"access_token":"\#(self.server.issueToken(seconds: ttl))","expires_in":\#(ttl)}"#
-                self.respond(context, status: .ok, contentType: "application/json", pieces: [Array(json.utf8)])
-            case (.POST, "/v1/speak") where authorized:
-                struct Request: Decodable { var text: String }
-                guard let text = try? JSONDecoder().decode(Request.self, from: Data(self.body.readableBytesView)).text, !text.isEmpty else {
-                    return self.refuse(context, .init(status: .badRequest, code: "INVALID_BODY", message: "The body needs a text."))
-                }
-                switch self.server.restSpeak(head) {
-                case .failure(let refusal):
-                    self.refuse(context, refusal)
-                case .success:
-                    var audio = FakeDeepgramServer.bytes(FakeDeepgramServer.speech(for: text))
-                    if FakeDeepgramServer.query(head.uri)["container"] != ["none"] { audio = FakeDeepgramServer.wavHeader(bytes: audio.count) + audio }
-                    self.respond(context, status: .ok, contentType: "audio/l16", pieces: FakeDeepgramServer.oddPieces(audio))
-                }
-            default:
-                self.refuse(context, self.server.refusal(head) ?? .init(status: .badRequest, code: "BAD_REQUEST", message: "Expected a WebSocket upgrade."))
+        guard let (head, body) = self.request.add(self.unwrapInboundIn(data)) else { return }
+        let authorized = self.server.authorizes(head.headers.first(name: "authorization"))
+        switch (head.method, head.uri.split(separator: "?").first ?? "") {
+        case (.POST, "/v1/auth/grant") where head.headers.first(name: "authorization") == "Token \(self.server.apiKey)":
+            struct Request: Decodable { var ttl_seconds: Int? }
+            let ttl = (try? JSONDecoder().decode(Request.self, from: Data(body.readableBytesView)))?.ttl_seconds ?? 30
+            guard (1...3600).contains(ttl) else {
+                return self.refuse(context, .init(status: .badRequest, code: "INVALID_QUERY_PARAMETER", message: "ttl_seconds must be 1 to 3600."))
             }
+            let json = #"{"access_token":"\#(self.server.issueToken(seconds: ttl))","expires_in":\#(ttl)}"#
+            self.respond(context, status: .ok, contentType: "application/json", pieces: [Array(json.utf8)])
+        case (.POST, "/v1/speak") where authorized:
+            struct Request: Decodable { var text: String }
+            guard let text = try? JSONDecoder().decode(Request.self, from: Data(body.readableBytesView)).text, !text.isEmpty else {
+                return self.refuse(context, .init(status: .badRequest, code: "INVALID_BODY", message: "The body needs a text."))
+            }
+            switch self.server.restSpeak(head) {
+            case .failure(let refusal):
+                self.refuse(context, refusal)
+            case .success:
+                var audio = FakeDeepgramServer.bytes(FakeDeepgramServer.speech(for: text))
+                if FakeDeepgramServer.query(head.uri)["container"] != ["none"] { audio = FakeDeepgramServer.wavHeader(bytes: audio.count) + audio }
+                self.respond(context, status: .ok, contentType: "audio/l16", pieces: FakeDeepgramServer.oddPieces(audio))
+            }
+        default:
+            self.refuse(context, self.server.refusal(head) ?? .init(status: .badRequest, code: "BAD_REQUEST", message: "Expected a WebSocket upgrade."))
         }
     }
 

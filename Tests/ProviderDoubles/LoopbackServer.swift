@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 
 /// A TCP server on a free loopback port that keeps its connections, so a double can close
@@ -30,5 +31,25 @@ final class LoopbackServer: Sendable {
         }
         for channel in channels { try? await channel.close() }
         try? await self.listener.withLockedValue { $0 }?.close()
+    }
+}
+
+/// Gathers one HTTP request's head and body from its parts.
+struct RequestCollector {
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+
+    /// The whole request once its end arrives, nil before.
+    mutating func add(_ part: HTTPServerRequestPart) -> (head: HTTPRequestHead, body: ByteBuffer)? {
+        switch part {
+        case .head(let head):
+            self.head = head
+            self.body.clear()
+        case .body(var piece):
+            self.body.writeBuffer(&piece)
+        case .end:
+            return self.head.map { ($0, self.body) }
+        }
+        return nil
     }
 }
