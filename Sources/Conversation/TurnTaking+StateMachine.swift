@@ -85,10 +85,15 @@ public struct TurnTaking: Sendable {
         self.lastActivity = now
     }
 
-    /// The agent finished, or was cut.
+    /// The agent finished, or was cut. Speech that began over its last words and goes on is
+    /// the caller's turn.
     public mutating func agentStopped(at now: Duration) {
         self.agentSpeaking = false
         self.lastActivity = now
+        if case .speaking(let start, let lastVoiced, true) = self.caller {
+            self.caller = .speaking(start: start, lastVoiced: lastVoiced, overAgent: false)
+            self.openTurn()
+        }
     }
 
     /// One inbound 20 ms frame, by level (dBFS), ending at `now`.
@@ -205,7 +210,10 @@ public struct TurnTaking: Sendable {
     }
 
     private mutating func endTurn(at now: Duration, speech: Duration) -> [Action] {
-        guard self.turnOpen else { return [] }
+        guard self.turnOpen else {
+            self.caller = .quiet
+            return []
+        }
         let text = (self.finals + (self.finals.isEmpty && !self.interim.isEmpty ? [self.interim] : [])).joined(separator: " ")
         let finalized = self.finalizeRequested
         self.turnOpen = false

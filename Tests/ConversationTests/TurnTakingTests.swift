@@ -101,6 +101,50 @@ struct TurnDriver {
         #expect(driver.kinds == [.bargeIn])
     }
 
+    /// Speech that began over the agent's last words and goes on after them is the caller's
+    /// turn. (It once left the rules waiting for ever: no turn, no prompt, a deaf call.)
+    @Test func speechThatOutlastsTheAgentsLineIsTheCallersTurn() {
+        var driver = TurnDriver()
+        driver.frames(5, level: TurnDriver.quiet)
+        driver.machine.agentStarted(at: driver.now, protected: true)
+        driver.frames(60, level: TurnDriver.quiet)
+        // "yes please" over the greeting's last 0.4 s: "yes" alone is a backchannel, no barge-in.
+        driver.recognizer(.interim("yes"))
+        driver.frames(20, level: TurnDriver.voice)
+        driver.machine.agentStopped(at: driver.now)
+        driver.frames(20, level: TurnDriver.voice)
+        #expect(driver.kinds.isEmpty)
+        driver.frames(20, level: TurnDriver.quiet)
+        #expect(driver.kinds == [.finalizeRecognizer])
+        driver.recognizer(.final("yes please"))
+        driver.recognizer(.utteranceEnd)
+        #expect(driver.kinds == [.finalizeRecognizer, .endOfTurn(text: "yes please")])
+
+        // The next turn is heard as any other.
+        driver.frames(50, level: TurnDriver.quiet)
+        driver.frames(30, level: TurnDriver.voice)
+        driver.frames(20, level: TurnDriver.quiet)
+        driver.recognizer(.final("how much"))
+        driver.recognizer(.utteranceEnd)
+        #expect(driver.kinds.suffix(2) == [.finalizeRecognizer, .endOfTurn(text: "how much")])
+    }
+
+    /// A backchannel over the agent's line that ends after it is still only a backchannel when
+    /// the recogniser hears nothing in it: the turn's end without words is not a turn.
+    @Test func noiseThatOutlastsTheAgentsLineIsNoTurn() {
+        var driver = TurnDriver()
+        driver.machine.agentStarted(at: driver.now)
+        driver.frames(60, level: TurnDriver.quiet)
+        driver.frames(5, level: TurnDriver.voice)
+        driver.machine.agentStopped(at: driver.now)
+        driver.frames(5, level: TurnDriver.voice)
+        driver.frames(130, level: TurnDriver.quiet)
+        #expect(driver.kinds == [.finalizeRecognizer])
+        // And the rules still prompt a silent line.
+        driver.frames(350, level: TurnDriver.quiet)
+        #expect(driver.kinds.last == .silencePrompt(count: 1))
+    }
+
     @Test func promptsAfterSilenceAndAgainAfterMore() {
         var driver = TurnDriver()
         driver.machine.agentStarted(at: driver.now)
