@@ -93,19 +93,56 @@ public struct ChatCompletionsClient: Sendable {
             tokenLimitField: self.endpoint.tokenLimitField, tools: tools, toolChoice: toolChoice, responseFormat: responseFormat)
     }
 
-    /// The reply, streamed. The stream fails with a `ChatError`; cancelling its consumer cancels the request.
+    /// The reply, streamed. The stream fails with a `ChatError`; cancelling its consumer cancels
+    /// the request. It ends with `.finished`, at once: the consumer never waits for the
+    /// request's own end.
     public func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: ChatStreamEvent.self, throwing: (any Error).self)
         let task = Task {
             do {
-                try await self.run(request) { continuation.yield($0) }
+                try await self.send(request) { event in
+                    continuation.yield(event)
+                    if case .finished = event { continuation.finish() }
+                }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)
             }
         }
-        continuation.onTermination = { _ in task.cancel() }
+        continuation.onTermination = { termination in
+            if case .cancelled = termination { task.cancel() }
+        }
         return stream
+    }
+
+    /// Sends the request and hands each event of the reply to `receive` as it arrives, from the
+    /// task reading the response (no stream in between: a voice turn's words lose no time), under
+    /// the two watchdogs: the first token and the deadline. `.finished` is the last event.
+    public func send(_ request: ChatRequest, _ receive: @escaping @Sendable (ChatStreamEvent) -> Void) async throws {
+        let body = try Self.encoder.encode(request)
+        let firstToken = Flag()
+        let timeouts = self.timeouts
+        let clock = self.clock
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await self.attempts(body) { event in
+                    switch event {
+                    case .content, .refusal, .toolCalls: firstToken.set()
+                    case .finished: break
+                    }
+                    receive(event)
+                }
+            }
+            group.addTask {
+                try await clock.sleep(for: timeouts.firstToken)
+                if !firstToken.isSet { throw ChatError.firstTokenTimeout(timeouts.firstToken) }
+                try await clock.sleep(for: max(.zero, timeouts.deadline - timeouts.firstToken))
+                throw ChatError.deadlineExceeded(timeouts.deadline)
+            }
+            defer { group.cancelAll() }
+            // The reply's end, or a watchdog's error, whichever comes first.
+            try await group.next()
+        }
     }
 
     /// The whole reply: its text (refusals included) and tool calls.
@@ -122,34 +159,6 @@ public struct ChatCompletionsClient: Sendable {
             }
         }
         return reply
-    }
-
-    /// Runs one reply under its two watchdogs: the first token and the deadline.
-    private func run(_ request: ChatRequest, yield: @escaping @Sendable (ChatStreamEvent) -> Void) async throws {
-        let body = try Self.encoder.encode(request)
-        let firstToken = Flag()
-        let timeouts = self.timeouts
-        let clock = self.clock
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await self.attempts(body) { event in
-                    switch event {
-                    case .content, .refusal, .toolCalls: firstToken.set()
-                    case .finished: break
-                    }
-                    yield(event)
-                }
-            }
-            group.addTask {
-                try await clock.sleep(for: timeouts.firstToken)
-                if !firstToken.isSet { throw ChatError.firstTokenTimeout(timeouts.firstToken) }
-                try await clock.sleep(for: max(.zero, timeouts.deadline - timeouts.firstToken))
-                throw ChatError.deadlineExceeded(timeouts.deadline)
-            }
-            defer { group.cancelAll() }
-            // The reply's end, or a watchdog's error, whichever comes first.
-            try await group.next()
-        }
     }
 
     /// Sends the request until an answer is final, then reads the stream.

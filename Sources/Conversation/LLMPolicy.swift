@@ -79,35 +79,46 @@ final class LLMDialogue: DialogueSession {
             [.system(self.prompt)] + LLMPrompt.messages(history), temperature: self.policy.temperature, maxTokens: self.policy.maxTokens,
             tools: LLMPrompt.tools, toolChoice: "auto")
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PolicyOutput.self, throwing: (any Error).self)
+        // The reply as the client reads it: text goes on at once, and the stream ends at the
+        // model's finish, not after the request's teardown.
+        let reply = Mutex((spoke: false, calls: [ToolCall](), finished: false))
         let task = Task {
-            var spoke = false
             do {
-                var calls: [ToolCall] = []
-                for try await event in self.policy.client.stream(request) {
+                try await self.policy.client.send(request) { event in
                     switch event {
                     case .content(let text):
-                        spoke = spoke || !text.trimmingCharacters(in: .whitespaces).isEmpty
+                        reply.withLock { $0.spoke = $0.spoke || !text.trimmingCharacters(in: .whitespaces).isEmpty }
                         continuation.yield(.text(text))
                     case .toolCalls(let made):
-                        calls += made
-                    case .refusal, .finished:
+                        reply.withLock { $0.calls += made }
+                    case .finished:
+                        let (spoke, calls) = reply.withLock {
+                            $0.finished = true
+                            return ($0.spoke, $0.calls)
+                        }
+                        for output in self.actions(calls, spoke: spoke) { continuation.yield(output) }
+                        continuation.finish()
+                    case .refusal:
                         break
                     }
                 }
-                for output in self.actions(calls, spoke: spoke) { continuation.yield(output) }
             } catch is CancellationError {
                 // Barge-in: the engine stopped listening.
             } catch {
-                if Task.isCancelled { return continuation.finish() }
+                // (A watchdog that fires as the reply finishes is too late to matter.)
+                if Task.isCancelled || reply.withLock({ $0.finished }) { return continuation.finish() }
                 // The model failed: one filler line, the script answers this turn and leads from here.
                 self.state.withLock { $0.failedOver = true }
+                let spoke = reply.withLock { $0.spoke }
                 continuation.yield(.failover(ProviderFailover(role: "llm", provider: self.policy.provider, fallback: "scripted", reason: "\(error)")))
                 continuation.yield(.text((spoke ? " " : "") + self.policy.fillerLine + " "))
                 for output in self.scripted.decide(callerText) { continuation.yield(output) }
             }
             continuation.finish()
         }
-        continuation.onTermination = { _ in task.cancel() }
+        continuation.onTermination = { termination in
+            if case .cancelled = termination { task.cancel() }
+        }
         return stream
     }
 

@@ -36,6 +36,8 @@ public final class FakeChatServer: Sendable {
         var replies: [Reply] = []
         var defaultReply: Reply?
         var requests: [Request] = []
+        /// The last stream written, encoded: an endless load test repeats one reply.
+        var lastStream: (chunks: [ChatCompletionChunk], done: Bool, bytes: [UInt8])?
     }
 
     public let apiKey: String?
@@ -120,7 +122,7 @@ public final class FakeChatServer: Sendable {
 
     /// What to answer: the envelope of a refused request, or the next scripted reply.
     func answer(path: String, headers: HTTPHeaders, body: ByteBuffer) -> Reply {
-        let json = (try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))) ?? .null
+        let json = JSONReader.read(body.readableBytesView) ?? .null
         self.state.withLockedValue { $0.requests.append(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json)) }
         guard path.hasPrefix("/v1/chat/completions") else {
             return .status(404, type: "invalid_request_error", code: "unknown_url", message: "Unknown request URL: POST \(path).")
@@ -185,6 +187,7 @@ public final class FakeChatServer: Sendable {
 
     /// The SSE bytes of `chunks`: every third event with CRLF line ends, comments between events.
     func streamBytes(_ chunks: [ChatCompletionChunk], done: Bool) -> [UInt8] {
+        if let last = self.state.withLockedValue({ $0.lastStream }), last.chunks == chunks, last.done == done { return last.bytes }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var text = ": keepalive\n\n"
@@ -195,7 +198,9 @@ public final class FakeChatServer: Sendable {
             if index % 4 == 1 { text += ": keepalive\n\n" }
         }
         if done { text += ServerSentEvent(data: "[DONE]").encoded }
-        return Array(text.utf8)
+        let bytes = Array(text.utf8)
+        self.state.withLockedValue { $0.lastStream = (chunks, done, bytes) }
+        return bytes
     }
 
 }
@@ -233,23 +238,28 @@ final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             }
         case .stall(let chunks):
-            self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) {}
+            self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) { context.flush() }
         case .drop(let chunks):
-            self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) { channel.close(promise: nil) }
+            self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) {
+                context.flush()
+                channel.close(promise: nil)
+            }
         }
     }
 
-    /// The head, then the bytes in pieces of the server's sizes, each flushed on its own.
+    /// The head, then the bytes in pieces of the server's sizes, each flushed on its own (the
+    /// head goes with the first piece, the end with the last).
     private func writeStream(context: ChannelHandlerContext, bytes: [UInt8], then: () -> Void) {
         let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("x-request-id", "req_fake")])
-        context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         var offset = 0
         var turn = 0
         while offset < bytes.count {
             let size = min(self.server.pieceSizes[turn % self.server.pieceSizes.count], bytes.count - offset)
-            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes[offset..<(offset + size)])))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes[offset..<(offset + size)])))), promise: nil)
             offset += size
             turn += 1
+            if offset < bytes.count { context.flush() }
         }
         then()
     }

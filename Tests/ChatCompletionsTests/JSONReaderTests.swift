@@ -1,0 +1,50 @@
+import ChatCompletions
+import Foundation
+import ProviderDoubles
+import Testing
+
+/// The doubles' one-pass JSON reader reads what JSONDecoder reads, and refuses what it refuses.
+@Suite struct JSONReaderTests {
+    func decoded(_ text: String) -> JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
+
+    @Test func readsARequestBodyAsJSONDecoderDoes() throws {
+        let request = ChatRequest(
+            model: "gpt-4o",
+            messages: [
+                .system("Goal: book a visit.\nSay \"hi\" \\ then <lead>{\"city\": \"Zürich\"}</lead> 😀\t\u{01}"),
+                .assistant(nil, toolCalls: [ToolCall(id: "call_1", name: "end_call", arguments: #"{"outcome":"interested"}"#)]),
+                .tool("ok", callID: "call_1"),
+            ],
+            temperature: 0.4, maxTokens: 160,
+            tools: [
+                ToolDefinition(
+                    name: "schedule_callback",
+                    parameters: ["type": "object", "properties": ["when": ["type": "string"]], "required": ["when"], "additionalProperties": false])
+            ],
+            toolChoice: "auto")
+        let body = try JSONEncoder().encode(request)
+        let read = try #require(JSONReader.read(body))
+        #expect(read == (try JSONDecoder().decode(JSONValue.self, from: body)))
+        #expect(read["messages"].flatMap { if case .array(let messages) = $0 { messages.first?["content"]?.string } else { nil } }?.contains("😀") == true)
+    }
+
+    @Test(arguments: [
+        #"{"a": [1, -2.5e3, 0.125, true, false, null, "x"], "b": {"c": {}} , "d": []}"#,
+        #"  "\u00e9\ud83d\ude00\/\b\f\n\r\t\"\\"  "#,
+        "[[[]], {\"k\": \"v\"}]",
+        "-0",
+        "\"naïve café\"",
+    ])
+    func readsWhatJSONDecoderReads(_ text: String) throws {
+        let expected = try #require(self.decoded(text))
+        #expect(JSONReader.read(Array(text.utf8)) == expected)
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", #"{"a" 1}"#, #"{"a":1,}"#, "tru", "+1", "1 2", #""open"#, "\"tab\there\"", #""\ud800""#, #""\x""#,
+        "[1] x", #"{"a":"b"}}"#,
+    ])
+    func refusesWhatIsNotOneJSONValue(_ text: String) {
+        #expect(JSONReader.read(Array(text.utf8)) == nil, "\(text)")
+    }
+}
