@@ -119,7 +119,7 @@ public struct ChatCompletionsClient: Sendable {
     /// task reading the response (no stream in between: a voice turn's words lose no time), under
     /// the two watchdogs: the first token and the deadline. `.finished` is the last event.
     public func send(_ request: ChatRequest, _ receive: @escaping @Sendable (ChatStreamEvent) -> Void) async throws {
-        let body = try Self.encoder.encode(request)
+        let body = request.jsonBytes
         let firstToken = Flag()
         let timeouts = self.timeouts
         let clock = self.clock
@@ -162,7 +162,7 @@ public struct ChatCompletionsClient: Sendable {
     }
 
     /// Sends the request until an answer is final, then reads the stream.
-    private func attempts(_ body: Data, yield: @Sendable (ChatStreamEvent) -> Void) async throws {
+    private func attempts(_ body: [UInt8], yield: @Sendable (ChatStreamEvent) -> Void) async throws {
         var retry = 0
         while true {
             let response: HTTPClientResponse
@@ -217,7 +217,7 @@ public struct ChatCompletionsClient: Sendable {
         for output in try assembler.end() { yield(output) }
     }
 
-    private func httpRequest(_ body: Data) -> HTTPClientRequest {
+    private func httpRequest(_ body: [UInt8]) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: self.endpoint.chatCompletionsURL)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -232,12 +232,6 @@ public struct ChatCompletionsClient: Sendable {
         request.body = .bytes(ByteBuffer(bytes: body))
         return request
     }
-
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 
     /// The error envelope of a refused request, when the body has one.
     static func errorDetail(_ response: HTTPClientResponse) async throws -> APIErrorBody.Detail? {

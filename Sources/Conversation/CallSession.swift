@@ -297,7 +297,11 @@ struct CallSession {
                     case .finalizeRecognizer:
                         recognition.finalize()
                     case .endOfTurn(let text):
-                        let analysis = self.call.analyzer.analyze(turn: text)
+                        // The reply first: the turn's analysis and record are written while it is on its way.
+                        history.append(DialogueTurn(speaker: .caller, text: text))
+                        if !endAfterSpeech {
+                            startSpeaking(self.call.dialogue.reply(to: text, history: history), answering: record.turns.count, turnEndedAt: arrivedAt)
+                        }
                         let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
                         var timeline = CallRecord.Timeline()
                         timeline.speechEndMs = lastVoicedMs
@@ -305,15 +309,9 @@ struct CallSession {
                         timeline.sttFinalMs = lastFinalMs
                         record.turns.append(.init(
                             speaker: .caller, text: text, startMs: lastVoicedMs ?? milliseconds(now), endMs: lastVoicedMs,
-                            interrupted: false, heard: nil, timeline: timeline, analysis: analysis
+                            interrupted: false, heard: nil, timeline: timeline, analysis: self.call.analyzer.analyze(turn: text)
                         ))
-                        history.append(DialogueTurn(speaker: .caller, text: text))
                         await self.providers.sink.update(record)
-                        if !endAfterSpeech {
-                            startSpeaking(
-                                self.call.dialogue.reply(to: text, history: history), answering: record.turns.count - 1, turnEndedAt: arrivedAt
-                            )
-                        }
                     case .silencePrompt(let count):
                         if !endAfterSpeech { startSpeaking(fixed(self.call.dialogue.silence(count: count))) }
                     case .maximumDurationReached:

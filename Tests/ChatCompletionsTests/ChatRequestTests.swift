@@ -34,6 +34,39 @@ import Testing
         #expect(json.contains(#""tool_choice":"auto""#) && json.contains(#""temperature":0.3"#))
     }
 
+    /// The client writes the body itself; it must be JSONEncoder's bytes exactly.
+    @Test(arguments: [
+        ChatRequest(model: "m", messages: [.user("Hi")]),
+        ChatRequest(
+            model: "gpt-4o",
+            messages: [
+                .system("Goal: book a visit.\nSay \"hi\" \\ then <lead>{\"city\": \"Zürich\", \"url\": \"a/b\"}</lead> 😀\t\r\u{01}\u{08}\u{0C}\u{1F}\u{7F}\u{2028}"),
+                .user("yes please"),
+                .assistant(nil, toolCalls: [ToolCall(id: "call_1", name: "end_call", arguments: #"{"outcome":"interested"}"#)]),
+                .tool("ok", callID: "call_1"), .assistant("Okay."),
+            ],
+            temperature: 0.4, maxTokens: 160,
+            tools: [
+                ToolDefinition(
+                    name: "schedule_callback", description: "When to call back",
+                    parameters: [
+                        "type": "object", "properties": ["when": ["type": "string"], "n": ["type": "number", "minimum": .number(0.5), "maximum": .number(100)]],
+                        "required": ["when", "n"], "additionalProperties": false, "nullable": .null,
+                    ],
+                    strict: true),
+                ToolDefinition(name: "add_to_dnc", parameters: ["type": "object", "properties": [:]], strict: false),
+            ],
+            toolChoice: "auto"),
+        ChatRequest(
+            model: "llama", messages: [.system("Rate it."), .user("Transcript")], temperature: 1, maxTokens: 400, tokenLimitField: .maxCompletionTokens,
+            responseFormat: .jsonSchema(name: "analysis", schema: ["type": "object", "properties": ["score": ["type": "number"]], "required": ["score"]], strict: true)),
+        ChatRequest(model: "m", messages: [.user("")], temperature: 0.30000000000000004, responseFormat: .jsonObject),
+        ChatRequest(model: "m", messages: [], temperature: -0.0, responseFormat: .text),
+    ])
+    func theBodyIsJSONEncodersBytes(_ request: ChatRequest) throws {
+        #expect(String(decoding: request.jsonBytes, as: UTF8.self) == (try self.json(request)))
+    }
+
     @Test func theURLKeepsTheBasesPathAndQuery() {
         func url(_ base: String) -> String { ChatEndpoint(baseURL: base, apiKey: nil, model: "m").chatCompletionsURL }
         #expect(url("https://api.openai.com/v1") == "https://api.openai.com/v1/chat/completions")
