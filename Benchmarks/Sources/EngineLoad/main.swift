@@ -1,11 +1,14 @@
 // N concurrent calls through the real AudioSocket server and conversation engine, with
 // instant fake providers, driven by simulated callers in a second process.
 //
-//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT [--only speech|llm]]
-//                                                              the engine; prints a JSON summary
+//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT | --cloud-here] [--only speech|llm]
+//                                                              the engine; prints a JSON summary (--cloud-here:
+//                                                              the doubles in the engine's own process)
 //   EngineLoad callers --port P --calls N --seconds S [--call-seconds C]
 //   EngineLoad doubles --deepgram-port P --chat-port Q         Deepgram and an OpenAI-compatible
 //                                                              server on loopback, answering at once
+//   EngineLoad chatping [--chat-port Q] [--requests N] [--gap-ms G] [--turns T]
+//                                                              one model request at a time, timed
 //
 // Each caller says 0.8 s of speech, stays silent 1.2 s, and so on; calls last C seconds and
 // are replaced as they end, so N calls are up at any time. The engine measures the latency it
@@ -44,8 +47,12 @@ enum EngineLoad {
             {
                 cloud = (deepgram, chat)
             }
+            if arguments.contains("--cloud-here") { cloud = try await Self.startDoubles(deepgramPort: 0, chatPort: 0) }
             let only = arguments.firstIndex(of: "--only").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15), cloud: cloud, only: only)
+        case "chatping":
+            try await Self.chatPing(
+                chatPort: value("--chat-port", 0), requests: value("--requests", 500), gapMs: value("--gap-ms", 0), turns: value("--turns", 1))
         case "doubles":
             try await Self.doubles(deepgramPort: value("--deepgram-port", 19_500), chatPort: value("--chat-port", 19_501))
         case "greeting":
@@ -65,7 +72,7 @@ enum EngineLoad {
     static func engine(port: Int, seconds: Int, warmup: Int, cloud: (deepgram: Int, chat: Int)?, only: String? = nil) async throws {
         let samples = Samples()
         var logger = Logger(label: "engine-load")
-        logger.logLevel = .error
+        logger.logLevel = ProcessInfo.processInfo.environment["LOAD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         var providers = ConversationProviders(
             recognizer: InstantRecognizer(), synthesizer: InstantSynthesizer(), sink: DiscardingSink(),
             observer: samples, policy: { _ in EchoPolicy() }
@@ -119,6 +126,7 @@ enum EngineLoad {
                 idle.rssMB, start.rssMB, end.rssMB, live > 0 ? (end.rssMB - idle.rssMB) * 1024 / Double(live) : 0,
                 samples.underruns, samples.lateFrames
             ))
+            print(#"{"event": "turns of ended calls", "counts": "\#(samples.turns.sorted { $0.key < $1.key })"}"#)
             group.cancelAll()
         }
     }
@@ -128,14 +136,71 @@ enum EngineLoad {
     /// The provider doubles, answering every request at once: each stretch of caller speech is
     /// "yes please", every model reply is "Okay.".
     static func doubles(deepgramPort: Int, chatPort: Int) async throws {
+        let ports = try await Self.startDoubles(deepgramPort: deepgramPort, chatPort: chatPort)
+        print(#"{"event": "doubles listening", "deepgram_port": \#(ports.deepgram), "chat_port": \#(ports.chat)}"#)
+        try await Task.sleep(for: .seconds(86_400))
+    }
+
+    /// Starts the doubles in this process (port 0: a free one); returns their ports.
+    static func startDoubles(deepgramPort: Int, chatPort: Int) async throws -> (deepgram: Int, chat: Int) {
         let deepgram = FakeDeepgramServer(apiKey: Self.doublesKey)
         deepgram.hearEveryStretch(as: "yes please")
         let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096])
         chat.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.", size: 16)))
-        _ = try await deepgram.start(port: deepgramPort)
-        _ = try await chat.start(port: chatPort)
-        print(#"{"event": "doubles listening", "deepgram_port": \#(deepgramPort), "chat_port": \#(chatPort)}"#)
-        try await Task.sleep(for: .seconds(86_400))
+        let deepgramURL = try await deepgram.start(port: deepgramPort)
+        let chatURL = try await chat.start(port: chatPort)
+        return (deepgramURL.port!, URL(string: chatURL)!.port!)
+    }
+
+    /// One model reply at a time, timed at two layers: the dialogue (LLMPolicy, as the engine
+    /// calls it, with `turns` exchanges of history) and the client's stream of a short request.
+    /// `gapMs` of idleness between requests, as a call's turns have. Port 0: the chat double runs
+    /// in this process.
+    static func chatPing(chatPort: Int, requests: Int, gapMs: Int, turns: Int) async throws {
+        var logger = Logger(label: "chat-ping")
+        logger.logLevel = .error
+        var port = chatPort
+        let local = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096])
+        if port == 0 {
+            local.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.", size: 16)))
+            port = URL(string: try await local.start())!.port!
+        }
+        let client = ChatCompletionsClient(
+            endpoint: ChatEndpoint(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: Self.doublesKey, model: "load-model"), logger: logger)
+        let session = try LLMPolicy(template: Self.template, client: client).start(
+            CallContext(callID: UUID(), lead: ["first_name": "Ana"], timeZone: .gmt, startedAt: Date()))
+        let history = [DialogueTurn(speaker: .agent, text: session.opening)]
+            + (0..<turns).flatMap { _ in [DialogueTurn(speaker: .caller, text: "yes please"), DialogueTurn(speaker: .agent, text: "Okay.")] }.dropLast()
+        func ms(_ duration: Duration) -> Double { Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1_000 }
+        var dialogue: (first: [Double], end: [Double]) = ([], [])
+        var stream: (first: [Double], end: [Double]) = ([], [])
+        for _ in 0..<requests {
+            let start = ContinuousClock.now
+            var first: ContinuousClock.Instant?
+            for try await output in session.reply(to: "yes please", history: history) {
+                if case .text = output, first == nil { first = .now }
+            }
+            dialogue.first.append(ms(first! - start))
+            dialogue.end.append(ms(.now - start))
+            if gapMs > 0 { try await Task.sleep(for: .milliseconds(gapMs)) }
+        }
+        let request = client.request([.system("You are a test."), .user("yes please")], maxTokens: 160)
+        for _ in 0..<requests {
+            let start = ContinuousClock.now
+            var first: ContinuousClock.Instant?
+            for try await event in client.stream(request) {
+                if case .content = event, first == nil { first = .now }
+            }
+            stream.first.append(ms(first! - start))
+            stream.end.append(ms(.now - start))
+            if gapMs > 0 { try await Task.sleep(for: .milliseconds(gapMs)) }
+        }
+        for (name, layer) in [("dialogue", dialogue), ("client", stream)] {
+            print(String(
+                format: #"{"layer": "%@", "requests": %d, "first_text_p50_ms": %.3f, "first_text_p99_ms": %.3f, "end_p50_ms": %.3f, "end_p99_ms": %.3f}"#,
+                name, layer.first.count, layer.first.percentile(0.5), layer.first.percentile(0.99), layer.end.percentile(0.5), layer.end.percentile(0.99)))
+        }
+        if chatPort == 0 { await local.stop() }
     }
 
     static let template = try! PitchTemplate.parse(
@@ -466,6 +531,8 @@ final class Samples: ConversationObserver {
         var ended = 0
         var underruns = 0
         var lateFrames = 0
+        /// Of the calls ended: caller turns, agent turns, agent turns cut off, caller turns left without an answer.
+        var turns: [String: Int] = [:]
     }
     private let state = NIOLockedValueBox(State())
 
@@ -476,6 +543,10 @@ final class Samples: ConversationObserver {
             $0.ended += 1
             $0.underruns += record.underruns
             $0.lateFrames += record.lateFrames
+            $0.turns["caller", default: 0] += record.turns.count { $0.speaker == .caller }
+            $0.turns["agent", default: 0] += record.turns.count { $0.speaker == .agent }
+            $0.turns["agent_cut", default: 0] += record.turns.count { $0.speaker == .agent && $0.interrupted }
+            $0.turns["unanswered", default: 0] += record.turns.count { $0.speaker == .caller && $0.timeline?.firstFrameOutMs == nil }
         }
     }
     func replyStarted(after latency: Duration) {
@@ -509,6 +580,7 @@ final class Samples: ConversationObserver {
     var callsEnded: Int { self.state.withLockedValue { $0.ended } }
     var underruns: Int { self.state.withLockedValue { $0.underruns } }
     var lateFrames: Int { self.state.withLockedValue { $0.lateFrames } }
+    var turns: [String: Int] { self.state.withLockedValue { $0.turns } }
 }
 
 extension Array where Element == Double {
