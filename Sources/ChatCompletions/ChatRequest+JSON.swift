@@ -43,6 +43,7 @@ struct JSONWriter {
 
     mutating func object(_ members: (inout Object) -> Void) {
         self.bytes.append(UInt8(ascii: "{"))
+        // The bytes move into the object and back, so appending never copies them.
         var object = Object(writer: self)
         self.bytes = []
         members(&object)

@@ -172,28 +172,25 @@ enum EngineLoad {
         let history = [DialogueTurn(speaker: .agent, text: session.opening)]
             + (0..<turns).flatMap { _ in [DialogueTurn(speaker: .caller, text: "yes please"), DialogueTurn(speaker: .agent, text: "Okay.")] }.dropLast()
         func ms(_ duration: Duration) -> Double { Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1_000 }
-        var dialogue: (first: [Double], end: [Double]) = ([], [])
-        var stream: (first: [Double], end: [Double]) = ([], [])
-        for _ in 0..<requests {
-            let start = ContinuousClock.now
-            var first: ContinuousClock.Instant?
-            for try await output in session.reply(to: "yes please", history: history) {
-                if case .text = output, first == nil { first = .now }
+        /// `requests` replies one after another: the time to the first text and to the end of each.
+        func measure<Replies: AsyncSequence>(_ reply: () -> Replies, isText: (Replies.Element) -> Bool) async throws -> (first: [Double], end: [Double]) {
+            var times: (first: [Double], end: [Double]) = ([], [])
+            for _ in 0..<requests {
+                let start = ContinuousClock.now
+                var first: ContinuousClock.Instant?
+                for try await element in reply() where first == nil && isText(element) { first = .now }
+                times.first.append(ms(first! - start))
+                times.end.append(ms(.now - start))
+                if gapMs > 0 { try await Task.sleep(for: .milliseconds(gapMs)) }
             }
-            dialogue.first.append(ms(first! - start))
-            dialogue.end.append(ms(.now - start))
-            if gapMs > 0 { try await Task.sleep(for: .milliseconds(gapMs)) }
+            return times
+        }
+        let dialogue = try await measure({ session.reply(to: "yes please", history: history) }) {
+            if case .text = $0 { true } else { false }
         }
         let request = client.request([.system("You are a test."), .user("yes please")], maxTokens: 160)
-        for _ in 0..<requests {
-            let start = ContinuousClock.now
-            var first: ContinuousClock.Instant?
-            for try await event in client.stream(request) {
-                if case .content = event, first == nil { first = .now }
-            }
-            stream.first.append(ms(first! - start))
-            stream.end.append(ms(.now - start))
-            if gapMs > 0 { try await Task.sleep(for: .milliseconds(gapMs)) }
+        let stream = try await measure({ client.stream(request) }) {
+            if case .content = $0 { true } else { false }
         }
         for (name, layer) in [("dialogue", dialogue), ("client", stream)] {
             print(String(
