@@ -1,5 +1,6 @@
 # cex: quick start targets. Each installs the Debian packages it needs when they are missing.
 SWIFT ?= swift
+SHELL := /bin/bash
 DEBIAN_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config libespeak-ng-dev flite1-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us
 
 .PHONY: demo test build deps bench
@@ -18,8 +19,13 @@ build: deps
 demo: build
 	$(SWIFT) run cex demo
 
+# The whole log is kept in .build/test.log; a failing run repeats its failures at the end,
+# where a truncated CI log still shows them.
 test: deps
-	$(SWIFT) test --no-parallel
+	@mkdir -p .build; set -o pipefail; \
+	$(SWIFT) test --no-parallel 2>&1 | tee .build/test.log || { \
+		status=$$?; echo "--- failures (whole log: .build/test.log) ---"; \
+		grep -E "✘|error:|fatal|Fatal error|Crash" .build/test.log | grep -v "warning:" | tail -n 60; exit $$status; }
 
 bench: deps
 	Benchmarks/run.sh

@@ -6,23 +6,24 @@ import Testing
 
 @testable import AudioSocket
 
-/// The pacer on an embedded event loop: time is virtual, so cadence is checked exactly.
+/// The pacer on a testing event loop: time is virtual, so cadence is checked exactly. The loop is
+/// the thread-safe one: the producers run in tasks on other threads, as in a real call.
 @Suite(.timeLimit(.minutes(1))) struct PacerTests {
-    let loop = EmbeddedEventLoop()
-    let channel: EmbeddedChannel
+    let loop = NIOAsyncTestingEventLoop()
+    let channel: NIOAsyncTestingChannel
     let pacer: FramePacer
     let outbound: OutboundAudio
 
     init() {
-        self.channel = EmbeddedChannel(loop: self.loop)
+        self.channel = NIOAsyncTestingChannel(loop: self.loop)
         self.pacer = FramePacer(eventLoop: self.loop)
         self.outbound = OutboundAudio(channel: self.channel, capacity: 960)
     }
 
     /// Reads the frames written since the last call: (kind, payload bytes).
-    func written() throws -> [(UInt8, [UInt8])] {
+    func written() async throws -> [(UInt8, [UInt8])] {
         var frames: [(UInt8, [UInt8])] = []
-        while var buffer = try self.channel.readOutbound(as: ByteBuffer.self) {
+        while var buffer = try await self.channel.readOutbound(as: ByteBuffer.self) {
             while buffer.readableBytes > 0 {
                 let kind = buffer.readInteger(as: UInt8.self)!
                 let length = Int(buffer.readInteger(as: UInt16.self)!)
@@ -44,12 +45,17 @@ import Testing
     func step(done: NIOLockedValueBox<Bool>) async throws {
         let outbound = self.outbound
         try await eventually { outbound.hasWaiters || done.withLockedValue { $0 } }
-        self.loop.advanceTime(by: .milliseconds(20))
+        await self.loop.advanceTime(by: .milliseconds(20))
+    }
+
+    func register(_ outlet: OutboundAudio, on pacer: FramePacer? = nil) async throws {
+        let pacer = pacer ?? self.pacer
+        try await self.loop.executeInContext { pacer.register(outlet) }
     }
 
     @Test func tenSecondsGoOutAtExactlyOneFramePer20Milliseconds() async throws {
-        self.pacer.register(self.outbound)
-        #expect(try self.written().count == 1)  // the first slot is served at once
+        try await self.register(self.outbound)
+        #expect(try await self.written().count == 1)  // the first slot is served at once
         let tone = (0..<80_000).map { Int16(truncatingIfNeeded: ($0 % 40) * 100 + 1) }
         let task = try await self.speak(tone)
         let done = NIOLockedValueBox(false)
@@ -61,7 +67,7 @@ import Testing
         var speech: [UInt8] = []
         for _ in 0..<505 {
             try await self.step(done: done)
-            let frames = try self.written()
+            let frames = try await self.written()
             perSlot.append(frames.count)
             for (kind, payload) in frames {
                 #expect(kind == 0x10)
@@ -85,26 +91,26 @@ import Testing
     }
 
     @Test func speechOnASilentLineStartsAtOnceInPlaceOfTheNextSlot() async throws {
-        self.pacer.register(self.outbound)
-        for _ in 0..<3 { self.loop.advanceTime(by: .milliseconds(7)) }  // between slots: 21 ms in
-        _ = try self.written()
+        try await self.register(self.outbound)
+        for _ in 0..<3 { await self.loop.advanceTime(by: .milliseconds(7)) }  // between slots: 21 ms in
+        _ = try await self.written()
         let firstFrame = NIOLockedValueBox<NIODeadline?>(nil)
         let outbound = self.outbound
         let task = Task { try await outbound.speak(AsyncStream { $0.yield([Int16](repeating: 700, count: 1_600)); $0.finish() }, onFirstFrame: { at in firstFrame.withLockedValue { $0 = at } }) }
         try await eventually { outbound.hasWaiters }
         let queuedAt = self.loop.now
-        self.loop.run()
+        await self.loop.run()
         // The first speech frame is out without waiting for the slot at 40 ms…
-        let early = try self.written()
+        let early = try await self.written()
         #expect(early.count == 1 && early[0].1.contains(0xBC))  // 700 = 0x02BC
         #expect(firstFrame.withLockedValue { $0 } == queuedAt)
         // …and that slot sends nothing, so the call still gets one frame per 20 ms.
-        self.loop.advanceTime(by: .milliseconds(19))
-        #expect(try self.written().isEmpty)
+        await self.loop.advanceTime(by: .milliseconds(19))
+        #expect(try await self.written().isEmpty)
         var later: [Int] = []
         for _ in 0..<12 {
-            self.loop.advanceTime(by: .milliseconds(20))
-            later.append(try self.written().count)
+            await self.loop.advanceTime(by: .milliseconds(20))
+            later.append(try await self.written().count)
         }
         #expect(later.allSatisfy { $0 == 1 })
         let result = try await task.value
@@ -112,24 +118,26 @@ import Testing
         #expect(self.outbound.statistics.speechFrames == 10)
     }
 
-    @Test func callsAreSpreadOverStaggeredPhasesAndEachStillGetsOneFramePerSlot() throws {
+    @Test func callsAreSpreadOverStaggeredPhasesAndEachStillGetsOneFramePerSlot() async throws {
         let pacer = FramePacer(eventLoop: self.loop, phases: 4)  // slots at 0, 5, 10 and 15 ms
-        let channels = (0..<8).map { _ in EmbeddedChannel(loop: self.loop) }
+        let channels = (0..<8).map { _ in NIOAsyncTestingChannel(loop: self.loop) }
         let outlets = channels.map { OutboundAudio(channel: $0, capacity: 960) }
-        for outlet in outlets { pacer.register(outlet) }
-        func framesPerChannel() throws -> [Int] {
-            try channels.map { channel in
+        for outlet in outlets { try await self.register(outlet, on: pacer) }
+        func framesPerChannel() async throws -> [Int] {
+            var counts: [Int] = []
+            for channel in channels {
                 var count = 0
-                while let buffer = try channel.readOutbound(as: ByteBuffer.self) { count += buffer.readableBytes / 323 }
-                return count
+                while let buffer = try await channel.readOutbound(as: ByteBuffer.self) { count += buffer.readableBytes / 323 }
+                counts.append(count)
             }
+            return counts
         }
-        #expect(try framesPerChannel() == [1, 0, 0, 0, 0, 0, 0, 0])  // the idle clock starts with the first call
+        #expect(try await framesPerChannel() == [1, 0, 0, 0, 0, 0, 0, 0])  // the idle clock starts with the first call
         var writersPerStep: [Int] = []
         var total = Array(repeating: 0, count: 8)
         for _ in 0..<40 {  // 200 ms in 5 ms steps
-            self.loop.advanceTime(by: .milliseconds(5))
-            let frames = try framesPerChannel()
+            await self.loop.advanceTime(by: .milliseconds(5))
+            let frames = try await framesPerChannel()
             writersPerStep.append(frames.filter { $0 > 0 }.count)
             total = zip(total, frames).map(+)
         }
@@ -137,20 +145,23 @@ import Testing
         #expect(writersPerStep.allSatisfy { $0 == 2 }, "\(writersPerStep)")
         // …and over 200 ms each call got exactly its 10 frames.
         #expect(total == Array(repeating: 10, count: 8), "\(total)")
-        for outlet in outlets { pacer.unregister(outlet) }
-        #expect(pacer.callCount == 0)
+        let left = try await self.loop.executeInContext {
+            for outlet in outlets { pacer.unregister(outlet) }
+            return pacer.callCount
+        }
+        #expect(left == 0)
     }
 
     @Test func clearTakesEffectAtTheNextFrameAndReportsWhatWasHeard() async throws {
-        self.pacer.register(self.outbound)
-        _ = try self.written()
+        try await self.register(self.outbound)
+        _ = try await self.written()
         let task = try await self.speak([Int16](repeating: 1000, count: 8000))
         let done = NIOLockedValueBox(false)
         for _ in 0..<10 { try await self.step(done: done) }
-        #expect(try self.written().allSatisfy { $0.1.contains(0xE8) })  // 1000 = 0x03E8, little-endian
+        #expect(try await self.written().allSatisfy { $0.1.contains(0xE8) })  // 1000 = 0x03E8, little-endian
         self.outbound.clear()
-        self.loop.advanceTime(by: .milliseconds(20))
-        let next = try self.written()
+        await self.loop.advanceTime(by: .milliseconds(20))
+        let next = try await self.written()
         #expect(next.count == 1)
         #expect(next[0].1.allSatisfy { $0 == 0 })
         let result = await task.value
@@ -160,8 +171,8 @@ import Testing
     }
 
     @Test func hangupSendsTheHangupFrameAfterQueuedAudio() async throws {
-        self.pacer.register(self.outbound)
-        _ = try self.written()
+        try await self.register(self.outbound)
+        _ = try await self.written()
         let task = try await self.speak([Int16](repeating: 500, count: 480))
         let done = NIOLockedValueBox(false)
         Task {
@@ -173,11 +184,12 @@ import Testing
         let outbound = self.outbound
         let hungUp = Task { await outbound.hangup() }
         try await eventually { outbound.isHangingUp }
-        self.loop.advanceTime(by: .milliseconds(20))
-        let frames = try self.written()
+        await self.loop.advanceTime(by: .milliseconds(20))
+        let frames = try await self.written()
         #expect(frames.map(\.0) == [0x10, 0x10, 0x10, 0x00])
         await hungUp.value
         #expect(self.outbound.isClosed)
-        #expect(self.pacer.callCount == 0)
+        let pacer = self.pacer
+        #expect(try await self.loop.executeInContext { pacer.callCount } == 0)
     }
 }
