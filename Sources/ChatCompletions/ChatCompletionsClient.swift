@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 /// Where and how to reach an OpenAI-compatible endpoint.
 public struct ChatEndpoint: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
@@ -64,11 +63,11 @@ public struct ChatCompletionsClient: Sendable {
     public let endpoint: ChatEndpoint
     public var timeouts: ChatTimeouts
     public var retry: ChatRetryPolicy
-    private let http: HTTPClient
-    private let clock: any Clock<Duration>
-    private let logger: Logger
+    let http: HTTPClient
+    let clock: any Clock<Duration>
+    let logger: Logger
     /// Random numbers in 0..<1 for the backoff's jitter.
-    private let jitter: @Sendable () -> Double
+    let jitter: @Sendable () -> Double
 
     public init(
         endpoint: ChatEndpoint, timeouts: ChatTimeouts = ChatTimeouts(), retry: ChatRetryPolicy = ChatRetryPolicy(), http: HTTPClient = .shared,
@@ -98,51 +97,32 @@ public struct ChatCompletionsClient: Sendable {
     /// request's own end.
     public func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatStreamEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: ChatStreamEvent.self, throwing: (any Error).self)
-        let task = Task {
-            do {
-                try await self.send(request) { event in
-                    continuation.yield(event)
-                    if case .finished = event { continuation.finish() }
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
+        let call = self.call(request) { continuation.yield($0) }
         continuation.onTermination = { termination in
-            if case .cancelled = termination { task.cancel() }
+            if case .cancelled = termination { call.cancel() }
+        }
+        call.start { result in
+            if case .failure(let error) = result { continuation.finish(throwing: error) } else { continuation.finish() }
         }
         return stream
     }
 
-    /// Sends the request and hands each event of the reply to `receive` as it arrives, from the
-    /// task reading the response (no stream in between: a voice turn's words lose no time), under
-    /// the two watchdogs: the first token and the deadline. `.finished` is the last event.
+    /// Sends the request and hands each event of the reply to `receive` as it arrives, on the
+    /// event loop reading the response, under the two watchdogs: the first token and the
+    /// deadline. `.finished` is the last event; the function returns with it.
     public func send(_ request: ChatRequest, _ receive: @escaping @Sendable (ChatStreamEvent) -> Void) async throws {
-        let body = request.jsonBytes
-        let firstToken = Flag()
-        let timeouts = self.timeouts
-        let clock = self.clock
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await self.attempts(body) { event in
-                    switch event {
-                    case .content, .refusal, .toolCalls: firstToken.set()
-                    case .finished: break
-                    }
-                    receive(event)
-                }
-            }
-            group.addTask {
-                try await clock.sleep(for: timeouts.firstToken)
-                if !firstToken.isSet { throw ChatError.firstTokenTimeout(timeouts.firstToken) }
-                try await clock.sleep(for: max(.zero, timeouts.deadline - timeouts.firstToken))
-                throw ChatError.deadlineExceeded(timeouts.deadline)
-            }
-            defer { group.cancelAll() }
-            // The reply's end, or a watchdog's error, whichever comes first.
-            try await group.next()
+        let call = self.call(request, receive: receive)
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in call.start { continuation.resume(with: $0) } }
+        } onCancel: {
+            call.cancel()
         }
+    }
+
+    /// A request ready to start, whose events go to `receive` on the event loop reading the
+    /// response. Nothing is sent before `start`; nothing waits on a task of its own.
+    public func call(_ request: ChatRequest, receive: @escaping @Sendable (ChatStreamEvent) -> Void) -> ChatCall {
+        ChatCall(client: self, request: Result { try self.httpRequest(request.jsonBytes) }.mapError { _ in ChatError.transport("invalid URL") }, receive: receive)
     }
 
     /// The whole reply: its text (refusals included) and tool calls.
@@ -161,83 +141,18 @@ public struct ChatCompletionsClient: Sendable {
         return reply
     }
 
-    /// Sends the request until an answer is final, then reads the stream.
-    private func attempts(_ body: [UInt8], yield: @Sendable (ChatStreamEvent) -> Void) async throws {
-        var retry = 0
-        while true {
-            let response: HTTPClientResponse
-            do {
-                response = try await self.http.execute(self.httpRequest(body), deadline: .distantFuture, logger: self.logger)
-            } catch let error as CancellationError {
-                throw error
-            } catch {
-                if Task.isCancelled { throw CancellationError() }
-                // Not connected at all: worth the retries a 503 would get.
-                guard let delay = self.retry.delay(status: 503, headers: [], errorCode: nil, retry: retry, jitter: self.jitter()) else {
-                    throw ChatError.transport(Self.describe(error))
-                }
-                self.logger.notice("chat request failed, trying again", metadata: ["error": "\(Self.describe(error))", "retry_in": "\(delay)"])
-                try await self.clock.sleep(for: delay)
-                retry += 1
-                continue
-            }
-            let status = Int(response.status.code)
-            if status == 200 { return try await self.read(response) { yield($0) } }
-            let headers = response.headers.map { ($0.name, $0.value) }
-            let detail = try await Self.errorDetail(response)
-            if let delay = self.retry.delay(status: status, headers: headers, errorCode: detail?.code, retry: retry, jitter: self.jitter()) {
-                self.logger.notice(
-                    "chat request refused, trying again", metadata: ["http.status": "\(status)", "error.code": "\(detail?.code ?? "")", "retry_in": "\(delay)"])
-                try await self.clock.sleep(for: delay)
-                retry += 1
-                continue
-            }
-            throw Self.error(status: status, detail: detail)
-        }
-    }
-
-    private func read(_ response: HTTPClientResponse, yield: (ChatStreamEvent) -> Void) async throws {
-        var parser = ServerSentEventParser()
-        var assembler = ChatStreamAssembler()
-        do {
-            for try await piece in response.body {
-                for event in parser.feed(piece.readableBytesView) {
-                    for output in try assembler.consume(event) { yield(output) }
-                }
-                if assembler.isDone { return }
-            }
-        } catch let error as ChatError {
-            throw error
-        } catch {
-            if Task.isCancelled { throw CancellationError() }
-            // The connection broke mid-stream (a chunked body cut short reads as a parser error).
-            self.logger.debug("chat stream broke", metadata: ["error": "\(Self.describe(error))"])
-            throw ChatError.endedEarly
-        }
-        for output in try assembler.end() { yield(output) }
-    }
-
-    private func httpRequest(_ body: [UInt8]) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: self.endpoint.chatCompletionsURL)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: "text/event-stream")
+    private func httpRequest(_ body: [UInt8]) throws -> HTTPClient.Request {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Accept", value: "text/event-stream")
         if let key = self.endpoint.apiKey {
             if let header = self.endpoint.keyHeader {
-                request.headers.add(name: header, value: key)
+                headers.add(name: header, value: key)
             } else {
-                request.headers.add(name: "Authorization", value: "Bearer \(key)")
+                headers.add(name: "Authorization", value: "Bearer \(key)")
             }
         }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        return request
-    }
-
-    /// The error envelope of a refused request, when the body has one.
-    static func errorDetail(_ response: HTTPClientResponse) async throws -> APIErrorBody.Detail? {
-        let body = try? await response.body.collect(upTo: 64 << 10)
-        guard let body else { return nil }
-        return try? JSONDecoder().decode(APIErrorBody.self, from: Data(body.readableBytesView)).error
+        return try HTTPClient.Request(url: self.endpoint.chatCompletionsURL, method: .POST, headers: headers, body: .byteBuffer(ByteBuffer(bytes: body)))
     }
 
     static func error(status: Int, detail: APIErrorBody.Detail?) -> ChatError {
@@ -253,14 +168,6 @@ public struct ChatCompletionsClient: Sendable {
         if let error = error as? IOError { return "\(error)" }
         return String(describing: type(of: error))
     }
-}
-
-/// Set once, read from any task.
-private final class Flag: Sendable {
-    private let value = Mutex(false)
-
-    func set() { self.value.withLock { $0 = true } }
-    var isSet: Bool { self.value.withLock { $0 } }
 }
 
 /// A reply read to its end.

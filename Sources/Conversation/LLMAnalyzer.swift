@@ -108,7 +108,7 @@ public struct LLMAnalyzer: Sendable {
             "The call's goal: \(self.template.goal).",
             "Objections: list the ids of the catalogue below that the callee raised; one that fits none is other:<a few words>.",
         ]
-        lines += self.template.objections.map { "- \($0.id): \($0.label) (e.g. \($0.when.prefix(3).joined(separator: " / ")))" }
+        lines += self.template.objections.map { "- \($0.id): \($0.label) (e.g. \($0.when.phrases.prefix(3).joined(separator: " / ")))" }
         lines += [
             "outcome: how the call ended (\(CallOutcome.allCases.map(\.rawValue).joined(separator: ", "))).",
             "callback_time: when the callee asked to be called back, as ISO 8601 with the UTC offset of \(timeZone.identifier); the call started at \(ISO8601DateFormatter().string(from: startedAt)). null when they did not ask.",

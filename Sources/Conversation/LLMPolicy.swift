@@ -79,34 +79,33 @@ final class LLMDialogue: DialogueSession {
             [.system(self.prompt)] + LLMPrompt.messages(history), temperature: self.policy.temperature, maxTokens: self.policy.maxTokens,
             tools: LLMPrompt.tools, toolChoice: "auto")
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PolicyOutput.self, throwing: (any Error).self)
-        // The reply as the client reads it: text goes on at once, and the stream ends at the
-        // model's finish, not after the request's teardown.
-        let reply = Mutex((spoke: false, calls: [ToolCall](), finished: false))
-        let task = Task {
-            do {
-                try await self.policy.client.send(request) { event in
-                    switch event {
-                    case .content(let text):
-                        reply.withLock { $0.spoke = $0.spoke || !text.trimmingCharacters(in: .whitespaces).isEmpty }
-                        continuation.yield(.text(text))
-                    case .toolCalls(let made):
-                        reply.withLock { $0.calls += made }
-                    case .finished:
-                        let (spoke, calls) = reply.withLock {
-                            $0.finished = true
-                            return ($0.spoke, $0.calls)
-                        }
-                        for output in self.actions(calls, spoke: spoke) { continuation.yield(output) }
-                        continuation.finish()
-                    case .refusal:
-                        break
-                    }
-                }
-            } catch is CancellationError {
-                // Barge-in: the engine stopped listening.
-            } catch {
-                // (A watchdog that fires as the reply finishes is too late to matter.)
-                if Task.isCancelled || reply.withLock({ $0.finished }) { return continuation.finish() }
+        // The reply as the client reads it, from the event loop reading the response: text goes
+        // on at once, and the stream ends at the model's finish, not after the request's teardown.
+        let reply = Mutex((spoke: false, calls: [ToolCall]()))
+        let call = self.policy.client.call(request) { event in
+            switch event {
+            case .content(let text):
+                if text.contains(where: { !$0.isWhitespace }) { reply.withLock { $0.spoke = true } }
+                continuation.yield(.text(text))
+            case .toolCalls(let made):
+                reply.withLock { $0.calls += made }
+            case .finished:
+                let (spoke, calls) = reply.withLock { ($0.spoke, $0.calls) }
+                for output in self.actions(calls, spoke: spoke) { continuation.yield(output) }
+            case .refusal:
+                break
+            }
+        }
+        continuation.onTermination = { termination in
+            if case .cancelled = termination { call.cancel() }
+        }
+        call.start { result in
+            switch result {
+            case .success:
+                break
+            case .failure(is CancellationError):
+                break  // barge-in: the engine stopped listening
+            case .failure(let error):
                 // The model failed: one filler line, the script answers this turn and leads from here.
                 self.state.withLock { $0.failedOver = true }
                 let spoke = reply.withLock { $0.spoke }
@@ -115,9 +114,6 @@ final class LLMDialogue: DialogueSession {
                 for output in self.scripted.decide(callerText) { continuation.yield(output) }
             }
             continuation.finish()
-        }
-        continuation.onTermination = { termination in
-            if case .cancelled = termination { task.cancel() }
         }
         return stream
     }
@@ -202,11 +198,11 @@ public struct LLMPrompt: Sendable {
         lines.append("Then ask: \(render(template.question))")
         if !template.faq.isEmpty {
             lines += ["", "Answers to common questions:"]
-            lines += template.faq.map { "- Asked about \($0.when.joined(separator: " / ")): \(render($0.say))" }
+            lines += template.faq.map { "- Asked about \($0.when.phrases.joined(separator: " / ")): \(render($0.say))" }
         }
         if !template.objections.isEmpty {
             lines += ["", "Objections, and how to answer each (answer an objection once; if they hold to it, thank them and end the call):"]
-            lines += template.objections.map { "- \($0.label) (\($0.when.joined(separator: " / "))): \(render($0.say))" }
+            lines += template.objections.map { "- \($0.label) (\($0.when.phrases.joined(separator: " / "))): \(render($0.say))" }
         }
         let closings = template.closings
         lines += [
@@ -250,7 +246,7 @@ public struct LLMPrompt: Sendable {
     /// it), what the caller said.
     static func messages(_ history: [DialogueTurn]) -> [ChatMessage] {
         history.compactMap { turn in
-            let text = turn.text.trimmingCharacters(in: .whitespaces)
+            let text = turn.text.trimmingSpaces()
             guard !text.isEmpty else { return nil }
             return turn.speaker == .agent ? .assistant(text) : .user(text)
         }

@@ -10,8 +10,12 @@ public enum PhraseMatcher {
         PhraseLanguageModel.words(of: text.replacingOccurrences(of: "’", with: "'"))
     }
 
+    /// True when `phrase`'s words appear in order in `utterance`, at most one word apart.
     public static func matches(_ utterance: [String], _ phrase: String) -> Bool {
-        let wanted = self.words(phrase)
+        self.matches(utterance, words: self.words(phrase))
+    }
+
+    static func matches(_ utterance: [String], words wanted: [String]) -> Bool {
         guard let first = wanted.first else { return false }
         for start in utterance.indices where self.same(utterance[start], first) {
             var position = start
@@ -33,33 +37,65 @@ public enum PhraseMatcher {
         return rest.isEmpty || (wanted.count >= 3 && (rest == "s" || rest == "ed" || rest == "ing"))
     }
 
-    public static func matchesAny(_ utterance: [String], _ phrases: [String]) -> Bool {
-        phrases.contains { self.matches(utterance, $0) }
+    public static func matchesAny(_ utterance: [String], _ phrases: PhraseSet) -> Bool {
+        phrases.matches(utterance)
     }
 
     /// Built-in intents every call listens for. Whole sentences callers say are listed too:
     /// they also train the recogniser's phrase model.
-    public static let optOut = [
+    public static let optOut: PhraseSet = [
         "stop", "remove me", "take me off", "do not call", "don't call", "stop calling", "unsubscribe", "opt out",
         "never call", "don't ever call", "take my number off",
         "stop calling me", "please remove me from your list", "take me off your list", "do not call me again",
         "don't call this number again", "put me on your do not call list",
     ]
-    public static let wrongPerson = ["wrong number", "wrong person", "no one by that name", "doesn't live here", "not me", "you have the wrong"]
-    public static let callback = [
+    public static let wrongPerson: PhraseSet = ["wrong number", "wrong person", "no one by that name", "doesn't live here", "not me", "you have the wrong"]
+    public static let callback: PhraseSet = [
         "call me back", "call back", "call me later", "call me tomorrow", "call me next", "busy right now", "not a good time",
         "bad time", "i'm busy", "in a meeting", "driving",
     ]
-    public static let human = ["real person", "speak to a person", "talk to a person", "a human", "representative", "speak to someone"]
-    public static let negative = ["not interested", "no thanks", "no thank you", "not for me", "no", "nope", "don't want", "not really"]
-    public static let positive = [
+    public static let human: PhraseSet = ["real person", "speak to a person", "talk to a person", "a human", "representative", "speak to someone"]
+    public static let negative: PhraseSet = ["not interested", "no thanks", "no thank you", "not for me", "no", "nope", "don't want", "not really"]
+    public static let positive: PhraseSet = [
         "yes", "yeah", "yep", "sure", "sounds good", "interested", "okay", "ok", "sign me up", "that works", "let's do it",
         "go ahead", "why not", "alright", "of course", "absolutely", "i'd like",
     ]
-    public static let identity = ["who is this", "who are you", "who's calling", "what company", "where are you calling from", "is this a robot", "are you a robot", "is this a real"]
+    public static let identity: PhraseSet = ["who is this", "who are you", "who's calling", "what company", "where are you calling from", "is this a robot", "are you a robot", "is this a real"]
 
     /// Every phrase the built-in intents listen for, for the recogniser's vocabulary.
     public static var allBuiltIn: [String] {
-        optOut + wrongPerson + callback + human + negative + positive + identity
+        [optOut, wrongPerson, callback, human, negative, positive, identity].flatMap(\.phrases)
+    }
+}
+
+/// Trigger phrases, split into words once (splitting is what matching a turn against them
+/// would otherwise spend its time on). Written and read as a list of strings.
+public struct PhraseSet: Sendable, Hashable, Codable, ExpressibleByArrayLiteral {
+    public let phrases: [String]
+    private let words: [[String]]
+
+    public init(_ phrases: [String]) {
+        self.phrases = phrases
+        self.words = phrases.map(PhraseMatcher.words)
+    }
+
+    public init(arrayLiteral phrases: String...) {
+        self.init(phrases)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self.init(try [String](from: decoder))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try self.phrases.encode(to: encoder)
+    }
+
+    public static func == (lhs: PhraseSet, rhs: PhraseSet) -> Bool { lhs.phrases == rhs.phrases }
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.phrases) }
+
+    /// True when any of the phrases is in `utterance` (words as `PhraseMatcher.words` splits them).
+    public func matches(_ utterance: [String]) -> Bool {
+        self.words.contains { PhraseMatcher.matches(utterance, words: $0) }
     }
 }

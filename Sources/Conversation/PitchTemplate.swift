@@ -9,7 +9,7 @@ import Yams
 public struct PitchTemplate: Sendable, Hashable, Codable {
     public struct Answer: Sendable, Hashable, Codable {
         /// Phrases that trigger it.
-        public var when: [String]
+        public var when: PhraseSet
         public var say: String
     }
 
@@ -18,7 +18,8 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
         public var id: String
         /// A readable name, e.g. "Too expensive".
         public var label: String
-        public var when: [String]
+        /// Phrases that raise it.
+        public var when: PhraseSet
         public var say: String
     }
 

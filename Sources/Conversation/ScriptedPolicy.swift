@@ -27,7 +27,7 @@ public struct ScriptedPolicy: DialoguePolicy {
 
     /// Everything this policy listens for, for the recogniser's vocabulary.
     public var phrases: [String] {
-        PhraseMatcher.allBuiltIn + self.template.faq.flatMap(\.when) + self.template.objections.flatMap(\.when)
+        PhraseMatcher.allBuiltIn + self.template.faq.flatMap(\.when.phrases) + self.template.objections.flatMap(\.when.phrases)
     }
 }
 

@@ -1,6 +1,7 @@
 import ChatCompletions
 import Logging
 import ProviderDoubles
+import Synchronization
 import TestSupport
 import Testing
 
@@ -131,6 +132,32 @@ import Testing
             await #expect(throws: ChatError.streamError(type: "server_error", code: nil, message: "overloaded")) {
                 try await client.complete(client.request([.user("Hi")]))
             }
+        }
+    }
+
+    @Test func repliesInARowShareOneConnection() async throws {
+        try await self.withServer { server, client, _, _ in
+            for turn in 0..<3 {
+                server.enqueue(.stream(FakeChatServer.chunks(text: "Reply \(turn).", size: 2)))
+                #expect(try await client.complete(client.request([.user("Hi")])).text == "Reply \(turn).")
+                // The reply ends at `[DONE]`; the rest of the response frees the connection just after.
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(server.requests.count == 3)
+            #expect(server.connectionsAccepted == 1)
+        }
+    }
+
+    @Test func aCallCancelledBeforeItStartsSendsNothing() async throws {
+        try await self.withServer { server, client, _, _ in
+            server.enqueue(.stream(FakeChatServer.chunks(text: "Never heard.")))
+            let events = Mutex<[ChatStreamEvent]>([])
+            let call = client.call(client.request([.user("Hi")])) { event in events.withLock { $0.append(event) } }
+            call.cancel()
+            let result = await withCheckedContinuation { continuation in call.start { continuation.resume(returning: $0) } }
+            #expect(throws: CancellationError.self) { try result.get() }
+            #expect(events.withLock { $0 }.isEmpty)
+            #expect(server.requests.isEmpty)
         }
     }
 

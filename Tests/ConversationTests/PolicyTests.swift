@@ -123,6 +123,18 @@ import TestSupport
         #expect(matches("right now", "no") == false)
         #expect(matches("opt calling me", "stop") == false)
     }
+
+    @Test func aPhraseSetMatchesWhatItsPhrasesMatchAndIsWrittenAsTheirList() throws {
+        let set: PhraseSet = ["Remove me", "don’t call", "opt out"]
+        for heard in ["please remove uh me", "Don't CALL again", "i want to opt out now", "remove all of me", "call me", ""] {
+            let words = PhraseMatcher.words(heard)
+            #expect(set.matches(words) == set.phrases.contains { PhraseMatcher.matches(words, $0) }, "\(heard)")
+        }
+        #expect(set.matches(PhraseMatcher.words("don't call")))
+        let json = try JSONEncoder().encode(set)
+        #expect(String(decoding: json, as: UTF8.self) == #"["Remove me","don’t call","opt out"]"#)
+        #expect(try JSONDecoder().decode(PhraseSet.self, from: json) == set)
+    }
 }
 
 @Suite struct PolicyActionCodingTests {

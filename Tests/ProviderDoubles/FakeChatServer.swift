@@ -64,6 +64,9 @@ public final class FakeChatServer: Sendable {
 
     public func stop() async { await self.loopback.stop() }
 
+    /// TCP connections clients opened: a client that keeps its connection alive opens one.
+    public var connectionsAccepted: Int { self.loopback.acceptedConnections }
+
     /// The answer to every request once the queue is empty (a load test's endless conversation);
     /// without one, an empty queue answers 500.
     public func answerEveryRequest(_ reply: Reply) {

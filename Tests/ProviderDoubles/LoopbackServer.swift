@@ -8,6 +8,10 @@ import NIOPosix
 final class LoopbackServer: Sendable {
     private let listener = NIOLockedValueBox<(any Channel)?>(nil)
     private let connections = NIOLockedValueBox<[any Channel]>([])
+    private let accepted = NIOLockedValueBox(0)
+
+    /// Connections accepted since `start`.
+    var acceptedConnections: Int { self.accepted.withLockedValue { $0 } }
 
     /// Binds (`port` 0: a free one) and returns the port; `initializer` sets up each connection's pipeline.
     func start(port: Int = 0, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> Int {
@@ -16,6 +20,7 @@ final class LoopbackServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 self.connections.withLockedValue { $0.append(channel) }
+                self.accepted.withLockedValue { $0 += 1 }
                 return initializer(channel)
             }
             .bind(host: "127.0.0.1", port: port)

@@ -1,0 +1,265 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// One chat-completions request in flight: its attempts (retried as the retry policy allows,
+/// before the stream begins), its two watchdogs, and its end, reported exactly once.
+///
+/// The reply is read on the HTTP client's event loop: each piece of the body is parsed there and
+/// its events handed straight to `receive`, with no task in between. A voice turn's first words
+/// then reach the speaking task in one hand-off.
+public final class ChatCall: Sendable {
+    private enum Phase {
+        case ready
+        case attempting(HTTPClient.Task<ChatAttempt.Outcome>)
+        case waitingToRetry(Task<Void, Never>)
+        case done
+    }
+
+    private struct State {
+        var phase = Phase.ready
+        var completion: (@Sendable (Result<Void, any Error>) -> Void)?
+        var watchdog: Task<Void, Never>?
+        var firstToken = false
+    }
+
+    private let client: ChatCompletionsClient
+    private let request: Result<HTTPClient.Request, ChatError>
+    private let receive: @Sendable (ChatStreamEvent) -> Void
+    private let state = Mutex(State())
+
+    init(client: ChatCompletionsClient, request: Result<HTTPClient.Request, ChatError>, receive: @escaping @Sendable (ChatStreamEvent) -> Void) {
+        self.client = client
+        self.request = request
+        self.receive = receive
+    }
+
+    /// Sends the request and returns at once. `completion` is called once: after `.finished`
+    /// was received, or with the error (a `ChatError`, or `CancellationError` after `cancel()`).
+    public func start(_ completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let started = self.state.withLock { state -> Bool in
+            guard case .ready = state.phase else { return false }
+            state.completion = completion
+            return true
+        }
+        guard started else { return completion(.failure(CancellationError())) }
+        let timeouts = self.client.timeouts
+        let clock = self.client.clock
+        // Strong references throughout: the call lives until it ends, whoever holds it.
+        let watchdog = Task {
+            do {
+                try await clock.sleep(for: timeouts.firstToken)
+                if !self.state.withLock({ $0.firstToken }) { return self.finish(.failure(ChatError.firstTokenTimeout(timeouts.firstToken))) }
+                try await clock.sleep(for: max(.zero, timeouts.deadline - timeouts.firstToken))
+                self.finish(.failure(ChatError.deadlineExceeded(timeouts.deadline)))
+            } catch {
+                // Cancelled: the call ended first.
+            }
+        }
+        self.state.withLock { $0.watchdog = watchdog }
+        switch self.request {
+        case .success(let request): self.attempt(request, 0)
+        case .failure(let error): self.finish(.failure(error))
+        }
+    }
+
+    /// Stops the request; the completion gets a `CancellationError` unless the reply already ended.
+    public func cancel() {
+        self.finish(.failure(CancellationError()))
+    }
+
+    private func attempt(_ request: HTTPClient.Request, _ retry: Int) {
+        let attempt = ChatAttempt { event in self.forward(event) }
+        let task = self.client.http.execute(request: request, delegate: attempt, eventLoop: .indifferent, deadline: nil, logger: self.client.logger)
+        let current = self.state.withLock { state -> Bool in
+            guard case .done = state.phase else {
+                state.phase = .attempting(task)
+                return true
+            }
+            return false
+        }
+        guard current else { return task.cancel() }
+        task.futureResult.whenComplete { result in self.attemptEnded(request, retry, result, streamed: attempt.streamed) }
+    }
+
+    /// An event from the reply; false once the call has ended (the attempt then stops reading).
+    private func forward(_ event: ChatStreamEvent) -> Bool {
+        let live = self.state.withLock { state -> Bool in
+            if case .done = state.phase { return false }
+            switch event {
+            case .content, .refusal, .toolCalls: state.firstToken = true
+            case .finished: break
+            }
+            return true
+        }
+        guard live else { return false }
+        self.receive(event)
+        if case .finished = event { self.finish(.success(())) }
+        return true
+    }
+
+    private func attemptEnded(_ request: HTTPClient.Request, _ retry: Int, _ result: Result<ChatAttempt.Outcome, any Error>, streamed: Bool) {
+        let status: Int
+        let headers: [(String, String)]
+        let detail: APIErrorBody.Detail?
+        switch result {
+        case .success(.streamed):
+            // The bytes ended without `[DONE]` after a finish reason: `.finished` was forwarded.
+            return self.finish(.success(()))
+        case .success(.refused(let code, let head, let body)):
+            status = code
+            headers = head
+            detail = try? JSONDecoder().decode(APIErrorBody.self, from: Data(body)).error
+        case .failure(let error as ChatError):
+            return self.finish(.failure(error))
+        case .failure(let error):
+            if let error = error as? HTTPClientError, error == .cancelled { return self.finish(.failure(CancellationError())) }
+            if streamed {
+                // The connection broke mid-stream (a chunked body cut short reads as a parser error).
+                self.client.logger.debug("chat stream broke", metadata: ["error": "\(ChatCompletionsClient.describe(error))"])
+                return self.finish(.failure(ChatError.endedEarly))
+            }
+            // Not connected at all: worth the retries a 503 would get.
+            guard let delay = self.client.retry.delay(status: 503, headers: [], errorCode: nil, retry: retry, jitter: self.client.jitter()) else {
+                return self.finish(.failure(ChatError.transport(ChatCompletionsClient.describe(error))))
+            }
+            self.client.logger.notice("chat request failed, trying again", metadata: ["error": "\(ChatCompletionsClient.describe(error))", "retry_in": "\(delay)"])
+            return self.retry(request, retry + 1, after: delay)
+        }
+        guard let delay = self.client.retry.delay(status: status, headers: headers, errorCode: detail?.code, retry: retry, jitter: self.client.jitter()) else {
+            return self.finish(.failure(ChatCompletionsClient.error(status: status, detail: detail)))
+        }
+        self.client.logger.notice(
+            "chat request refused, trying again", metadata: ["http.status": "\(status)", "error.code": "\(detail?.code ?? "")", "retry_in": "\(delay)"])
+        self.retry(request, retry + 1, after: delay)
+    }
+
+    private func retry(_ request: HTTPClient.Request, _ retry: Int, after delay: Duration) {
+        let clock = self.client.clock
+        let wait = Task {
+            do { try await clock.sleep(for: delay) } catch { return }
+            self.attempt(request, retry)
+        }
+        let current = self.state.withLock { state -> Bool in
+            guard case .done = state.phase else {
+                state.phase = .waitingToRetry(wait)
+                return true
+            }
+            return false
+        }
+        if !current { wait.cancel() }
+    }
+
+    /// Ends the call once: stops what is in flight and tells the completion.
+    private func finish(_ result: Result<Void, any Error>) {
+        let ended = self.state.withLock { state -> (Phase, Task<Void, Never>?, (@Sendable (Result<Void, any Error>) -> Void)?)? in
+            if case .done = state.phase { return nil }
+            defer {
+                state.phase = .done
+                state.watchdog = nil
+                state.completion = nil
+            }
+            return (state.phase, state.watchdog, state.completion)
+        }
+        guard let (phase, watchdog, completion) = ended else { return }
+        watchdog?.cancel()
+        switch phase {
+        case .attempting(let task):
+            // A finished reply's connection goes back to the pool with the rest of its bytes.
+            if case .failure = result { task.cancel() }
+        case .waitingToRetry(let wait):
+            wait.cancel()
+        case .ready, .done:
+            break
+        }
+        completion?(result)
+    }
+}
+
+/// One HTTP attempt, read on the event loop: a 200 is parsed as it arrives and its events handed
+/// on; any other status is collected for its error envelope.
+final class ChatAttempt: HTTPClientResponseDelegate, Sendable {
+    enum Outcome: Sendable {
+        /// The stream was read (its events, `.finished` included, went to `forward`).
+        case streamed
+        /// Another status, with its headers and (up to 64 KiB of) its body.
+        case refused(status: Int, headers: [(String, String)], body: [UInt8])
+    }
+
+    private struct Reading {
+        var status: Int?
+        var parser = ServerSentEventParser()
+        var assembler = ChatStreamAssembler()
+        var headers: [(String, String)] = []
+        var errorBody: [UInt8] = []
+        /// The caller stopped listening: the rest is skipped.
+        var stopped = false
+    }
+
+    /// Hands on one event; false when nobody listens any more.
+    private let forward: @Sendable (ChatStreamEvent) -> Bool
+    private let reading = Mutex(Reading())
+
+    init(forward: @escaping @Sendable (ChatStreamEvent) -> Bool) {
+        self.forward = forward
+    }
+
+    /// A 200 arrived: from here on the stream has begun and is never retried.
+    var streamed: Bool { self.reading.withLock { $0.status == 200 } }
+
+    func didReceiveHead(task: HTTPClient.Task<Outcome>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        self.reading.withLock { reading in
+            reading.status = Int(head.status.code)
+            if head.status != .ok { reading.headers = head.headers.map { ($0.name, $0.value) } }
+        }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Outcome>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        do {
+            try self.consume(buffer)
+            return task.eventLoop.makeSucceededVoidFuture()
+        } catch {
+            return task.eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    private func consume(_ buffer: ByteBuffer) throws(ChatError) {
+        let events = try self.reading.withLock { reading throws(ChatError) -> [ChatStreamEvent] in
+            guard !reading.stopped else { return [] }
+            guard reading.status == 200 else {
+                if reading.errorBody.count < 64 << 10 { reading.errorBody += buffer.readableBytesView.prefix((64 << 10) - reading.errorBody.count) }
+                return []
+            }
+            var events: [ChatStreamEvent] = []
+            for event in reading.parser.feed(buffer.readableBytesView) where !reading.assembler.isDone {
+                events += try reading.assembler.consume(event)
+            }
+            return events
+        }
+        self.hand(events)
+    }
+
+    private func hand(_ events: [ChatStreamEvent]) {
+        for event in events where !self.forward(event) {
+            self.reading.withLock { $0.stopped = true }
+            return
+        }
+    }
+
+    func didReceiveError(task: HTTPClient.Task<Outcome>, _ error: any Error) {}
+
+    func didFinishRequest(task: HTTPClient.Task<Outcome>) throws -> Outcome {
+        let (status, events, outcome) = try self.reading.withLock { reading throws(ChatError) -> (Int?, [ChatStreamEvent], Outcome) in
+            guard reading.status == 200 else {
+                return (reading.status, [], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody))
+            }
+            return (200, reading.stopped ? [] : try reading.assembler.end(), .streamed)
+        }
+        if status == 200 { self.hand(events) }
+        return outcome
+    }
+}
