@@ -69,9 +69,11 @@ public struct DeepgramRecognizer: SpeechRecognizer {
     }
 
     /// Opens one socket, mapping a refused upgrade to Deepgram's error.
-    static func connect(_ url: URL, credential: DeepgramCredential, logger: Logger) async throws -> WebSocketConnection {
+    static func connect(
+        _ url: URL, credential: DeepgramCredential, logger: Logger, receive: (@Sendable (WebSocketConnection.Message?) -> Void)? = nil
+    ) async throws -> WebSocketConnection {
         do {
-            return try await WebSocketConnection.connect(to: url, headers: [credential.authorization], logger: logger)
+            return try await WebSocketConnection.connect(to: url, headers: [credential.authorization], logger: logger, receive: receive)
         } catch let refused as WebSocketUpgradeRefused {
             let body = try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data(refused.body.utf8))
             throw DeepgramError.refused(status: refused.status, code: refused.headers["dg-error"] ?? body?.code, message: body?.message)

@@ -129,27 +129,21 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
             }
             continuation.onTermination = { _ in task.cancel() }
         case .webSocket:
-            let utterance = NIOLockedValueBox(Utterance())
-            // Not tied to the consumer's task: a socket read is never cancelled, so it can be reused.
-            Task {
-                do {
-                    try await self.speakOverSocket(text, utterance: utterance) { samples in
-                        if !utterance.withLockedValue({ $0.stopped }) { continuation.yield(samples) }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
+            let utterance = SpeakUtterance(text: text, continuation: continuation)
             continuation.onTermination = { termination in
-                guard case .cancelled = termination else { return }
-                let socket = utterance.withLockedValue { state -> SpeakSocket? in
-                    state.stopped = true
-                    guard let socket = state.socket else { return nil }
-                    state.clearSent = true
-                    return socket
+                if case .cancelled = termination { utterance.stop() }
+            }
+            if let socket = self.idle.withLockedValue({ $0.popLast() }) {
+                socket.speak(utterance)
+            } else {
+                // Not tied to the consumer's task: the new socket outlives this line, in the pool.
+                Task {
+                    do {
+                        try await self.openSocket().speak(utterance)
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
                 }
-                socket?.connection.send(.text(SpeakControl.clear.json))
             }
         }
         return stream
@@ -157,73 +151,21 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
 
     // MARK: WebSocket
 
-    /// One utterance on a socket: the socket while in use, and whether the listener went away.
-    struct Utterance {
-        var socket: SpeakSocket?
-        var stopped = false
-        /// `Clear` went out: the socket is reused only after `Cleared`.
-        var clearSent = false
-    }
-
-    private func speakOverSocket(_ text: String, utterance: NIOLockedValueBox<Utterance>, yield: ([Int16]) -> Void) async throws {
-        let socket = try await self.takeSocket()
-        let stopped = utterance.withLockedValue { state in
-            if !state.stopped { state.socket = socket }
-            return state.stopped
-        }
-        if stopped { return self.put(socket) }
-        socket.connection.send(.text(SpeakControl.speak(text).json))
-        socket.connection.send(.text(SpeakControl.flush.json))
-        var framer = PCMFramer()
-        /// Done with the socket unless a `Clear` is still to be answered.
-        func release() -> Bool {
-            let done = utterance.withLockedValue { state in
-                if !state.clearSent { state.socket = nil }
-                return !state.clearSent
-            }
-            if done { self.put(socket) }
-            return done
-        }
-        while let message = await socket.next() {
-            switch message {
-            case .binary(let bytes):
-                for frame in framer.append(bytes) { yield(frame) }
-            case .text(let json):
-                switch try? JSONDecoder().decode(SpeakReply.self, from: Data(json.utf8)) {
-                case .flushed?:
-                    let rest = framer.finish()
-                    if !rest.isEmpty { yield(rest) }
-                    if release() { return }
-                case .cleared?:
-                    utterance.withLockedValue { $0.clearSent = false }
-                    if release() { return }
-                case .warning(let code, _)?:
-                    self.logger.notice("deepgram speak warning", metadata: ["deepgram.warning": "\(code)"])
-                default:
-                    break
-                }
-            }
-        }
-        let close = socket.connection.closeFrame
-        throw DeepgramError.closed(code: close?.code, reason: close?.reason ?? "")
-    }
-
-    private func takeSocket() async throws -> SpeakSocket {
-        if let socket = self.idle.withLockedValue({ $0.popLast() }) { return socket }
+    private func openSocket() async throws -> SpeakSocket {
         let url = self.endpoint.url("/v1/speak", query: self.query, socket: true)
-        return SpeakSocket(try await DeepgramRecognizer.connect(url, credential: self.endpoint.credential, logger: self.logger))
-    }
-
-    private func put(_ socket: SpeakSocket) {
-        self.idle.withLockedValue { $0.append(socket) }
+        let socket = SpeakSocket(logger: self.logger) { [weak self] socket, reusable in
+            self?.idle.withLockedValue { idle in
+                idle.removeAll { $0 === socket }
+                if reusable { idle.append(socket) }
+            }
+        }
+        socket.attach(try await DeepgramRecognizer.connect(url, credential: self.endpoint.credential, logger: self.logger) { socket.receive($0) })
+        return socket
     }
 
     /// Closes the idle sockets (each sends `Close` first).
     public func shutdown() {
-        for socket in self.idle.withLockedValue({ sockets in defer { sockets.removeAll() }; return sockets }) {
-            socket.connection.send(.text(SpeakControl.close.json))
-            socket.connection.close()
-        }
+        for socket in self.idle.withLockedValue({ sockets in defer { sockets.removeAll() }; return sockets }) { socket.close() }
     }
 
     // MARK: REST
@@ -272,15 +214,138 @@ extension DeepgramEndpoint {
     }
 }
 
-/// A speak socket with its one reader, used by one utterance at a time.
-final class SpeakSocket: @unchecked Sendable {
-    let connection: WebSocketConnection
-    private var iterator: AsyncStream<WebSocketConnection.Message>.Iterator
+/// One line to speak: its text and its listener, and the socket speaking it once it has one.
+final class SpeakUtterance: Sendable {
+    let text: String
+    let continuation: AsyncThrowingStream<[Int16], any Error>.Continuation
+    private let state = NIOLockedValueBox<(socket: SpeakSocket?, stopped: Bool)>((nil, false))
 
-    init(_ connection: WebSocketConnection) {
-        self.connection = connection
-        self.iterator = connection.inbound.makeAsyncIterator()
+    init(text: String, continuation: AsyncThrowingStream<[Int16], any Error>.Continuation) {
+        self.text = text
+        self.continuation = continuation
     }
 
-    func next() async -> WebSocketConnection.Message? { await self.iterator.next() }
+    /// Binds the line to its socket; false when the listener already went away.
+    func attach(_ socket: SpeakSocket) -> Bool {
+        self.state.withLockedValue { state in
+            guard !state.stopped else { return false }
+            state.socket = socket
+            return true
+        }
+    }
+
+    /// The listener went away (barge-in): the socket clears what it still has of this line.
+    func stop() {
+        let socket = self.state.withLockedValue { state in
+            state.stopped = true
+            return state.socket
+        }
+        socket?.clear(self)
+    }
+}
+
+/// A speak socket, used by one utterance at a time. Its messages are read on the event loop,
+/// where the audio is cut into 20 ms frames and handed straight to the utterance's listener.
+final class SpeakSocket: Sendable {
+    private struct State {
+        var connection: WebSocketConnection?
+        var utterance: SpeakUtterance?
+        var framer = PCMFramer()
+        /// `Clear` went out: audio is dropped, and the socket is free again at `Cleared`.
+        var clearSent = false
+        var closed = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let logger: Logger
+    /// Tells the pool the socket is free (true) or closed (false).
+    private let release: @Sendable (SpeakSocket, _ reusable: Bool) -> Void
+
+    init(logger: Logger, release: @escaping @Sendable (SpeakSocket, _ reusable: Bool) -> Void) {
+        self.logger = logger
+        self.release = release
+    }
+
+    func attach(_ connection: WebSocketConnection) {
+        self.state.withLockedValue { $0.connection = connection }
+    }
+
+    /// Sends the line: `Speak` and `Flush` in one write.
+    func speak(_ utterance: SpeakUtterance) {
+        let connection = self.state.withLockedValue { state -> WebSocketConnection? in
+            guard !state.closed, let connection = state.connection else { return nil }
+            state.utterance = utterance
+            state.framer = PCMFramer()
+            return connection
+        }
+        guard let connection else {
+            let close = self.state.withLockedValue { $0.connection?.closeFrame }
+            return utterance.continuation.finish(throwing: DeepgramError.closed(code: close?.code, reason: close?.reason ?? ""))
+        }
+        connection.send([.text(SpeakControl.speak(utterance.text).json), .text(SpeakControl.flush.json)])
+        // A listener gone before the line was bound to the socket: cleared as if it barged in.
+        if !utterance.attach(self) { self.clear(utterance) }
+    }
+
+    func clear(_ utterance: SpeakUtterance) {
+        let connection = self.state.withLockedValue { state -> WebSocketConnection? in
+            guard state.utterance === utterance, !state.clearSent else { return nil }
+            state.clearSent = true
+            return state.connection
+        }
+        connection?.send(.text(SpeakControl.clear.json))
+    }
+
+    func close() {
+        let connection = self.state.withLockedValue { $0.connection }
+        connection?.send(.text(SpeakControl.close.json))
+        connection?.close()
+    }
+
+    /// A message from Deepgram, on the event loop; nil once the socket has closed.
+    func receive(_ message: WebSocketConnection.Message?) {
+        switch message {
+        case .binary(let bytes):
+            let (frames, utterance) = self.state.withLockedValue { state -> ([[Int16]], SpeakUtterance?) in
+                guard let utterance = state.utterance, !state.clearSent else { return ([], nil) }
+                return (state.framer.append(bytes), utterance)
+            }
+            for frame in frames { utterance?.continuation.yield(frame) }
+        case .text(let json):
+            switch try? JSONDecoder().decode(SpeakReply.self, from: Data(json.utf8)) {
+            case .flushed?:
+                // The line's audio is complete; after a `Clear`, the socket waits for `Cleared`.
+                let ended = self.state.withLockedValue { state -> (rest: [Int16], utterance: SpeakUtterance)? in
+                    guard let utterance = state.utterance, !state.clearSent else { return nil }
+                    state.utterance = nil
+                    return (state.framer.finish(), utterance)
+                }
+                guard let ended else { return }
+                if !ended.rest.isEmpty { ended.utterance.continuation.yield(ended.rest) }
+                // Free before the line ends: the listener's next line may take this socket.
+                self.release(self, true)
+                ended.utterance.continuation.finish()
+            case .cleared?:
+                let utterance = self.state.withLockedValue { state -> SpeakUtterance? in
+                    state.clearSent = false
+                    defer { state.utterance = nil }
+                    return state.utterance
+                }
+                self.release(self, true)
+                utterance?.continuation.finish()
+            case .warning(let code, _)?:
+                self.logger.notice("deepgram speak warning", metadata: ["deepgram.warning": "\(code)"])
+            default:
+                break
+            }
+        case nil:
+            let (utterance, close) = self.state.withLockedValue { state in
+                state.closed = true
+                defer { state.utterance = nil }
+                return (state.utterance, state.connection?.closeFrame)
+            }
+            utterance?.continuation.finish(throwing: DeepgramError.closed(code: close?.code, reason: close?.reason ?? ""))
+            self.release(self, false)
+        }
+    }
 }

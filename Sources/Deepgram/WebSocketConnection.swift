@@ -10,6 +10,10 @@ import NIOWebSocket
 /// A WebSocket client connection (RFC 6455) over TCP, or TLS for `wss://`: whole messages in and
 /// out, pings answered, and the server's close code and reason kept.
 ///
+/// Frames are read and written on the channel's event loop, with no task in between: a message
+/// goes out with one hand-over to the event loop, and comes in either on `inbound` or, when the
+/// connection was opened with a `receive` handler, straight to that handler on the event loop.
+///
 /// A refused upgrade throws `WebSocketUpgradeRefused` with the HTTP status, headers and body, so
 /// an authentication failure can be told from an outage.
 public final class WebSocketConnection: Sendable {
@@ -29,32 +33,44 @@ public final class WebSocketConnection: Sendable {
         }
     }
 
-    /// Messages from the server, in order. The stream finishes when the connection closes; the
-    /// server's close frame, if it sent one, is in `closeFrame` by then.
+    /// Messages from the server, in order, unless a `receive` handler takes them. The stream
+    /// finishes when the connection closes; the server's close frame, if it sent one, is in
+    /// `closeFrame` by then.
     public let inbound: AsyncStream<Message>
     private let inboundContinuation: AsyncStream<Message>.Continuation
-    private let outbound: AsyncStream<WebSocketFrame>.Continuation
-    private let outboundFrames: AsyncStream<WebSocketFrame>
+    private let receive: (@Sendable (Message?) -> Void)?
+    private let channel: any Channel
     private let state = NIOLockedValueBox(State())
 
     private struct State {
         var closeFrame: Close?
         var closing = false
+        var ended = false
     }
 
     public var closeFrame: Close? { self.state.withLockedValue { $0.closeFrame } }
 
-    private init() {
+    private init(channel: any Channel, receive: (@Sendable (Message?) -> Void)?) {
+        self.channel = channel
+        self.receive = receive
         (self.inbound, self.inboundContinuation) = AsyncStream.makeStream(of: Message.self)
-        (self.outboundFrames, self.outbound) = AsyncStream.makeStream(of: WebSocketFrame.self)
     }
 
     /// Sends a message; never waits (messages go out in order).
     public func send(_ message: Message) {
-        switch message {
-        case .text(let text): self.outbound.yield(Self.frame(.text, ByteBuffer(string: text)))
-        case .binary(let bytes): self.outbound.yield(Self.frame(.binary, ByteBuffer(bytes: bytes)))
+        self.send([message])
+    }
+
+    /// Sends messages in one write to the socket.
+    public func send(_ messages: [Message]) {
+        guard !self.state.withLockedValue({ $0.closing }) else { return }
+        let frames = messages.map { message in
+            switch message {
+            case .text(let text): Self.frame(.text, ByteBuffer(string: text))
+            case .binary(let bytes): Self.frame(.binary, ByteBuffer(bytes: bytes))
+            }
         }
+        self.write(frames)
     }
 
     /// Starts the closing handshake; the connection ends when the server answers (or drops it).
@@ -67,7 +83,15 @@ public final class WebSocketConnection: Sendable {
         var data = ByteBuffer()
         data.writeInteger(code)
         data.writeString(reason)
-        self.outbound.yield(Self.frame(.connectionClose, data))
+        self.write([Self.frame(.connectionClose, data)])
+    }
+
+    private func write(_ frames: [WebSocketFrame]) {
+        let channel = self.channel
+        channel.eventLoop.execute {
+            for frame in frames { channel.write(frame, promise: nil) }
+            channel.flush()
+        }
     }
 
     static func frame(_ opcode: WebSocketOpcode, _ data: ByteBuffer) -> WebSocketFrame {
@@ -75,16 +99,48 @@ public final class WebSocketConnection: Sendable {
         WebSocketFrame(fin: true, opcode: opcode, maskKey: .random(), data: data)
     }
 
+    // MARK: Event loop side
+
+    fileprivate func deliver(_ message: Message) {
+        if let receive = self.receive {
+            receive(message)
+        } else {
+            self.inboundContinuation.yield(message)
+        }
+    }
+
+    /// The server's close frame; true when it began the handshake (it is then answered).
+    fileprivate func serverClosed(_ close: Close) -> Bool {
+        self.state.withLockedValue { state in
+            state.closeFrame = close
+            defer { state.closing = true }
+            return !state.closing
+        }
+    }
+
+    fileprivate func ended() {
+        let first = self.state.withLockedValue { state in
+            defer { state.ended = true }
+            return !state.ended
+        }
+        guard first else { return }
+        self.inboundContinuation.finish()
+        self.receive?(nil)
+    }
+
     // MARK: Connecting
 
     private enum Upgrade: Sendable {
-        case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
+        case websocket(WebSocketConnection)
         case refused
     }
 
-    /// Connects and upgrades; the connection then runs until either side closes it.
+    /// Connects and upgrades; the connection then runs until either side closes it. With
+    /// `receive`, each message goes to it on the event loop as it arrives, and nil once the
+    /// connection has ended; `inbound` then stays empty.
     public static func connect(
-        to url: URL, headers: [(String, String)], connectTimeout: Duration = .seconds(5), maxMessageSize: Int = 1 << 22, logger: Logger
+        to url: URL, headers: [(String, String)], connectTimeout: Duration = .seconds(5), maxMessageSize: Int = 1 << 22, logger: Logger,
+        receive: (@Sendable (Message?) -> Void)? = nil
     ) async throws -> WebSocketConnection {
         guard let scheme = url.scheme?.lowercased(), ["ws", "wss"].contains(scheme), let host = url.host, !host.isEmpty else {
             throw WebSocketUpgradeRefused(status: 0, headers: [], body: "not a ws:// or wss:// URL")
@@ -109,9 +165,13 @@ public final class WebSocketConnection: Sendable {
                     }
                     let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(maxFrameSize: maxMessageSize) { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 12, maxAccumulatedFrameSize: maxMessageSize))
-                            return Upgrade.websocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel))
+                            let connection = WebSocketConnection(channel: channel, receive: receive)
+                            try channel.pipeline.syncOperations.addHandlers(
+                                NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 12, maxAccumulatedFrameSize: maxMessageSize),
+                                WebSocketFrameHandler(connection: connection, logger: logger))
+                            // (Also when the channel closed before the handler was in place.)
+                            channel.closeFuture.whenComplete { _ in connection.ended() }
+                            return Upgrade.websocket(connection)
                         }
                     }
                     let configuration = NIOTypedHTTPClientUpgradeConfiguration<Upgrade>(
@@ -126,9 +186,7 @@ public final class WebSocketConnection: Sendable {
                 }
             }
         switch try await upgrade.get() {
-        case .websocket(let channel):
-            let connection = WebSocketConnection()
-            Task { await connection.run(channel, logger: logger) }
+        case .websocket(let connection):
             return connection
         case .refused:
             // The body may still be arriving; give it a moment.
@@ -136,53 +194,57 @@ public final class WebSocketConnection: Sendable {
             throw refusal.withLockedValue { $0 }
         }
     }
+}
 
-    /// Reads frames until the connection ends, writing what `send` queued meanwhile.
-    private func run(_ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, logger: Logger) async {
-        do {
-            try await channel.executeThenClose { inbound, outbound in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for await frame in self.outboundFrames {
-                            try await outbound.write(frame)
-                        }
-                    }
-                    defer { group.cancelAll() }
-                    for try await frame in inbound {
-                        switch frame.opcode {
-                        case .text:
-                            self.inboundContinuation.yield(.text(String(buffer: frame.unmaskedData)))
-                        case .binary:
-                            self.inboundContinuation.yield(.binary(Array(frame.unmaskedData.readableBytesView)))
-                        case .ping:
-                            try await outbound.write(Self.frame(.pong, frame.unmaskedData))
-                        case .connectionClose:
-                            var data = frame.unmaskedData
-                            let code = data.readInteger(as: UInt16.self)
-                            let reason = data.readString(length: data.readableBytes) ?? ""
-                            let answer = self.state.withLockedValue { state in
-                                state.closeFrame = Close(code: code, reason: reason)
-                                defer { state.closing = true }
-                                return !state.closing
-                            }
-                            // Echo the close when the server began it; the server then closes the TCP connection.
-                            if answer {
-                                var echo = ByteBuffer()
-                                if let code { echo.writeInteger(code) }
-                                try? await outbound.write(Self.frame(.connectionClose, echo))
-                            }
-                            return
-                        default:
-                            break
-                        }
-                    }
-                }
+/// Reads an upgraded connection's frames on its event loop: messages to the connection, pings
+/// answered, the server's close echoed.
+final class WebSocketFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let connection: WebSocketConnection
+    private let logger: Logger
+
+    init(connection: WebSocketConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            self.connection.deliver(.text(String(buffer: frame.unmaskedData)))
+        case .binary:
+            self.connection.deliver(.binary(Array(frame.unmaskedData.readableBytesView)))
+        case .ping:
+            context.writeAndFlush(Self.wrapOutboundOut(WebSocketConnection.frame(.pong, frame.unmaskedData)), promise: nil)
+        case .connectionClose:
+            var data = frame.unmaskedData
+            let code = data.readInteger(as: UInt16.self)
+            let reason = data.readString(length: data.readableBytes) ?? ""
+            let channel = context.channel
+            // Echo the close when the server began it; either way the connection is done.
+            if self.connection.serverClosed(WebSocketConnection.Close(code: code, reason: reason)) {
+                var echo = ByteBuffer()
+                if let code { echo.writeInteger(code) }
+                context.writeAndFlush(Self.wrapOutboundOut(WebSocketConnection.frame(.connectionClose, echo))).whenComplete { _ in channel.close(promise: nil) }
+            } else {
+                channel.close(promise: nil)
             }
-        } catch {
-            logger.debug("websocket connection ended", metadata: ["error": "\(String(describing: type(of: error)))"])
+        default:
+            break
         }
-        self.outbound.finish()
-        self.inboundContinuation.finish()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.connection.ended()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.logger.debug("websocket connection ended", metadata: ["error": "\(String(describing: type(of: error)))"])
+        context.close(promise: nil)
     }
 }
 

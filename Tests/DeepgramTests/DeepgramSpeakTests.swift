@@ -67,6 +67,20 @@ import Testing
         }
     }
 
+    @Test func aSocketCutWhileIdleLeavesThePoolAndTheNextLineOpensAnother() async throws {
+        try await self.withServer { server, base, logs in
+            let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            _ = try await self.frames(synthesizer.synthesize("Hello."))
+            #expect(synthesizer.idleSockets == 1)
+            await server.dropConnections()
+            try await eventually { synthesizer.idleSockets == 0 }
+            let second = try await self.frames(synthesizer.synthesize("Is now a good time?"))
+            #expect(second.flatMap { $0 } == FakeDeepgramServer.speech(for: "Is now a good time?"))
+            #expect(server.speaks.count == 2)
+            synthesizer.shutdown()
+        }
+    }
+
     @Test func aListenerThatStopsClearsTheSocketAndTheNextLineIsItsOwn() async throws {
         try await self.withServer { server, base, logs in
             let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())

@@ -46,9 +46,13 @@ public final class FakeChatServer: Sendable {
     private let state = NIOLockedValueBox(State())
     private let loopback = LoopbackServer()
 
-    public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250]) {
+    /// How many of the last requests `requests` keeps (a load test's endless conversation keeps few).
+    public let keptRequests: Int
+
+    public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250], keptRequests: Int = .max) {
         self.apiKey = apiKey
         self.pieceSizes = pieceSizes
+        self.keptRequests = keptRequests
     }
 
     /// Starts listening on loopback (`port` 0: a free one); returns the API root (`http://127.0.0.1:PORT/v1`).
@@ -126,7 +130,10 @@ public final class FakeChatServer: Sendable {
     /// What to answer: the envelope of a refused request, or the next scripted reply.
     func answer(path: String, headers: HTTPHeaders, body: ByteBuffer) -> Reply {
         let json = JSONReader.read(body.readableBytesView) ?? .null
-        self.state.withLockedValue { $0.requests.append(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json)) }
+        self.state.withLockedValue { state in
+            state.requests.append(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json))
+            if state.requests.count > self.keptRequests { state.requests.removeFirst(state.requests.count - self.keptRequests) }
+        }
         guard path.hasPrefix("/v1/chat/completions") else {
             return .status(404, type: "invalid_request_error", code: "unknown_url", message: "Unknown request URL: POST \(path).")
         }

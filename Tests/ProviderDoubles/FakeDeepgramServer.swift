@@ -86,6 +86,9 @@ public final class FakeDeepgramServer: Sendable {
 
     public func stop() async { await self.loopback.stop() }
 
+    /// Cuts every open socket without a close frame, as a network failure would.
+    public func dropConnections() async { await self.loopback.dropConnections() }
+
     /// Utterances to hear, in order, one per stretch of speech.
     public func script(_ utterances: String...) {
         self.state.withLockedValue { $0.utterances += utterances }

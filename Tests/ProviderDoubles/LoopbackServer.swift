@@ -29,6 +29,15 @@ final class LoopbackServer: Sendable {
         return channel.localAddress!.port!
     }
 
+    /// Cuts every connection open now (the listener stays).
+    func dropConnections() async {
+        let channels = self.connections.withLockedValue { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in channels { try? await channel.close() }
+    }
+
     func stop() async {
         let channels = self.connections.withLockedValue { channels in
             defer { channels.removeAll() }

@@ -145,7 +145,7 @@ enum EngineLoad {
     static func startDoubles(deepgramPort: Int, chatPort: Int) async throws -> (deepgram: Int, chat: Int) {
         let deepgram = FakeDeepgramServer(apiKey: Self.doublesKey)
         deepgram.hearEveryStretch(as: "yes please")
-        let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096])
+        let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096], keptRequests: 100)
         chat.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.", size: 16)))
         let deepgramURL = try await deepgram.start(port: deepgramPort)
         let chatURL = try await chat.start(port: chatPort)
@@ -160,7 +160,7 @@ enum EngineLoad {
         var logger = Logger(label: "chat-ping")
         logger.logLevel = .error
         var port = chatPort
-        let local = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096])
+        let local = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096], keptRequests: 100)
         if port == 0 {
             local.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.", size: 16)))
             port = URL(string: try await local.start())!.port!
