@@ -48,11 +48,15 @@ public final class FakeChatServer: Sendable {
 
     /// How many of the last requests `requests` keeps (a load test's endless conversation keeps few).
     public let keptRequests: Int
+    /// False: bodies are neither read nor checked (the path and key still are), so the answer
+    /// leaves at once; a load test that measures the client alone. Requests keep a null body.
+    public let readsBodies: Bool
 
-    public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250], keptRequests: Int = .max) {
+    public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250], keptRequests: Int = .max, readsBodies: Bool = true) {
         self.apiKey = apiKey
         self.pieceSizes = pieceSizes
         self.keptRequests = keptRequests
+        self.readsBodies = readsBodies
     }
 
     /// Starts listening on loopback (`port` 0: a free one); returns the API root (`http://127.0.0.1:PORT/v1`).
@@ -129,7 +133,7 @@ public final class FakeChatServer: Sendable {
 
     /// What to answer: the envelope of a refused request, or the next scripted reply.
     func answer(path: String, headers: HTTPHeaders, body: ByteBuffer) -> Reply {
-        let json = JSONReader.read(body.readableBytesView) ?? .null
+        let json = self.readsBodies ? JSONReader.read(body.readableBytesView) ?? .null : .null
         self.state.withLockedValue { state in
             state.requests.append(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json))
             if state.requests.count > self.keptRequests { state.requests.removeFirst(state.requests.count - self.keptRequests) }
@@ -143,7 +147,7 @@ public final class FakeChatServer: Sendable {
                 401, type: "invalid_request_error", code: "invalid_api_key",
                 message: "Incorrect API key provided: \(given.prefix(5))***\(given.suffix(4)). You can find your API key at https://platform.openai.com/account/api-keys.")
         }
-        if let problem = Self.problem(json) { return .status(400, type: "invalid_request_error", code: nil, message: problem) }
+        if self.readsBodies, let problem = Self.problem(json) { return .status(400, type: "invalid_request_error", code: nil, message: problem) }
         return self.state.withLockedValue { state -> Reply in
             if !state.replies.isEmpty { return state.replies.removeFirst() }
             return state.defaultReply ?? .status(500, type: "server_error", code: nil, message: "no reply scripted")

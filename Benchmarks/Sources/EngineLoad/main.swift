@@ -1,12 +1,15 @@
 // N concurrent calls through the real AudioSocket server and conversation engine, with
 // instant fake providers, driven by simulated callers in a second process.
 //
-//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT | --cloud-here] [--only speech|llm]
+//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT | --cloud-here [--unread]] [--only speech|llm]
 //                                                              the engine; prints a JSON summary (--cloud-here:
 //                                                              the doubles in the engine's own process)
 //   EngineLoad callers --port P --calls N --seconds S [--call-seconds C]
-//   EngineLoad doubles --deepgram-port P --chat-port Q         Deepgram and an OpenAI-compatible
+//   EngineLoad doubles --deepgram-port P --chat-port Q [--unread]
+//                                                              Deepgram and an OpenAI-compatible
 //                                                              server on loopback, answering at once
+//                                                              (--unread: the chat double neither reads
+//                                                              nor checks request bodies)
 //   EngineLoad chatping [--chat-port Q] [--requests N] [--gap-ms G] [--turns T]
 //                                                              one model request at a time, timed
 //
@@ -47,14 +50,14 @@ enum EngineLoad {
             {
                 cloud = (deepgram, chat)
             }
-            if arguments.contains("--cloud-here") { cloud = try await Self.startDoubles(deepgramPort: 0, chatPort: 0) }
+            if arguments.contains("--cloud-here") { cloud = try await Self.startDoubles(deepgramPort: 0, chatPort: 0, readsBodies: !arguments.contains("--unread")) }
             let only = arguments.firstIndex(of: "--only").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15), cloud: cloud, only: only)
         case "chatping":
             try await Self.chatPing(
                 chatPort: value("--chat-port", 0), requests: value("--requests", 500), gapMs: value("--gap-ms", 0), turns: value("--turns", 1))
         case "doubles":
-            try await Self.doubles(deepgramPort: value("--deepgram-port", 19_500), chatPort: value("--chat-port", 19_501))
+            try await Self.doubles(deepgramPort: value("--deepgram-port", 19_500), chatPort: value("--chat-port", 19_501), readsBodies: !arguments.contains("--unread"))
         case "greeting":
             try await Self.greeting(template: arguments.dropFirst().first ?? "../templates/solar-assessment.yaml", calls: value("--calls", 20), together: value("--together", 1))
         case "callers":
@@ -135,17 +138,17 @@ enum EngineLoad {
 
     /// The provider doubles, answering every request at once: each stretch of caller speech is
     /// "yes please", every model reply is "Okay.".
-    static func doubles(deepgramPort: Int, chatPort: Int) async throws {
-        let ports = try await Self.startDoubles(deepgramPort: deepgramPort, chatPort: chatPort)
+    static func doubles(deepgramPort: Int, chatPort: Int, readsBodies: Bool) async throws {
+        let ports = try await Self.startDoubles(deepgramPort: deepgramPort, chatPort: chatPort, readsBodies: readsBodies)
         print(#"{"event": "doubles listening", "deepgram_port": \#(ports.deepgram), "chat_port": \#(ports.chat)}"#)
         try await Task.sleep(for: .seconds(86_400))
     }
 
     /// Starts the doubles in this process (port 0: a free one); returns their ports.
-    static func startDoubles(deepgramPort: Int, chatPort: Int) async throws -> (deepgram: Int, chat: Int) {
+    static func startDoubles(deepgramPort: Int, chatPort: Int, readsBodies: Bool) async throws -> (deepgram: Int, chat: Int) {
         let deepgram = FakeDeepgramServer(apiKey: Self.doublesKey)
         deepgram.hearEveryStretch(as: "yes please")
-        let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096], keptRequests: 100)
+        let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096], keptRequests: 100, readsBodies: readsBodies)
         chat.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.", size: 16)))
         let deepgramURL = try await deepgram.start(port: deepgramPort)
         let chatURL = try await chat.start(port: chatPort)
