@@ -133,16 +133,15 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
             continuation.onTermination = { termination in
                 if case .cancelled = termination { utterance.stop() }
             }
-            if let socket = self.idle.withLockedValue({ $0.popLast() }) {
-                socket.speak(utterance)
-            } else {
-                // Not tied to the consumer's task: the new socket outlives this line, in the pool.
-                Task {
-                    do {
-                        try await self.openSocket().speak(utterance)
-                    } catch {
-                        continuation.finish(throwing: error)
-                    }
+            // A free socket (one that closed while it waited is not used), else a new one; not
+            // tied to the consumer's task: the new socket outlives this line, in the pool.
+            if let socket = self.idle.withLockedValue({ $0.popLast() }), socket.speak(utterance) { return stream }
+            Task {
+                do {
+                    let socket = try await self.openSocket()
+                    if !socket.speak(utterance) { throw socket.closedError }
+                } catch {
+                    continuation.finish(throwing: error)
                 }
             }
         }
@@ -270,21 +269,25 @@ final class SpeakSocket: Sendable {
         self.state.withLockedValue { $0.connection = connection }
     }
 
-    /// Sends the line: `Speak` and `Flush` in one write.
-    func speak(_ utterance: SpeakUtterance) {
+    /// Sends the line: `Speak` and `Flush` in one write. False, and nothing sent, when the socket has closed.
+    func speak(_ utterance: SpeakUtterance) -> Bool {
         let connection = self.state.withLockedValue { state -> WebSocketConnection? in
             guard !state.closed, let connection = state.connection else { return nil }
             state.utterance = utterance
             state.framer = PCMFramer()
             return connection
         }
-        guard let connection else {
-            let close = self.state.withLockedValue { $0.connection?.closeFrame }
-            return utterance.continuation.finish(throwing: DeepgramError.closed(code: close?.code, reason: close?.reason ?? ""))
-        }
+        guard let connection else { return false }
         connection.send([.text(SpeakControl.speak(utterance.text).json), .text(SpeakControl.flush.json)])
         // A listener gone before the line was bound to the socket: cleared as if it barged in.
         if !utterance.attach(self) { self.clear(utterance) }
+        return true
+    }
+
+    /// How the socket ended, as Deepgram's close frame says.
+    var closedError: DeepgramError {
+        let close = self.state.withLockedValue { $0.connection?.closeFrame }
+        return DeepgramError.closed(code: close?.code, reason: close?.reason ?? "")
     }
 
     func clear(_ utterance: SpeakUtterance) {
@@ -339,12 +342,12 @@ final class SpeakSocket: Sendable {
                 break
             }
         case nil:
-            let (utterance, close) = self.state.withLockedValue { state in
+            let utterance = self.state.withLockedValue { state in
                 state.closed = true
                 defer { state.utterance = nil }
-                return (state.utterance, state.connection?.closeFrame)
+                return state.utterance
             }
-            utterance?.continuation.finish(throwing: DeepgramError.closed(code: close?.code, reason: close?.reason ?? ""))
+            utterance?.continuation.finish(throwing: self.closedError)
             self.release(self, false)
         }
     }
