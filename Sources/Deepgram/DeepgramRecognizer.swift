@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOSSL
 import Speech
 
 /// Where Deepgram is and who is asking.
@@ -9,10 +10,14 @@ public struct DeepgramEndpoint: Sendable, Hashable {
     /// `http(s)` becomes `ws(s)` for the sockets.
     public var baseURL: URL
     public var credential: DeepgramCredential
+    /// Whom the sockets' TLS trusts: the system's roots, or a private authority (an on-premises
+    /// install, a proxy). REST requests use the `HTTPClient` they are given.
+    public var trustRoots: NIOSSLTrustRoots
 
-    public init(baseURL: URL = URL(string: "https://api.deepgram.com")!, credential: DeepgramCredential) {
+    public init(baseURL: URL = URL(string: "https://api.deepgram.com")!, credential: DeepgramCredential, trustRoots: NIOSSLTrustRoots = .default) {
         self.baseURL = baseURL
         self.credential = credential
+        self.trustRoots = trustRoots
     }
 
     /// `path` under the root, over WebSocket (`socket`) or HTTP, with `query`.
@@ -70,10 +75,11 @@ public struct DeepgramRecognizer: SpeechRecognizer {
 
     /// Opens one socket, mapping a refused upgrade to Deepgram's error.
     static func connect(
-        _ url: URL, credential: DeepgramCredential, logger: Logger, receive: (@Sendable (WebSocketConnection.Message?) -> Void)? = nil
+        _ url: URL, endpoint: DeepgramEndpoint, logger: Logger, receive: (@Sendable (WebSocketConnection.Message?) -> Void)? = nil
     ) async throws -> WebSocketConnection {
         do {
-            return try await WebSocketConnection.connect(to: url, headers: [credential.authorization], logger: logger, receive: receive)
+            return try await WebSocketConnection.connect(
+                to: url, headers: [endpoint.credential.authorization], trustRoots: endpoint.trustRoots, logger: logger, receive: receive)
         } catch let refused as WebSocketUpgradeRefused {
             let body = try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data(refused.body.utf8))
             throw DeepgramError.refused(status: refused.status, code: refused.headers["dg-error"] ?? body?.code, message: body?.message)
@@ -134,7 +140,7 @@ final class DeepgramRecognitionSession: RecognitionSession {
     private var replaySamples: Int { Int(self.recognizer.replay.components.seconds) * 8000 + Int(self.recognizer.replay.components.attoseconds / 125_000_000_000_000) }
 
     func start() async throws {
-        let connection = try await DeepgramRecognizer.connect(self.url, credential: self.recognizer.endpoint.credential, logger: self.logger)
+        let connection = try await DeepgramRecognizer.connect(self.url, endpoint: self.recognizer.endpoint, logger: self.logger)
         self.attach(connection)
         let task = Task { await self.keepAliveLoop() }
         self.keepAlive.withLockedValue { $0 = task }
@@ -211,7 +217,7 @@ final class DeepgramRecognitionSession: RecognitionSession {
         guard retry, !(close?.reason.contains("DATA-0000") ?? false) else { return self.finish(error) }
         self.logger.notice("deepgram stream dropped, opening another", metadata: ["deepgram.close": "\(error)"])
         do {
-            let next = try await DeepgramRecognizer.connect(self.url, credential: self.recognizer.endpoint.credential, logger: self.logger)
+            let next = try await DeepgramRecognizer.connect(self.url, endpoint: self.recognizer.endpoint, logger: self.logger)
             let recent = self.state.withLockedValue { state -> [Int16]? in
                 guard !state.closing else { return nil }
                 // A new socket: the turn starts over, and the words in flight come again with the replay.

@@ -158,7 +158,7 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
                 if reusable { idle.append(socket) }
             }
         }
-        socket.attach(try await DeepgramRecognizer.connect(url, credential: self.endpoint.credential, logger: self.logger) { socket.receive($0) })
+        socket.attach(try await DeepgramRecognizer.connect(url, endpoint: self.endpoint, logger: self.logger) { socket.receive($0) })
         return socket
     }
 

@@ -139,8 +139,8 @@ public final class WebSocketConnection: Sendable {
     /// `receive`, each message goes to it on the event loop as it arrives, and nil once the
     /// connection has ended; `inbound` then stays empty.
     public static func connect(
-        to url: URL, headers: [(String, String)], connectTimeout: Duration = .seconds(5), maxMessageSize: Int = 1 << 22, logger: Logger,
-        receive: (@Sendable (Message?) -> Void)? = nil
+        to url: URL, headers: [(String, String)], trustRoots: NIOSSLTrustRoots = .default, connectTimeout: Duration = .seconds(5),
+        maxMessageSize: Int = 1 << 22, logger: Logger, receive: (@Sendable (Message?) -> Void)? = nil
     ) async throws -> WebSocketConnection {
         guard let scheme = url.scheme?.lowercased(), ["ws", "wss"].contains(scheme), let host = url.host, !host.isEmpty else {
             throw WebSocketUpgradeRefused(status: 0, headers: [], body: "not a ws:// or wss:// URL")
@@ -153,7 +153,11 @@ public final class WebSocketConnection: Sendable {
         for (name, value) in headers { requestHeaders.add(name: name, value: value) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: requestHeaders)
         let refusal = NIOLockedValueBox(WebSocketUpgradeRefused(status: 0, headers: [], body: ""))
-        let sslContext = secure ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = trustRoots
+        let sslContext = secure ? try NIOSSLContext(configuration: tls) : nil
+        // SNI names a host, never an address; the certificate is then checked against the address.
+        let serverName = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
 
         let upgrade = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(connectTimeout.components.seconds * 1000 + connectTimeout.components.attoseconds / 1_000_000_000_000_000))
@@ -161,7 +165,7 @@ public final class WebSocketConnection: Sendable {
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: host))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
                     }
                     let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(maxFrameSize: maxMessageSize) { channel, _ in
                         channel.eventLoop.makeCompletedFuture {

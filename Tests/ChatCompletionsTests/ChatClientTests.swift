@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import ChatCompletions
 import Logging
+import NIOSSL
 import ProviderDoubles
 import Synchronization
 import TestSupport
@@ -159,6 +161,41 @@ import Testing
             #expect(events.withLock { $0 }.isEmpty)
             #expect(server.requests.isEmpty)
         }
+    }
+
+    @Test func aReplyComesOverTLSOnlyFromAServerTheClientTrusts() async throws {
+        let authority = try TestCertificateAuthority()
+        let server = FakeChatServer(apiKey: Self.key)
+        let base = try await server.start(tls: try authority.serverContext())
+        #expect(base.hasPrefix("https://"))
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = try authority.trustRoots()
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+        var once = HTTPClient.Configuration()
+        once.connectionPool.retryConnectionEstablishment = false
+        let systemRoots = HTTPClient(eventLoopGroupProvider: .singleton, configuration: once)
+        let logs = LogCapture()
+        let endpoint = ChatEndpoint(baseURL: base, apiKey: Self.key, model: "fake-model")
+        do {
+            server.enqueue(.stream(FakeChatServer.chunks(text: "Hello over TLS.", size: 3)))
+            let client = ChatCompletionsClient(endpoint: endpoint, http: http, logger: logs.logger())
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "Hello over TLS.")
+            // The system's roots do not know the authority: the handshake fails and nothing is asked.
+            // (AsyncHTTPClient would try to connect again until its connect timeout; here it says so at once.)
+            let untrusting = ChatCompletionsClient(endpoint: endpoint, retry: ChatRetryPolicy(maxRetries: 0), http: systemRoots, logger: logs.logger())
+            do {
+                _ = try await untrusting.complete(untrusting.request([.user("Hi")]))
+                Issue.record("a certificate from an unknown authority was accepted")
+            } catch let error as ChatError {
+                guard case .transport = error else { throw error }
+            }
+            #expect(server.requests.count == 1)
+        } catch {
+            Issue.record(error)
+        }
+        try await http.shutdown()
+        try await systemRoots.shutdown()
+        await server.stop()
     }
 
     @Test func theDoubleRefusesWhatTheServiceRefuses() async throws {

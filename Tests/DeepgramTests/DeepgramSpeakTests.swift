@@ -81,6 +81,28 @@ import Testing
         }
     }
 
+    @Test func speechComesOverWSSOnlyFromAServerTheClientTrusts() async throws {
+        let authority = try TestCertificateAuthority()
+        let server = FakeDeepgramServer(apiKey: Self.key)
+        let base = try await server.start(tls: try authority.serverContext())
+        #expect(base.scheme == "https")
+        let logs = LogCapture()
+        let trusting = DeepgramSynthesizer(
+            endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key), trustRoots: try authority.trustRoots()), logger: logs.logger())
+        let untrusting = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+        do {
+            let frames = try await self.frames(trusting.synthesize("Hello over TLS."))
+            #expect(frames.flatMap { $0 } == FakeDeepgramServer.speech(for: "Hello over TLS."))
+            #expect(server.speaks.count == 1)
+            await #expect(throws: DeepgramError.self) { _ = try await self.frames(untrusting.synthesize("Never heard.")) }
+            #expect(server.speaks.count == 1)
+        } catch {
+            Issue.record(error)
+        }
+        trusting.shutdown()
+        await server.stop()
+    }
+
     @Test func aListenerThatStopsClearsTheSocketAndTheNextLineIsItsOwn() async throws {
         try await self.withServer { server, base, logs in
             let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())

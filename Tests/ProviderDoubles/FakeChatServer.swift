@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// An OpenAI-compatible chat-completions server on loopback, built from the client's own types
 /// and SSE encoder run in reverse. It checks what the real service checks (Bearer key, model,
@@ -59,15 +60,16 @@ public final class FakeChatServer: Sendable {
         self.readsBodies = readsBodies
     }
 
-    /// Starts listening on loopback (`port` 0: a free one); returns the API root (`http://127.0.0.1:PORT/v1`).
-    public func start(port: Int = 0) async throws -> String {
-        let port = try await self.loopback.start(port: port) { channel in
+    /// Starts listening on loopback (`port` 0: a free one); returns the API root
+    /// (`http://127.0.0.1:PORT/v1`, or `https://localhost:PORT/v1` with `tls`).
+    public func start(port: Int = 0, tls: NIOSSLContext? = nil) async throws -> String {
+        let port = try await self.loopback.start(port: port, tls: tls) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                 try channel.pipeline.syncOperations.addHandler(FakeChatHandler(server: self))
             }
         }
-        return "http://127.0.0.1:\(port)/v1"
+        return tls == nil ? "http://127.0.0.1:\(port)/v1" : "https://localhost:\(port)/v1"
     }
 
     public func stop() async { await self.loopback.stop() }

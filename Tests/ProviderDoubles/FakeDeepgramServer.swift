@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import NIOWebSocket
 
 /// Deepgram on loopback, for tests: the `/v1/listen` WebSocket, built from the client's own
@@ -58,9 +59,10 @@ public final class FakeDeepgramServer: Sendable {
         self.idleTimeout = idleTimeout
     }
 
-    /// Starts listening on loopback (`port` 0: a free one); returns the API root (`http://127.0.0.1:PORT`).
-    public func start(port: Int = 0) async throws -> URL {
-        let port = try await self.loopback.start(port: port) { channel in
+    /// Starts listening on loopback (`port` 0: a free one); returns the API root
+    /// (`http://127.0.0.1:PORT`, or `https://localhost:PORT` with `tls`: sockets are then `wss`).
+    public func start(port: Int = 0, tls: NIOSSLContext? = nil) async throws -> URL {
+        let port = try await self.loopback.start(port: port, tls: tls) { channel in
             let upgrader = NIOWebSocketServerUpgrader(
                 maxFrameSize: 1 << 20,
                 shouldUpgrade: { channel, head in
@@ -81,7 +83,7 @@ public final class FakeDeepgramServer: Sendable {
                 channel.pipeline.addHandler(FakeDeepgramHTTPHandler(server: self), name: "deepgram-http")
             }
         }
-        return URL(string: "http://127.0.0.1:\(port)")!
+        return URL(string: tls == nil ? "http://127.0.0.1:\(port)" : "https://localhost:\(port)")!
     }
 
     public func stop() async { await self.loopback.stop() }

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A TCP server on a free loopback port that keeps its connections, so a double can close
 /// everything it opened when a test ends.
@@ -13,14 +14,22 @@ final class LoopbackServer: Sendable {
     /// Connections accepted since `start`.
     var acceptedConnections: Int { self.accepted.withLockedValue { $0 } }
 
-    /// Binds (`port` 0: a free one) and returns the port; `initializer` sets up each connection's pipeline.
-    func start(port: Int = 0, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> Int {
+    /// Binds (`port` 0: a free one) and returns the port; `initializer` sets up each connection's
+    /// pipeline, behind TLS when `tls` is given.
+    func start(port: Int = 0, tls: NIOSSLContext? = nil, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 self.connections.withLockedValue { $0.append(channel) }
                 self.accepted.withLockedValue { $0 += 1 }
+                if let tls {
+                    do {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    } catch {
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                }
                 return initializer(channel)
             }
             .bind(host: "127.0.0.1", port: port)
