@@ -59,7 +59,13 @@ public final class ChatCall: Sendable {
                 // Cancelled: the call ended first.
             }
         }
-        self.state.withLock { $0.watchdog = watchdog }
+        let live = self.state.withLock { state -> Bool in
+            if case .done = state.phase { return false }
+            state.watchdog = watchdog
+            return true
+        }
+        // (Cancelled while the watchdog was being made.)
+        guard live else { return watchdog.cancel() }
         switch self.request {
         case .success(let request): self.attempt(request, 0)
         case .failure(let error): self.finish(.failure(error))
