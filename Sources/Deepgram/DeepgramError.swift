@@ -60,3 +60,14 @@ public enum DeepgramError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension DeepgramError {
+    /// Worth trying again: a 429, a server error, or no answer at all (never a refused key or a bad request).
+    var isTransient: Bool {
+        switch self {
+        case .refused(let status, _, _): status == 429 || status >= 500
+        case .unreachable: true
+        case .closed, .malformed: false
+        }
+    }
+}

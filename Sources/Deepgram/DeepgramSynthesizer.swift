@@ -94,7 +94,11 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     public let endpoint: DeepgramEndpoint
     public let model: String
     public let transport: Transport
+    /// Times a REST line refused with 429 or 5xx (or not reached at all) is tried again, after
+    /// 0.25 s, then 0.5 s, before it fails (and the engine falls back to the offline voice).
+    public let restRetries: Int
     private let http: HTTPClient
+    private let clock: any Clock<Duration>
     private let logger: Logger
     private let idle = NIOLockedValueBox<[SpeakSocket]>([])
 
@@ -103,11 +107,16 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     /// Sockets open and free for the next utterance.
     public var idleSockets: Int { self.idle.withLockedValue { $0.count } }
 
-    public init(endpoint: DeepgramEndpoint, model: String = "aura-2-thalia-en", transport: Transport = .webSocket, http: HTTPClient = .shared, logger: Logger) {
+    public init(
+        endpoint: DeepgramEndpoint, model: String = "aura-2-thalia-en", transport: Transport = .webSocket, restRetries: Int = 2, http: HTTPClient = .shared,
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
         self.endpoint = endpoint
         self.model = model
         self.transport = transport
+        self.restRetries = restRetries
         self.http = http
+        self.clock = clock
         self.logger = logger
     }
 
@@ -170,9 +179,20 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     // MARK: REST
 
     private func speakREST(_ text: String, yield: ([Int16]) -> Void) async throws {
-        let response = try await self.endpoint.post(
-            "/v1/speak", query: self.query + [URLQueryItem(name: "container", value: "none")], json: try JSONEncoder().encode(["text": text]), http: self.http,
-            logger: self.logger)
+        let json = try JSONEncoder().encode(["text": text])
+        var retry = 0
+        let response: HTTPClientResponse
+        while true {
+            do {
+                response = try await self.endpoint.post(
+                    "/v1/speak", query: self.query + [URLQueryItem(name: "container", value: "none")], json: json, http: self.http, logger: self.logger)
+                break
+            } catch let error as DeepgramError where retry < self.restRetries && error.isTransient {
+                retry += 1
+                self.logger.notice("deepgram speak failed, trying again", metadata: ["error": "\(error)", "retry": "\(retry)"])
+                try await self.clock.sleep(for: .milliseconds(125 << retry))
+            }
+        }
         var framer = PCMFramer()
         do {
             for try await piece in response.body {

@@ -124,7 +124,7 @@ import Testing
     @Test func restSpeechIsRawPCMAndItsErrorsCarryDeepgramsCodes() async throws {
         try await self.withServer { server, base, logs in
             let synthesizer = DeepgramSynthesizer(
-                endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), transport: .rest, logger: logs.logger())
+                endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), transport: .rest, restRetries: 0, logger: logs.logger())
             let audio = try await synthesizer.render("Thanks for your time, goodbye.")
             #expect(audio == FakeDeepgramServer.speech(for: "Thanks for your time, goodbye."))
             #expect(server.restSpeakRequests.first?["container"] == ["none"] && server.restSpeakRequests.first?["encoding"] == ["linear16"])
@@ -142,6 +142,41 @@ import Testing
             } catch let error as DeepgramError {
                 #expect(error.isAuthentication && !"\(error)".contains("dg-wrong"))
             }
+        }
+    }
+
+    @Test func aRestLineRefusedForAWhileIsTriedAgainButARefusedKeyIsNot() async throws {
+        try await self.withServer { server, base, logs in
+            let clock = ManualClock()
+            let synthesizer = DeepgramSynthesizer(
+                endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), transport: .rest, clock: clock, logger: logs.logger())
+            // A 500, then a 429: the third try speaks, after 0.25 s and 0.5 s.
+            server.failNextSpeak(500, code: "INTERNAL_SERVER_ERROR")
+            server.failNextSpeak(429, code: "TOO_MANY_REQUESTS")
+            async let audio = synthesizer.render("Hello there.")
+            try await eventually { clock.sleepers == 1 && server.restSpeakRequests.count == 1 }
+            clock.advance(by: .milliseconds(249))
+            #expect(server.restSpeakRequests.count == 1)
+            clock.advance(by: .milliseconds(1))
+            try await eventually { clock.sleepers == 1 && server.restSpeakRequests.count == 2 }
+            clock.advance(by: .milliseconds(500))
+            #expect(try await audio == FakeDeepgramServer.speech(for: "Hello there."))
+            #expect(server.restSpeakRequests.count == 3)
+            // Three 503s in a row: the line fails after the two retries.
+            for _ in 0..<3 { server.failNextSpeak(503, code: "SERVICE_UNAVAILABLE") }
+            let failed = Task { try await synthesizer.render("Hello again.") }
+            try await eventually { clock.sleepers == 1 && server.restSpeakRequests.count == 4 }
+            clock.advance(by: .milliseconds(250))
+            try await eventually { clock.sleepers == 1 && server.restSpeakRequests.count == 5 }
+            clock.advance(by: .milliseconds(500))
+            await #expect(throws: DeepgramError.refused(status: 503, code: "SERVICE_UNAVAILABLE", message: "Injected failure.")) { _ = try await failed.value }
+            #expect(server.restSpeakRequests.count == 6)
+            // A refused key is final.
+            server.failNextSpeak(401, code: "INVALID_AUTH")
+            await #expect(throws: DeepgramError.refused(status: 401, code: "INVALID_AUTH", message: "Injected failure.")) {
+                _ = try await synthesizer.render("Hello")
+            }
+            #expect(server.restSpeakRequests.count == 7 && clock.sleepers == 0)
         }
     }
 
