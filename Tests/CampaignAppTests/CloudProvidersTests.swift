@@ -126,13 +126,15 @@ final class RecordKeeper: CallRecordSink {
     }
 
     @Test func aStalledModelIsHeardAsOneFillerLineAndTheScriptFinishesTheCall() async throws {
+        // The model stalls on the first turn, then refuses the post-call analysis.
+        let refused = FakeChatServer.Reply.status(400, type: "invalid_request_error", code: "context_length_exceeded", message: "Too long.")
         let run = try await self.call(
-            settings: Self.cloud, replies: [.stall([FakeChatServer.chunk(delta: .init(role: "assistant", content: ""))]), Self.analysis],
+            settings: Self.cloud, replies: [.stall([FakeChatServer.chunk(delta: .init(role: "assistant", content: ""))]), refused],
             caller: ["how much does it cost", "yes please book it", "please remove me from your list"])
         let record = run.record
         let json = String(decoding: try record.json(), as: UTF8.self)
         let failover = try #require(record.failovers?.first, "\(json)")
-        #expect(record.failovers?.count == 1 && failover.role == "llm" && failover.fallback == "scripted" && failover.reason == "no reply within 800 ms")
+        #expect(failover.role == "llm" && failover.fallback == "scripted" && failover.reason == "no reply within 800 ms")
         // Heard: one filler line, then the script's answer to the same question.
         let answer = try #require(record.turns.first { $0.speaker == .agent && $0.text.contains("One moment.") }, "\(json)")
         #expect(answer.text.hasPrefix("One moment. The assessment is completely free"), "\(json)")
@@ -140,6 +142,11 @@ final class RecordKeeper: CallRecordSink {
         #expect(run.chat.requests.count == 2 && run.chat.requests[1].body["response_format"] != nil)
         #expect(record.endedBy == "agent" && run.recording.ending == .engineHungUp && record.outcome == .doNotCall, "\(json)")
         #expect(record.turns.contains { $0.speaker == .agent && $0.text.hasPrefix("We're helping homeowners in Austin") }, "\(json)")
+        // The refused analysis is a second failover; the lexicon's analysis stands, with the call's own outcome.
+        #expect(record.failovers?.count == 2, "\(json)")
+        let analysisFailover = try #require(record.failovers?.last, "\(json)")
+        #expect(analysisFailover.role == "analysis" && analysisFailover.fallback == "lexicon" && analysisFailover.reason.contains("HTTP 400"), "\(json)")
+        #expect(record.analysis?.outcome == .doNotCall && record.analysis?.summary.isEmpty == false, "\(json)")
     }
 
     @Test func missingKeysAreNamedAndALocalServerNeedsNone() throws {
