@@ -259,13 +259,13 @@ final class ChatAttempt: HTTPClientResponseDelegate, Sendable {
     func didReceiveError(task: HTTPClient.Task<Outcome>, _ error: any Error) {}
 
     func didFinishRequest(task: HTTPClient.Task<Outcome>) throws -> Outcome {
-        let (status, events, outcome) = try self.reading.withLock { reading throws(ChatError) -> (Int?, [ChatStreamEvent], Outcome) in
+        let (events, outcome) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome) in
             guard reading.status == 200 else {
-                return (reading.status, [], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody))
+                return ([], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody))
             }
-            return (200, reading.stopped ? [] : try reading.assembler.end(), .streamed)
+            return (reading.stopped ? [] : try reading.assembler.end(), .streamed)
         }
-        if status == 200 { self.hand(events) }
+        self.hand(events)
         return outcome
     }
 }

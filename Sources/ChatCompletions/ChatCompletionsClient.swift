@@ -107,18 +107,6 @@ public struct ChatCompletionsClient: Sendable {
         return stream
     }
 
-    /// Sends the request and hands each event of the reply to `receive` as it arrives, on the
-    /// event loop reading the response, under the two watchdogs: the first token and the
-    /// deadline. `.finished` is the last event; the function returns with it.
-    public func send(_ request: ChatRequest, _ receive: @escaping @Sendable (ChatStreamEvent) -> Void) async throws {
-        let call = self.call(request, receive: receive)
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in call.start { continuation.resume(with: $0) } }
-        } onCancel: {
-            call.cancel()
-        }
-    }
-
     /// A request ready to start, whose events go to `receive` on the event loop reading the
     /// response. Nothing is sent before `start`; nothing waits on a task of its own.
     public func call(_ request: ChatRequest, receive: @escaping @Sendable (ChatStreamEvent) -> Void) -> ChatCall {

@@ -173,7 +173,8 @@ public final class WebSocketConnection: Sendable {
                             try channel.pipeline.syncOperations.addHandlers(
                                 NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 12, maxAccumulatedFrameSize: maxMessageSize),
                                 WebSocketFrameHandler(connection: connection, logger: logger))
-                            // (Also when the channel closed before the handler was in place.)
+                            // The one place the end is seen: it also comes when the channel closed
+                            // before the handler was in place.
                             channel.closeFuture.whenComplete { _ in connection.ended() }
                             return Upgrade.websocket(connection)
                         }
@@ -239,11 +240,6 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         default:
             break
         }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.connection.ended()
-        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

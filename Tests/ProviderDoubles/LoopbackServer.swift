@@ -48,11 +48,7 @@ final class LoopbackServer: Sendable {
     }
 
     func stop() async {
-        let channels = self.connections.withLockedValue { channels in
-            defer { channels.removeAll() }
-            return channels
-        }
-        for channel in channels { try? await channel.close() }
+        await self.dropConnections()
         try? await self.listener.withLockedValue { $0 }?.close()
     }
 }
