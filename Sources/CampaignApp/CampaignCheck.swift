@@ -179,8 +179,14 @@ public struct CampaignCheck: Sendable {
             let providers = try EngineProviders.make(
                 settings, environment: environment, offlineRecognizer: PocketSphinxRecognizer(configuration: .init(maximumSessions: 1)),
                 offlineSynthesizer: EspeakSynthesizer(), logger: Logger(label: "cex.check"))
-            let fallback = settings.speech == .offline && settings.language == .scripted ? "" : "; offline engines behind the cloud ones"
-            return Item(status: .ok, subject: "providers", detail: providers.summary + fallback)
+            var detail = providers.summary
+            if settings.speech != .offline || settings.language != .scripted { detail += "; offline engines behind the cloud ones" }
+            let fields = self.session.campaign.analysisFields.map(\.name)
+            if !fields.isEmpty {
+                detail += "; analysis fields \(fields.joined(separator: ", "))"
+                if settings.language == .scripted { detail += " (the script cannot fill them: only `cex report analyze` will)" }
+            }
+            return Item(status: .ok, subject: "providers", detail: detail)
         } catch {
             return Item(status: .failed, subject: "providers", detail: "\(error)")
         }

@@ -27,7 +27,9 @@ public final class StoreCallResolver: CallResolver {
             let columns = try LeadColumns(header: target.header)
             let lead = columns.fields(of: target.values)
             let zone = target.timeZones.first.flatMap(TimeZone.init(identifier:)) ?? .current
-            return ResolvedCall(context: CallContext(callID: callID, lead: lead, timeZone: zone, startedAt: self.now()), template: template)
+            return ResolvedCall(
+                context: CallContext(callID: callID, lead: lead, timeZone: zone, startedAt: self.now()), template: template,
+                analysisFields: AnalysisField.descriptions(target.analysisFields))
         } catch {
             self.logger.error("call cannot be resolved", metadata: ["call.id": "\(callID)", "error": "\(error)"])
             return nil
@@ -90,6 +92,8 @@ public struct StoreRecordSink: CallRecordSink {
             outcome: (record.outcome ?? analysis?.outcome)?.rawValue, sentimentLabel: analysis?.sentimentLabel, sentimentScore: analysis?.sentimentScore,
             objective: analysis?.objective, motive: analysis?.motive, objections: analysis?.objections ?? [],
             callbackAt: analysis?.callbackTime, summary: analysis?.summary,
-            talkSeconds: record.endedAt.map { $0.timeIntervalSince(record.startedAt) }, firstAudioAt: firstAudio)
+            talkSeconds: record.endedAt.map { $0.timeIntervalSince(record.startedAt) }, firstAudioAt: firstAudio,
+            // "" is the model's word for "not said".
+            custom: analysis?.custom?.filter { !$0.value.isEmpty } ?? [:])
     }
 }

@@ -69,11 +69,37 @@ public struct Campaign: Sendable, Hashable {
     /// The abandon rate (abandoned / answered by a person) above which the campaign pauses itself, in percent.
     public var abandonLimitPercent: Double
     public var providers: ProviderSettings
+    /// What the model's post-call analysis also fills in for this campaign, in the file's order.
+    public var analysisFields: [AnalysisField]
 
     /// The dial string for a number.
     public func channel(for number: PhoneNumber) -> String {
         self.dial.replacingOccurrences(of: "{phone}", with: number.e164)
             .replacingOccurrences(of: "{digits}", with: String(number.e164.dropFirst()))
+    }
+}
+
+/// A campaign's own item of the post-call analysis (`analysis_fields:` in its file): the model
+/// fills it in from the conversation, and the report gets a column of that name.
+public struct AnalysisField: Sendable, Hashable, Codable {
+    public var name: String
+    /// What the model is told to look for.
+    public var description: String
+
+    public init(name: String, description: String) {
+        self.name = name
+        self.description = description
+    }
+
+    /// Names a field cannot take: the report's own columns, and the analysis's own items.
+    public static let reservedNames: Set<String> = [
+        "phone", "name", "attempts", "final_outcome", "retries_exhausted", "last_dial_result", "talk_seconds", "sentiment", "sentiment_score",
+        "objective", "motive", "objections", "callback_at", "next_attempt_at", "summary", "outcome", "callback_time", "custom",
+    ]
+
+    /// The fields as the analyser takes them: name → description.
+    public static func descriptions(_ fields: [AnalysisField]) -> [String: String] {
+        Dictionary(fields.map { ($0.name, $0.description) }, uniquingKeysWith: { first, _ in first })
     }
 }
 

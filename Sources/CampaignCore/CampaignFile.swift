@@ -78,6 +78,9 @@ public enum CampaignFile {
         case is Double.Type: return "a number"
         case is Bool.Type: return "true or false"
         case is String.Type: return "text"
+        case is Node.Scalar.Type: return "a single value"
+        case is Node.Mapping.Type: return "a mapping of names to values"
+        case is Node.Sequence.Type: return "a list"
         default: return "a \(String(describing: type).lowercased())"
         }
     }
@@ -218,6 +221,7 @@ struct RawCampaign: Decodable {
     var testNumbers: [String]?
     var abandonLimitPercent: Double?
     var providers: Providers?
+    var analysisFields: [String: String]?
 
     enum CodingKeys: String, CodingKey {
         case name, leads, template, columns, ami, dial, answered, engine, amd, window, retry, dnc, providers
@@ -229,13 +233,14 @@ struct RawCampaign: Decodable {
         case ringTimeout = "ring_timeout"
         case testNumbers = "test_numbers"
         case abandonLimitPercent = "abandon_limit_percent"
+        case analysisFields = "analysis_fields"
     }
 
     /// Unknown keys are mistakes (a misspelt `max_concurent_calls` must not fall back to a default).
     static let knownKeys: Set<String> = [
         "name", "leads", "template", "caller_id", "default_country", "default_time_zone", "columns", "ami", "dial", "answered",
         "engine", "amd", "max_concurrent_calls", "calls_per_second", "ring_timeout", "window", "retry", "dnc", "test_numbers",
-        "abandon_limit_percent", "providers",
+        "abandon_limit_percent", "providers", "analysis_fields",
     ]
 }
 
@@ -385,13 +390,34 @@ struct Builder {
         let abandon = raw.abandonLimitPercent ?? 3
         guard abandon >= 0, abandon <= 3 else { throw self.fail(["abandon_limit_percent"], "must be 0–3: the legal limit is 3%") }
         let providers = try self.providers(raw.providers)
+        let analysisFields = try self.analysisFields(raw.analysisFields)
 
         return Campaign(
             name: raw.name, file: self.file, leads: leads, template: template, callerID: callerID, defaultCountry: country.uppercased(),
             defaultTimeZone: raw.defaultTimeZone, columns: raw.columns ?? [:], ami: ami, dial: raw.dial, answered: answered, engine: engine,
             amd: amd, maxConcurrentCalls: maxCalls, callsPerSecond: cps, ringTimeout: ring, window: window, retry: retry, dnc: dnc,
-            testNumbers: testNumbers, abandonLimitPercent: abandon, providers: providers
+            testNumbers: testNumbers, abandonLimitPercent: abandon, providers: providers, analysisFields: analysisFields
         )
+    }
+
+    /// `analysis_fields`: name → what the model looks for, in the file's order.
+    func analysisFields(_ raw: [String: String]?) throws(CampaignFileError) -> [AnalysisField] {
+        guard let raw else { return [] }
+        let names = self.node.mapping?["analysis_fields"]?.mapping?.keys.compactMap(\.string) ?? raw.keys.sorted()
+        guard names.count <= 20 else { throw self.fail(["analysis_fields"], "at most 20 fields") }
+        return try names.map { name throws(CampaignFileError) in
+            guard name.range(of: #"^[a-z][a-z0-9_]{0,39}$"#, options: .regularExpression) != nil else {
+                throw self.fail(["analysis_fields", name], "a field name is lower case letters, digits and '_' (at most 40), starting with a letter")
+            }
+            guard !AnalysisField.reservedNames.contains(name) else {
+                throw self.fail(["analysis_fields", name], "is already a report column: choose another name")
+            }
+            let description = raw[name]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            guard !description.isEmpty, description.count <= 300 else {
+                throw self.fail(["analysis_fields", name], "describe what the model should look for, in at most 300 characters")
+            }
+            return AnalysisField(name: name, description: description)
+        }
     }
 
     func providers(_ raw: RawCampaign.Providers?) throws(CampaignFileError) -> ProviderSettings {

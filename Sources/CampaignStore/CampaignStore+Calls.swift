@@ -13,6 +13,8 @@ public struct CallTarget: Sendable, Hashable {
     public var header: [String]
     public var values: [String]
     public var timeZones: [String]
+    /// The campaign's own analysis fields.
+    public var analysisFields: [AnalysisField]
 }
 
 /// The parts of a call record the reports read, next to the record's JSON.
@@ -28,10 +30,13 @@ public struct CallRecordSummary: Sendable, Hashable {
     public var talkSeconds: Double?
     /// When the first agent audio went out (engine clock, wall time).
     public var firstAudioAt: Date?
+    /// The campaign's own analysis fields the model filled in.
+    public var custom: [String: String]
 
     public init(
         outcome: String? = nil, sentimentLabel: String? = nil, sentimentScore: Double? = nil, objective: String? = nil, motive: String? = nil,
-        objections: [String] = [], callbackAt: Date? = nil, summary: String? = nil, talkSeconds: Double? = nil, firstAudioAt: Date? = nil
+        objections: [String] = [], callbackAt: Date? = nil, summary: String? = nil, talkSeconds: Double? = nil, firstAudioAt: Date? = nil,
+        custom: [String: String] = [:]
     ) {
         self.outcome = outcome
         self.sentimentLabel = sentimentLabel
@@ -43,6 +48,7 @@ public struct CallRecordSummary: Sendable, Hashable {
         self.summary = summary
         self.talkSeconds = talkSeconds
         self.firstAudioAt = firstAudioAt
+        self.custom = custom
     }
 }
 
@@ -63,7 +69,8 @@ extension CampaignStore {
                 let row = try Row.fetchOne(
                     db,
                     sql: """
-                        SELECT attempt.phone, lead.record, lead.time_zones, lead_import.header, campaign.name, campaign.template
+                        SELECT attempt.phone, lead.record, lead.time_zones, lead_import.header, campaign.name, campaign.template,
+                            campaign.analysis_fields
                         FROM attempt JOIN lead ON lead.id = attempt.lead_id JOIN lead_import ON lead_import.id = lead.import_id
                         JOIN campaign ON campaign.id = attempt.campaign_id
                         WHERE attempt.id = ? AND attempt.outcome IS NULL
@@ -73,28 +80,32 @@ extension CampaignStore {
             let header = (try? JSONDecoder().decode([String].self, from: Data((row["header"] as String).utf8))) ?? []
             return CallTarget(
                 attemptID: attemptID, campaign: row["name"], template: row["template"], phone: phone, header: header,
-                values: LeadRecord.values(row["record"]), timeZones: (row["time_zones"] as String).split(separator: "|").map(String.init))
+                values: LeadRecord.values(row["record"]), timeZones: (row["time_zones"] as String).split(separator: "|").map(String.init),
+                analysisFields: Self.analysisFields(row["analysis_fields"]))
         }
     }
 
     /// Saves the engine's record of a call (after every turn, and once more at the end).
     public func saveCallRecord(_ attemptID: UUID, json: String, summary: CallRecordSummary, finished: Bool, now: Date = Date()) throws {
         let objections = String(decoding: try JSONEncoder().encode(summary.objections), as: UTF8.self)
+        let custom = try summary.custom.isEmpty ? nil : String(decoding: Self.sortedJSON.encode(summary.custom), as: UTF8.self)
         try self.writer.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO call_record (attempt_id, record, outcome, sentiment_label, sentiment_score, objective, motive, objections,
-                        callback_at, summary, talk_seconds, first_audio_at, finished, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        callback_at, summary, talk_seconds, first_audio_at, custom, finished, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (attempt_id) DO UPDATE SET record = excluded.record, outcome = excluded.outcome,
                         sentiment_label = excluded.sentiment_label, sentiment_score = excluded.sentiment_score, objective = excluded.objective,
                         motive = excluded.motive, objections = excluded.objections, callback_at = excluded.callback_at, summary = excluded.summary,
-                        talk_seconds = excluded.talk_seconds, first_audio_at = excluded.first_audio_at, finished = excluded.finished,
+                        talk_seconds = excluded.talk_seconds, first_audio_at = excluded.first_audio_at, custom = excluded.custom,
+                        finished = excluded.finished,
                         updated_at = excluded.updated_at
                     """,
                 arguments: [
                     attemptID.uuidString.lowercased(), json, summary.outcome, summary.sentimentLabel, summary.sentimentScore, summary.objective,
-                    summary.motive, objections, summary.callbackAt, summary.summary, summary.talkSeconds, summary.firstAudioAt, finished, now,
+                    summary.motive, objections, summary.callbackAt, summary.summary, summary.talkSeconds, summary.firstAudioAt, custom, finished,
+                    now,
                 ])
         }
     }
@@ -140,7 +151,18 @@ extension CampaignStore {
             summary: CallRecordSummary(
                 outcome: row["outcome"], sentimentLabel: row["sentiment_label"], sentimentScore: row["sentiment_score"], objective: row["objective"],
                 motive: row["motive"], objections: objections, callbackAt: row["callback_at"], summary: row["summary"],
-                talkSeconds: row["talk_seconds"], firstAudioAt: row["first_audio_at"]),
+                talkSeconds: row["talk_seconds"], firstAudioAt: row["first_audio_at"], custom: Self.stringMap(row["custom"])),
             finished: row["finished"])
+    }
+
+    static let sortedJSON: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// A JSON object of strings; empty for NULL or anything else.
+    static func stringMap(_ json: String?) -> [String: String] {
+        json.flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) } ?? [:]
     }
 }

@@ -4,19 +4,33 @@ import GRDB
 import GRDBSQLite
 
 extension CampaignStore {
-    /// The campaign's row id, creating the row on first use. The file and template are updated
-    /// to what the campaign file says now.
+    /// The campaign's row id, creating the row on first use. The file, template and analysis
+    /// fields are updated to what the campaign file says now.
     public func campaignID(_ campaign: Campaign, now: Date = Date()) throws -> Int64 {
-        try self.writer.write { db in
+        let fields = String(decoding: try JSONEncoder().encode(campaign.analysisFields), as: UTF8.self)
+        return try self.writer.write { db in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM campaign WHERE name = ?", arguments: [campaign.name]) {
-                try db.execute(sql: "UPDATE campaign SET file = ?, template = ? WHERE id = ?", arguments: [campaign.file, campaign.template, id])
+                try db.execute(
+                    sql: "UPDATE campaign SET file = ?, template = ?, analysis_fields = ? WHERE id = ?",
+                    arguments: [campaign.file, campaign.template, fields, id])
                 return id
             }
             try db.execute(
-                sql: "INSERT INTO campaign (name, file, template, created_at) VALUES (?, ?, ?, ?)",
-                arguments: [campaign.name, campaign.file, campaign.template, now])
+                sql: "INSERT INTO campaign (name, file, template, analysis_fields, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [campaign.name, campaign.file, campaign.template, fields, now])
             return db.lastInsertedRowID
         }
+    }
+
+    /// The campaign's own analysis fields, as its file last gave them.
+    public func analysisFields(campaignID: Int64) throws -> [AnalysisField] {
+        try self.writer.read { db in
+            try String.fetchOne(db, sql: "SELECT analysis_fields FROM campaign WHERE id = ?", arguments: [campaignID]).map(Self.analysisFields) ?? []
+        }
+    }
+
+    static func analysisFields(_ json: String) -> [AnalysisField] {
+        (try? JSONDecoder().decode([AnalysisField].self, from: Data(json.utf8))) ?? []
     }
 
     /// The id of a campaign by name, if the store has it.

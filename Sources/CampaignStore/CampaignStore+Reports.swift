@@ -173,7 +173,8 @@ public struct LeadReportBatch: Sendable {
             lead.next_attempt_at, attempt.dial_result, attempt.abandoned, call_record.attempt_id IS NOT NULL AS has_record,
             call_record.outcome AS call_outcome, call_record.sentiment_label, call_record.sentiment_score, call_record.objective,
             call_record.motive, call_record.objections, call_record.callback_at AS call_callback, call_record.summary,
-            call_record.talk_seconds, call_record.first_audio_at, EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = lead.phone)
+            call_record.talk_seconds, call_record.first_audio_at, EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = lead.phone),
+            call_record.custom
         FROM lead NOT INDEXED
         LEFT JOIN attempt ON attempt.lead_id = lead.id AND attempt.number = lead.attempts
         LEFT JOIN call_record ON call_record.attempt_id = attempt.id
@@ -183,7 +184,7 @@ public struct LeadReportBatch: Sendable {
     // every row in a temporary B-tree, which took as long as the rest of the read.
 
     /// The query's columns by kind, in the order a row keeps them.
-    static let textColumns: [Int32] = [1, 2, 3, 5, 7, 8, 9, 12, 13, 15, 16, 17, 18, 19, 21]
+    static let textColumns: [Int32] = [1, 2, 3, 5, 7, 8, 9, 12, 13, 15, 16, 17, 18, 19, 21, 23]
     static let integerColumns: [Int32] = [0, 4, 6, 10, 11, 22]
     static let doubleColumns: [Int32] = [14, 20]
 
@@ -237,7 +238,7 @@ public struct LeadReportBatch: Sendable {
             call = CallRecordSummary(
                 outcome: text(7), sentimentLabel: text(8), sentimentScore: double(0), objective: text(9), motive: text(10),
                 objections: text(11).map(CampaignStore.stringArray) ?? [], callbackAt: date(12), summary: text(13), talkSeconds: double(1),
-                firstAudioAt: date(14))
+                firstAudioAt: date(14), custom: CampaignStore.stringMap(text(15)))
         }
         let importID = integer(0)
         return LeadReportSource(

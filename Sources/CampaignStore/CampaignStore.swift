@@ -39,6 +39,9 @@ public final class CampaignStore: Sendable {
         migrator.registerMigration("v2: runs") { db in
             try db.execute(sql: Schema.v2)
         }
+        migrator.registerMigration("v3: a campaign's own analysis fields") { db in
+            try db.execute(sql: Schema.v3)
+        }
         return migrator
     }
 
@@ -174,5 +177,12 @@ enum Schema {
             ending TEXT
         );
         CREATE INDEX run_campaign ON run(campaign_id, id);
+        """
+
+    /// The fields a campaign's analysis fills in (a JSON list of `AnalysisField`), and each
+    /// call's values (a JSON object, name → text).
+    static let v3 = """
+        ALTER TABLE campaign ADD COLUMN analysis_fields TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE call_record ADD COLUMN custom TEXT;
         """
 }

@@ -8,10 +8,13 @@ import Speech
 public struct ResolvedCall: Sendable {
     public var context: CallContext
     public var template: PitchTemplate
+    /// The campaign's own analysis fields (name → what to look for), for the model's analysis.
+    public var analysisFields: [String: String]
 
-    public init(context: CallContext, template: PitchTemplate) {
+    public init(context: CallContext, template: PitchTemplate, analysisFields: [String: String] = [:]) {
         self.context = context
         self.template = template
+        self.analysisFields = analysisFields
     }
 }
 
@@ -26,15 +29,19 @@ public struct AnyCallResolver: CallResolver {
     public var template: PitchTemplate
     public var lead: [String: String]
     public var timeZone: TimeZone
+    public var analysisFields: [String: String]
 
-    public init(template: PitchTemplate, lead: [String: String], timeZone: TimeZone = .current) {
+    public init(template: PitchTemplate, lead: [String: String], timeZone: TimeZone = .current, analysisFields: [String: String] = [:]) {
         self.template = template
         self.lead = lead
         self.timeZone = timeZone
+        self.analysisFields = analysisFields
     }
 
     public func resolve(callID: UUID) async -> ResolvedCall? {
-        ResolvedCall(context: CallContext(callID: callID, lead: self.lead, timeZone: self.timeZone, startedAt: Date()), template: self.template)
+        ResolvedCall(
+            context: CallContext(callID: callID, lead: self.lead, timeZone: self.timeZone, startedAt: Date()), template: self.template,
+            analysisFields: self.analysisFields)
     }
 }
 
@@ -93,11 +100,13 @@ public struct ConversationEngine: AudioSocketApplication {
     public func admit(callID: UUID) async -> PreparedCall? {
         guard let resolved = await self.resolver.resolve(callID: callID) else { return nil }
         let policy = self.providers.policy(resolved.template)
+        var modelAnalyzer = self.providers.analyzer?(resolved.template)
+        modelAnalyzer?.customFields = resolved.analysisFields
         do {
             let dialogue = try policy.start(resolved.context)
             return PreparedCall(
                 context: resolved.context, templateName: resolved.template.name, dialogue: dialogue,
-                analyzer: LexiconAnalyzer(template: resolved.template), modelAnalyzer: self.providers.analyzer?(resolved.template),
+                analyzer: LexiconAnalyzer(template: resolved.template), modelAnalyzer: modelAnalyzer,
                 recognition: RecognitionOptions(phrases: policy.phrases)
             )
         } catch {

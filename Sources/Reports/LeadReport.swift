@@ -23,9 +23,11 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
     public var callbackAt: Date?
     public var nextAttemptAt: Date?
     public var summary: String?
+    /// The campaign's own analysis fields the model filled in; nil when none was.
+    public var custom: [String: String]?
 
     enum CodingKeys: String, CodingKey {
-        case phone, name, attempts, sentiment, objective, motive, objections, summary
+        case phone, name, attempts, sentiment, objective, motive, objections, summary, custom
         case finalOutcome = "final_outcome"
         case retriesExhausted = "retries_exhausted"
         case lastDialResult = "last_dial_result"
@@ -57,14 +59,21 @@ public struct LeadReportRow: Sendable, Hashable, Codable {
         self.callbackAt = source.callbackAt
         self.nextAttemptAt = source.status == "done" || source.onDoNotCallList ? nil : source.nextAttemptAt
         self.summary = source.call?.summary
+        self.custom = source.call.flatMap { $0.custom.isEmpty ? nil : $0.custom }
     }
 
+    /// The columns every report has; a campaign's own analysis fields follow them.
     public static let csvHeader = [
         "phone", "name", "attempts", "final_outcome", "retries_exhausted", "last_dial_result", "talk_seconds", "sentiment", "sentiment_score",
         "objective", "motive", "objections", "callback_at", "next_attempt_at", "summary",
     ]
 
-    public var csvFields: [String] {
+    /// The row's cells under `csvHeader`, then one per name in `custom`.
+    public func csvFields(custom names: [String] = []) -> [String] {
+        self.standardFields + names.map { self.custom?[$0] ?? "" }
+    }
+
+    var standardFields: [String] {
         [
             self.phone, self.name, String(self.attempts), self.finalOutcome, self.retriesExhausted ? "yes" : "no", self.lastDialResult ?? "",
             self.talkSeconds.map { ReportText.decimal($0, places: 1) } ?? "", self.sentiment ?? "",
@@ -99,6 +108,18 @@ extension LeadReportRow {
         key("attempts")
         out.append(contentsOf: String(self.attempts).utf8)
         string("callback_at", self.callbackAt.map(ReportText.iso8601))
+        if let custom = self.custom {
+            key("custom")
+            var separator = UInt8(ascii: "{")
+            for name in custom.keys.sorted() {
+                out.append(separator)
+                separator = UInt8(ascii: ",")
+                Self.appendJSONString(name, to: &out)
+                out.append(UInt8(ascii: ":"))
+                Self.appendJSONString(custom[name]!, to: &out)
+            }
+            out.append(contentsOf: custom.isEmpty ? "{}".utf8 : "}".utf8)
+        }
         string("final_outcome", self.finalOutcome)
         string("last_dial_result", self.lastDialResult)
         string("motive", self.motive)
@@ -179,12 +200,16 @@ public enum ReportExporter {
     ///
     /// The store's read and the formatting each take about half of an export, so batches of rows
     /// are decoded, formatted and written on a queue of their own while the read goes on.
+    ///
+    /// The CSV has a column for each of the campaign's own analysis fields; JSON rows have them
+    /// under `custom`.
     @discardableResult
     public static func export(store: CampaignStore, campaignID: Int64, campaign: String, format: Format, to output: FileHandle) throws -> Int {
-        let writer = RowWriter(format: format, output: output)
+        let custom = try store.analysisFields(campaignID: campaignID).map(\.name)
+        let writer = RowWriter(format: format, output: output, custom: custom)
         switch format {
         case .csv:
-            CSVWriter().append(LeadReportRow.csvHeader, to: &writer.buffer)
+            CSVWriter().append(LeadReportRow.csvHeader + custom, to: &writer.buffer)
         case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -228,6 +253,8 @@ public enum ReportExporter {
 private final class RowWriter: @unchecked Sendable {
     let format: ReportExporter.Format
     let output: FileHandle
+    /// The campaign's own analysis fields: the CSV's last columns.
+    let custom: [String]
     let csv = CSVWriter()
     var buffer: [UInt8] = []
     var count = 0
@@ -236,9 +263,10 @@ private final class RowWriter: @unchecked Sendable {
     /// The first write that failed; what follows is dropped.
     let error = Mutex<(any Error)?>(nil)
 
-    init(format: ReportExporter.Format, output: FileHandle) {
+    init(format: ReportExporter.Format, output: FileHandle, custom: [String]) {
         self.format = format
         self.output = output
+        self.custom = custom
         self.buffer.reserveCapacity(1 << 20 + 64 << 10)
     }
 
@@ -249,7 +277,7 @@ private final class RowWriter: @unchecked Sendable {
             let row = LeadReportRow(source, columns: self.columns[source.importID]!)
             switch self.format {
             case .csv:
-                self.csv.append(row.csvFields, to: &self.buffer)
+                self.csv.append(row.csvFields(custom: self.custom), to: &self.buffer)
             case .json:
                 if self.count > 0 { self.buffer.append(contentsOf: ",\n".utf8) }
                 row.appendJSON(to: &self.buffer)

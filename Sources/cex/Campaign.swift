@@ -379,7 +379,8 @@ extension Cex {
                 abstract: "Run the model's post-call analysis again over a campaign's stored calls.",
                 discussion: """
                     Uses OPENAI_API_KEY and OPENAI_BASE_URL, and the campaign's llm_model (else OPENAI_MODEL, else gpt-4o). \
-                    Each call gets sentiment, objective, motive, objections, callback time and summary anew; its outcome stays. \
+                    Each call gets sentiment, objective, motive, objections, callback time, summary and the campaign's \
+                    analysis_fields anew; its outcome stays. \
                     Exits 1 when any call could not be analysed (it keeps its analysis).
                     """)
             @OptionGroup var global: GlobalOptions
@@ -412,17 +413,22 @@ extension Cex {
                 } catch {
                     throw CommandFailure("\(error)")
                 }
-                // The campaign file's model settings, when the file is still there.
-                let settings = (try? String(contentsOfFile: files.file, encoding: .utf8)).flatMap { try? CampaignFile.parse($0, file: files.file).providers }
+                // The campaign file's model settings and analysis fields, when the file is still there.
+                let campaign = (try? CampaignFile.load(path: files.file)).flatMap { $0.name == self.campaign ? $0 : nil }
+                if let campaign { _ = try store.campaignID(campaign) }
                 var client: ChatCompletionsClient
                 do {
-                    client = try EngineProviders.chatClient(settings ?? ProviderSettings(), environment: ProcessInfo.processInfo.environment, logger: logger)
+                    client = try EngineProviders.chatClient(
+                        campaign?.providers ?? ProviderSettings(), environment: ProcessInfo.processInfo.environment, logger: logger)
                 } catch {
                     throw CommandFailure("\(error)")
                 }
                 client.timeouts = ChatTimeouts(firstToken: .seconds(20), deadline: .seconds(60))
                 let result = try await CallAnalysisRerun.run(
-                    store: store, campaignID: id, analyzer: LLMAnalyzer(template: template, client: client), since: self.since.flatMap(self.date),
+                    store: store, campaignID: id,
+                    analyzer: LLMAnalyzer(
+                        template: template, client: client, customFields: AnalysisField.descriptions(try store.analysisFields(campaignID: id))),
+                    since: self.since.flatMap(self.date),
                     logger: logger)
                 print("\(result.analysed) calls analysed with \(client.endpoint.model), \(result.failed) failed")
                 if result.failed > 0 { throw ExitCode(1) }

@@ -36,16 +36,20 @@ import Testing
         let server = FakeChatServer(apiKey: "sk-test-key-0000000000000000000000")
         let base = try await server.start()
         defer { Task { await server.stop() } }
-        let answer = #"{"sentiment":{"label":"negative","score":-0.6},"objective":"book a free home energy assessment","motive":"finds it too expensive","objections":["price"],"outcome":"not_interested","callback_time":null,"summary":"Said the price is too high."}"#
+        let answer = #"{"sentiment":{"label":"negative","score":-0.6},"objective":"book a free home energy assessment","motive":"finds it too expensive","objections":["price"],"outcome":"not_interested","callback_time":null,"summary":"Said the price is too high.","custom":{"monthly_bill":"about $180","roof_type":""}}"#
         server.enqueue(.stream(FakeChatServer.chunks(text: answer)), .status(500, type: "server_error", code: nil, message: "The server had an error"))
         var client = ChatCompletionsClient(
             endpoint: ChatEndpoint(baseURL: base, apiKey: "sk-test-key-0000000000000000000000", model: "gpt-4o"), logger: Logger(label: "test"))
         client.retry = ChatRetryPolicy(maxRetries: 0)
-        let analyzer = LLMAnalyzer(template: try PitchTemplate.load(path: session.campaign.template), client: client)
+        let analyzer = LLMAnalyzer(
+            template: try PitchTemplate.load(path: session.campaign.template), client: client,
+            customFields: ["monthly_bill": "the monthly electricity bill", "roof_type": "the roof's material"])
         let result = try await CallAnalysisRerun.run(store: fixture.store, campaignID: session.campaignID, analyzer: analyzer, since: nil, logger: Logger(label: "test"))
         #expect(result == .init(analysed: 1, failed: 1))
         let first = try #require(try fixture.store.callRecord(attempts[0]))
         #expect(first.summary.sentimentLabel == "negative" && first.summary.motive == "finds it too expensive" && first.summary.objections == ["price"])
+        // The campaign's own fields: what was said is kept; "" (not said) is not.
+        #expect(first.summary.custom == ["monthly_bill": "about $180"])
         #expect(try CallRecord.decode(Data(first.json.utf8)).analysis?.summary == "Said the price is too high.")
         // The second call's analysis is the one it had.
         let second = try #require(try fixture.store.callRecord(attempts[1]))

@@ -66,6 +66,18 @@ import Testing
         #expect(!ami.detail.contains("wrong"))
     }
 
+    @Test func theCheckNamesTheAnalysisFieldsAndWarnsThatTheScriptCannotFillThem() throws {
+        let fields = "analysis_fields: {roof_type: the roof's material, monthly_bill: the monthly bill}"
+        let scripted = CampaignCheck(session: try CampaignFixture(leads: [("212-555-0101", "interested")], extra: fields).session(), now: self.now)
+        let detail = scripted.checkProviders(environment: [:]).detail
+        #expect(detail.hasSuffix("; analysis fields roof_type, monthly_bill (the script cannot fill them: only `cex report analyze` will)"), "\(detail)")
+        let model = CampaignCheck(
+            session: try CampaignFixture(leads: [("212-555-0101", "interested")], extra: fields + "\nproviders: {language: openai}").session(),
+            now: self.now)
+        let item = model.checkProviders(environment: ["OPENAI_BASE_URL": "http://127.0.0.1:9/v1"])
+        #expect(item.status == .ok && item.detail.hasSuffix("; analysis fields roof_type, monthly_bill"), "\(item.detail)")
+    }
+
     @Test func thePreviewRendersOneLeadAndRefusesALeadWithoutAVariable() throws {
         let fixture = try CampaignFixture(leads: [("212-555-0101", "interested")])
         let template = try PitchTemplate.load(path: CampaignFixture.repository.appendingPathComponent("templates/solar-assessment.yaml").path)

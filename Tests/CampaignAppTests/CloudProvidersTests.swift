@@ -39,7 +39,9 @@ final class RecordKeeper: CallRecordSink {
         var deepgram: FakeDeepgramServer
     }
 
-    func call(settings: ProviderSettings, replies: [FakeChatServer.Reply], caller lines: [String]) async throws -> Run {
+    func call(
+        settings: ProviderSettings, replies: [FakeChatServer.Reply], caller lines: [String], analysisFields: [String: String] = [:]
+    ) async throws -> Run {
         let deepgram = FakeDeepgramServer(apiKey: Self.deepgramKey)
         let chat = FakeChatServer(apiKey: Self.openAIKey)
         let deepgramRoot = try await deepgram.start()
@@ -63,7 +65,9 @@ final class RecordKeeper: CallRecordSink {
         let sink = RecordKeeper()
         let service = try EngineService(
             configuration: configuration,
-            resolver: AnyCallResolver(template: template, lead: ["first_name": "Ana", "city": "Austin"], timeZone: TimeZone(identifier: "America/Chicago")!),
+            resolver: AnyCallResolver(
+                template: template, lead: ["first_name": "Ana", "city": "Austin"], timeZone: TimeZone(identifier: "America/Chicago")!,
+                analysisFields: analysisFields),
             sink: sink, logger: logger)
         var steps: [CallerScript.Step] = []
         for line in lines { steps += [.waitForPause(.milliseconds(900)), .say(try await FliteSynthesizer().render(line))] }
@@ -88,7 +92,8 @@ final class RecordKeeper: CallRecordSink {
     /// The model's post-call analysis, asked for once the call ends.
     static let analysis = FakeChatServer.Reply.stream(FakeChatServer.chunks(text: """
         {"sentiment":{"label":"positive","score":0.8},"objective":"book a free home energy assessment","motive":"wants lower bills",\
-        "objections":[],"outcome":"interested","callback_time":null,"summary":"Asked the price, then booked the assessment."}
+        "objections":[],"outcome":"interested","callback_time":null,"summary":"Asked the price, then booked the assessment.",\
+        "custom":{"roof_type":"slate"}}
         """, size: 9))
 
     @Test func aCallRunsOnDeepgramAndTheModelAndLeaksNoKey() async throws {
@@ -99,7 +104,7 @@ final class RecordKeeper: CallRecordSink {
                 .stream(FakeChatServer.chunks(toolCalls: [ToolCall(id: "c1", name: "end_call", arguments: #"{"outcome":"interested"}"#)])),
                 Self.analysis,
             ],
-            caller: ["how much does it cost", "yes please book it"])
+            caller: ["how much does it cost", "yes please book it"], analysisFields: ["roof_type": "the roof's material, if mentioned"])
         let record = run.record
         let json = String(decoding: try record.json(), as: UTF8.self)
         #expect(run.recording.ending == .engineHungUp, "\(json)")
@@ -112,6 +117,12 @@ final class RecordKeeper: CallRecordSink {
         // The model saw the answer as the caller heard it, then the caller's yes; then it analysed the call.
         #expect(run.chat.requests.count == 3)
         #expect(record.analysis?.summary == "Asked the price, then booked the assessment." && record.analysis?.motive == "wants lower bills")
+        // The campaign's own field was asked for in the strict schema, and kept.
+        #expect(record.analysis?.custom == ["roof_type": "slate"])
+        if run.chat.requests.count == 3 {
+            let schema = run.chat.requests[2].body["response_format"]?["json_schema"]?["schema"]
+            #expect(schema?["properties"]?["custom"]?["required"] == ["roof_type"], "\(String(describing: schema))")
+        }
         if run.chat.requests.count == 3, case .array(let messages)? = run.chat.requests[1].body["messages"] {
             #expect(messages.suffix(2).map { $0["role"]?.string } == ["assistant", "user"])
         }

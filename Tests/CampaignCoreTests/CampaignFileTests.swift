@@ -85,6 +85,11 @@ struct ScratchProject {
         ("  voicemail: null", "  voicemail: null\nproviders:\n  api_key: sk-x", 22, "providers.api_key", "not a provider setting"),
         ("  voicemail: null", "  voicemail: null\nproviders:\n  first_token: 50ms", 22, "providers.first_token", "300ms and 30s"),
         ("  voicemail: null", "  voicemail: null\nproviders:\n  tts_transport: grpc", 22, "providers.tts_transport", "websocket or rest"),
+        ("  voicemail: null", "  voicemail: null\nanalysis_fields:\n  roof_type: the roof\n  Roof-Age: its age", 23, "analysis_fields.Roof-Age", "lower case"),
+        ("  voicemail: null", "  voicemail: null\nanalysis_fields:\n  summary: a second summary", 22, "analysis_fields.summary", "already a report column"),
+        ("  voicemail: null", "  voicemail: null\nanalysis_fields:\n  roof_type: ''", 22, "analysis_fields.roof_type", "describe"),
+        ("  voicemail: null", "  voicemail: null\nanalysis_fields:\n  roof_type: [slate, tile]", 22, "analysis_fields.roof_type", "a single value"),
+        ("  voicemail: null", "  voicemail: null\nanalysis_fields: [roof_type]", 21, "analysis_fields", "a mapping of names to values"),
     ] as [(String, String, Int, String?, String)])
     func brokenFilesNameTheLineAndField(original: String, replacement: String, line: Int, field: String?, words: String) throws {
         let project = try ScratchProject()
@@ -120,6 +125,23 @@ struct ScratchProject {
         #expect(cloud.providers == ProviderSettings(
             speech: .deepgram, language: .openai, sttModel: "nova-2-phonecall", ttsModel: "aura-2-andromeda-en", ttsOverREST: true, llmModel: "gpt-4o-mini",
             tokenLimitField: "max_completion_tokens", firstToken: .milliseconds(1500)))
+    }
+
+    @Test func analysisFieldsKeepTheFilesOrder() throws {
+        let project = try ScratchProject()
+        #expect(try project.parse(ScratchProject.valid).analysisFields.isEmpty)
+        let campaign = try project.parse(ScratchProject.valid + """
+
+            analysis_fields:
+              roof_type: the roof's material, if mentioned
+              monthly_bill: "the callee's monthly electricity bill, as said"
+              decision_maker: who decides on the house
+            """)
+        #expect(campaign.analysisFields == [
+            AnalysisField(name: "roof_type", description: "the roof's material, if mentioned"),
+            AnalysisField(name: "monthly_bill", description: "the callee's monthly electricity bill, as said"),
+            AnalysisField(name: "decision_maker", description: "who decides on the house"),
+        ])
     }
 
     @Test func aMissingRequiredKeyIsNamed() throws {

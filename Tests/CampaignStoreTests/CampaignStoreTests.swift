@@ -49,7 +49,42 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
     let monday10NewYork = try! Date("2026-07-13T14:00:00Z", strategy: .iso8601)
 
     @Test func theSchemaIsNamedAppendOnlyMigrations() throws {
-        #expect(try freshStore().appliedMigrations() == ["v1: campaigns, leads, attempts, call records, do-not-call", "v2: runs"])
+        #expect(
+            try freshStore().appliedMigrations() == [
+                "v1: campaigns, leads, attempts, call records, do-not-call", "v2: runs", "v3: a campaign's own analysis fields",
+            ])
+    }
+
+    @Test func aCampaignsAnalysisFieldsReachItsCallsAndTheirValuesAreKeptInAStoreOfTheVersionBefore() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cex-store-\(UUID().uuidString).sqlite").path
+        // A store as the version before wrote it, with the campaign in it.
+        let old = try DatabaseQueue(path: path)
+        try CampaignStore.migrator.migrate(old, upTo: "v2: runs")
+        try old.write { db in
+            try db.execute(sql: "INSERT INTO campaign (name, file, template, created_at) VALUES ('spring', 'c.yaml', 't.yaml', '2026-07-13 14:00:00.000')")
+        }
+        try old.close()
+        let store = try CampaignStore(path: path)
+        #expect(try store.appliedMigrations().last == "v3: a campaign's own analysis fields")
+        let id = try #require(try store.campaignID(named: "spring"))
+        #expect(try store.analysisFields(campaignID: id).isEmpty)
+
+        var spring = try campaign()
+        spring.analysisFields = [AnalysisField(name: "roof_type", description: "the roof's material"), AnalysisField(name: "bill", description: "the bill")]
+        #expect(try store.campaignID(spring) == id)
+        #expect(try store.analysisFields(campaignID: id) == spring.analysisFields)
+        try importLeads(store, id, [(2, "+12125550101", "America/New_York")])
+        let lead = try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 1)[0]
+        guard case .started(let attempt) = try store.beginAttempt(leadID: lead.id, now: self.monday10NewYork, channel: { "\($0)" }) else {
+            Issue.record("no attempt")
+            return
+        }
+        #expect(try store.callTarget(attempt.id)?.analysisFields == spring.analysisFields)
+        try store.saveCallRecord(attempt.id, json: "{}", summary: CallRecordSummary(summary: "s", custom: ["roof_type": "slate"]), finished: false)
+        #expect(try store.callRecord(attempt.id)?.summary.custom == ["roof_type": "slate"])
+        try store.saveCallRecord(attempt.id, json: "{}", summary: CallRecordSummary(summary: "s"), finished: true)
+        #expect(try store.callRecord(attempt.id)?.summary.custom == [:])
+        #expect(try store.writer.read { db in try String?.fetchOne(db, sql: "SELECT custom FROM call_record") } == .some(nil))
     }
 
     @Test func anAttemptIsWrittenBeforeDiallingAndALeadNeverHasTwoLiveAttempts() throws {

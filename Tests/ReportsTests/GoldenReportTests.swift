@@ -21,6 +21,9 @@ import Testing
             caller_id: x
             ami: {username: cex}
             dial: PJSIP/{phone}@trunk
+            analysis_fields:
+              roof_type: the roof's material
+              monthly_bill: the monthly electricity bill, as said
             """
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("templates"), withIntermediateDirectories: true)
         try "name: t\n".write(to: directory.appendingPathComponent("templates/t.yaml"), atomically: true, encoding: .utf8)
@@ -90,7 +93,7 @@ import Testing
             record: CallRecordSummary(
                 outcome: "interested", sentimentLabel: "positive", sentimentScore: 0.62, objective: "book an assessment", motive: "lower bills",
                 objections: ["price"], summary: "Objected on price, then booked an assessment.", talkSeconds: 41.25,
-                firstAudioAt: Self.start.addingTimeInterval(60 + 5.4)))
+                firstAudioAt: Self.start.addingTimeInterval(60 + 5.4), custom: ["roof_type": "slate", "monthly_bill": "$180, more in summer"]))
         try self.call(
             store, id, lead: 2, outcome: .callback, dial: .answered,
             record: CallRecordSummary(

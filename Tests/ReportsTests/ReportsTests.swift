@@ -19,9 +19,20 @@ import Testing
             columns: try LeadColumns(header: ["Phone", "Full Name", "City"]))
         #expect(row.name == "=HYPERLINK(\"x\")")
         #expect(row.finalOutcome == "interested")
-        let line = CSVWriter().record(row.csvFields)
+        let line = CSVWriter().record(row.csvFields())
         #expect(line.hasPrefix("'+12125550101,\"'=HYPERLINK(\"\"x\"\")\",2,interested,no,answered,36.8,positive,-0.46,"))
         #expect(line.contains("price; renting"))
+    }
+
+    @Test func aCampaignsOwnFieldsFollowTheStandardColumnsAndNeverTakeTheirNames() throws {
+        let row = LeadReportRow(
+            self.source(status: "done", outcome: "interested", call: CallRecordSummary(custom: ["roof_type": "slate", "unasked": "x"])), columns: nil)
+        let fields = row.csvFields(custom: ["monthly_bill", "roof_type"])
+        #expect(fields.count == LeadReportRow.csvHeader.count + 2)
+        #expect(fields.suffix(2) == ["", "slate"])
+        #expect(row.csvFields() == Array(fields.prefix(LeadReportRow.csvHeader.count)))
+        // A campaign file cannot name a field after a standard column.
+        #expect(Set(LeadReportRow.csvHeader).isSubset(of: AnalysisField.reservedNames))
     }
 
     @Test func aLeadWithAttemptsToGoIsPending() {
@@ -49,11 +60,13 @@ import Testing
                     status: "done", outcome: "callback",
                     call: CallRecordSummary(
                         sentimentLabel: tricky, sentimentScore: -0.456, objective: "", motive: "x\r\u{8}\u{C}", objections: [tricky, ""],
-                        callbackAt: Date(timeIntervalSince1970: 1_784_055_600.75), summary: tricky, talkSeconds: 1_234.56)),
+                        callbackAt: Date(timeIntervalSince1970: 1_784_055_600.75), summary: tricky, talkSeconds: 1_234.56,
+                        custom: ["roof_type": tricky, "a_b": "", "monthly_bill": "$180/month"])),
                 columns: try LeadColumns(header: ["Phone", "Full Name", "City"])),
         ]
         rows[0].nextAttemptAt = Date(timeIntervalSince1970: -1)
         rows[1].sentimentScore = 0
+        #expect(rows[0].custom == nil && rows[1].custom?.count == 3)
         for row in rows {
             var bytes: [UInt8] = []
             row.appendJSON(to: &bytes)
