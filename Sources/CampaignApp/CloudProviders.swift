@@ -4,6 +4,7 @@ import Conversation
 import Deepgram
 import Foundation
 import Logging
+import NIOSSL
 import Speech
 
 /// The speech and language providers an engine uses, made from a campaign's `providers`
@@ -13,7 +14,9 @@ import Speech
 /// Environment (a `…_FILE` variable names a file holding the secret instead):
 /// - `DEEPGRAM_API_KEY`; `DEEPGRAM_STT_DOMAIN`, the API root (default `https://api.deepgram.com`);
 /// - `OPENAI_API_KEY` (optional for a local server); `OPENAI_BASE_URL` (default
-///   `https://api.openai.com/v1`); `OPENAI_MODEL` (default `gpt-4o`; the campaign's `llm_model` wins).
+///   `https://api.openai.com/v1`); `OPENAI_MODEL` (default `gpt-4o`; the campaign's `llm_model` wins);
+/// - `DEEPGRAM_CA_FILE`, `OPENAI_CA_FILE`: a PEM file of the authorities the provider's TLS
+///   trusts instead of the system's roots (an on-premises install, a gateway with a private CA).
 public struct EngineProviders: Sendable {
     public var recognizer: any SpeechRecognizer
     public var synthesizer: any SpeechSynthesizer
@@ -51,12 +54,15 @@ public struct EngineProviders: Sendable {
             guard let base = URL(string: root), base.scheme != nil, base.host != nil else {
                 throw MissingCredential(description: "DEEPGRAM_STT_DOMAIN is not a URL such as https://api.deepgram.com")
             }
-            let endpoint = DeepgramEndpoint(baseURL: base, credential: .apiKey(key))
+            let authority = try ProviderHTTP.authorityFile("DEEPGRAM_CA_FILE", environment: environment)
+            let endpoint = DeepgramEndpoint(baseURL: base, credential: .apiKey(key), trustRoots: authority.map { .file($0) } ?? .default)
             var listen = ListenOptions()
             if let model = settings.sttModel { listen.model = model }
             let ttsModel = settings.ttsModel ?? "aura-2-thalia-en"
             providers.recognizer = DeepgramRecognizer(endpoint: endpoint, options: listen, logger: logger)
-            providers.synthesizer = DeepgramSynthesizer(endpoint: endpoint, model: ttsModel, transport: settings.ttsOverREST ? .rest : .webSocket, logger: logger)
+            providers.synthesizer = DeepgramSynthesizer(
+                endpoint: endpoint, model: ttsModel, transport: settings.ttsOverREST ? .rest : .webSocket, http: ProviderHTTP.client(trusting: authority),
+                logger: logger)
             providers.fallbackRecognizer = offlineRecognizer
             providers.fallbackSynthesizer = offlineSynthesizer
             summary.append("speech deepgram \(listen.model)/\(ttsModel)")
@@ -91,7 +97,10 @@ public struct EngineProviders: Sendable {
         let model = settings.llmModel ?? environment["OPENAI_MODEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "gpt-4o"
         let endpoint = ChatEndpoint(
             baseURL: base, apiKey: key, model: model, tokenLimitField: TokenLimitField(rawValue: settings.tokenLimitField) ?? .maxTokens)
-        return ChatCompletionsClient(endpoint: endpoint, timeouts: ChatTimeouts(firstToken: settings.firstToken, deadline: .seconds(20)), logger: logger)
+        let authority = try ProviderHTTP.authorityFile("OPENAI_CA_FILE", environment: environment)
+        return ChatCompletionsClient(
+            endpoint: endpoint, timeouts: ChatTimeouts(firstToken: settings.firstToken, deadline: .seconds(20)), http: ProviderHTTP.client(trusting: authority),
+            logger: logger)
     }
 
     /// A secret from `NAME_FILE` (a file) or `NAME` (the environment).

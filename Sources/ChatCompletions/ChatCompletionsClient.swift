@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Where and how to reach an OpenAI-compatible endpoint.
 public struct ChatEndpoint: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
@@ -152,6 +153,14 @@ public struct ChatCompletionsClient: Sendable {
     /// A transport error in a few words: its type and case, which never hold the request's data.
     static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError { return "\(error)" }
+        if let error = error as? NIOSSLError {
+            // "…:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at …/handshake.cc:320" → its reason.
+            if case .handshakeFailed(.sslError(let errors)) = error, let first = errors.first {
+                let reason = "\(first)".components(separatedBy: " at ")[0].split(separator: ":").last.map(String.init) ?? ""
+                return "TLS handshake failed: \(reason)"
+            }
+            return "TLS \(error)"
+        }
         if let error = error as? ChannelError { return "\(error)" }
         if let error = error as? IOError { return "\(error)" }
         return String(describing: type(of: error))

@@ -40,12 +40,13 @@ final class RecordKeeper: CallRecordSink {
     }
 
     func call(
-        settings: ProviderSettings, replies: [FakeChatServer.Reply], caller lines: [String], analysisFields: [String: String] = [:]
+        settings: ProviderSettings, replies: [FakeChatServer.Reply], caller lines: [String], analysisFields: [String: String] = [:],
+        tls authority: TestCertificateAuthority? = nil, trusting: [String] = ["DEEPGRAM_CA_FILE", "OPENAI_CA_FILE"]
     ) async throws -> Run {
         let deepgram = FakeDeepgramServer(apiKey: Self.deepgramKey)
         let chat = FakeChatServer(apiKey: Self.openAIKey)
-        let deepgramRoot = try await deepgram.start()
-        let chatRoot = try await chat.start()
+        let deepgramRoot = try await deepgram.start(tls: try authority?.serverContext())
+        let chatRoot = try await chat.start(tls: try authority?.serverContext())
         for line in lines { deepgram.script(line) }
         for reply in replies { chat.enqueue(reply) }
         let logs = LogCapture()
@@ -61,6 +62,11 @@ final class RecordKeeper: CallRecordSink {
             "DEEPGRAM_API_KEY": Self.deepgramKey, "DEEPGRAM_STT_DOMAIN": deepgramRoot.absoluteString,
             "OPENAI_API_KEY": Self.openAIKey, "OPENAI_BASE_URL": chatRoot, "OPENAI_MODEL": "gpt-4o",
         ]
+        if let authority {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("cex-ca-\(UUID().uuidString).pem")
+            try authority.certificatePEM.write(to: file, atomically: true, encoding: .utf8)
+            for name in trusting { configuration.environment[name] = file.path }
+        }
         let template = try PitchTemplate.load(path: Self.templates.appendingPathComponent("solar-assessment.yaml").path)
         let sink = RecordKeeper()
         let service = try EngineService(
@@ -96,6 +102,8 @@ final class RecordKeeper: CallRecordSink {
         "custom":{"roof_type":"slate"}}
         """, size: 9))
 
+    /// Over TLS, as the services are reached: each provider trusts the authority its
+    /// `…_CA_FILE` names.
     @Test func aCallRunsOnDeepgramAndTheModelAndLeaksNoKey() async throws {
         let run = try await self.call(
             settings: Self.cloud,
@@ -104,7 +112,8 @@ final class RecordKeeper: CallRecordSink {
                 .stream(FakeChatServer.chunks(toolCalls: [ToolCall(id: "c1", name: "end_call", arguments: #"{"outcome":"interested"}"#)])),
                 Self.analysis,
             ],
-            caller: ["how much does it cost", "yes please book it"], analysisFields: ["roof_type": "the roof's material, if mentioned"])
+            caller: ["how much does it cost", "yes please book it"], analysisFields: ["roof_type": "the roof's material, if mentioned"],
+            tls: try TestCertificateAuthority())
         let record = run.record
         let json = String(decoding: try record.json(), as: UTF8.self)
         #expect(run.recording.ending == .engineHungUp, "\(json)")
@@ -134,6 +143,37 @@ final class RecordKeeper: CallRecordSink {
             #expect(!run.logs.contains { $0.contains(secret) } && !json.contains(secret), "\(run.logs.filter { $0.contains(secret) }.prefix(3))")
         }
         #expect(run.logs.contains { $0.contains("speech deepgram nova-3/aura-2-thalia-en, language openai gpt-4o") })
+    }
+
+    @Test func aModelWhoseCertificateIsNotTrustedFailsOverAtOnceAndTheReasonSaysSo() async throws {
+        // Deepgram's authority is named in the environment; the model's is not.
+        let run = try await self.call(
+            settings: Self.cloud, replies: [], caller: ["how much does it cost", "please remove me from your list"], tls: try TestCertificateAuthority(),
+            trusting: ["DEEPGRAM_CA_FILE"])
+        let record = run.record
+        let json = String(decoding: try record.json(), as: UTF8.self)
+        #expect(run.chat.requests.isEmpty)
+        // Not retried, not waited for: the turn's failover names TLS, and so does the analysis's.
+        #expect(record.failovers?.map(\.role) == ["llm", "analysis"], "\(json)")
+        #expect(record.failovers?.allSatisfy { $0.reason.contains("TLS handshake failed: CERTIFICATE_VERIFY_FAILED") } == true, "\(json)")
+        let answer = try #require(record.turns.first { $0.speaker == .agent && $0.text.contains("One moment.") }, "\(json)")
+        #expect(answer.text.hasPrefix("One moment. The assessment is completely free"), "\(json)")
+        #expect(record.outcome == .doNotCall && record.endedBy == "agent", "\(json)")
+        // Deepgram, trusted, heard and spoke the whole call over wss.
+        #expect(run.deepgram.listens.first?.controls.last == "CloseStream" && record.failovers?.contains { $0.role == "stt" || $0.role == "tts" } == false)
+    }
+
+    @Test func aCertificateAuthorityFileMustHoldCertificates() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cex-ca-\(UUID().uuidString).pem")
+        try "not a certificate\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(throws: EngineProviders.MissingCredential.self) { try ProviderHTTP.authorityFile("OPENAI_CA_FILE", environment: ["OPENAI_CA_FILE": file.path]) }
+        #expect(throws: EngineProviders.MissingCredential.self) { try ProviderHTTP.authorityFile("OPENAI_CA_FILE", environment: ["OPENAI_CA_FILE": "/nonexistent.pem"]) }
+        #expect(try ProviderHTTP.authorityFile("OPENAI_CA_FILE", environment: [:]) == nil)
+        let pem = FileManager.default.temporaryDirectory.appendingPathComponent("cex-ca-\(UUID().uuidString).pem")
+        try TestCertificateAuthority().certificatePEM.write(to: pem, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: pem) }
+        #expect(try ProviderHTTP.authorityFile("OPENAI_CA_FILE", environment: ["OPENAI_CA_FILE": pem.path]) == pem.path)
     }
 
     @Test func aStalledModelIsHeardAsOneFillerLineAndTheScriptFinishesTheCall() async throws {

@@ -182,12 +182,15 @@ import Testing
             #expect(try await client.complete(client.request([.user("Hi")])).text == "Hello over TLS.")
             // The system's roots do not know the authority: the handshake fails and nothing is asked.
             // (AsyncHTTPClient would try to connect again until its connect timeout; here it says so at once.)
-            let untrusting = ChatCompletionsClient(endpoint: endpoint, retry: ChatRetryPolicy(maxRetries: 0), http: systemRoots, logger: logs.logger())
+            let untrusting = ChatCompletionsClient(endpoint: endpoint, http: systemRoots, logger: logs.logger())
             do {
                 _ = try await untrusting.complete(untrusting.request([.user("Hi")]))
                 Issue.record("a certificate from an unknown authority was accepted")
             } catch let error as ChatError {
-                guard case .transport = error else { throw error }
+                // Named, and not asked again: asking again would not make the certificate trusted.
+                guard case .transport(let reason) = error else { throw error }
+                #expect(reason == "TLS handshake failed: CERTIFICATE_VERIFY_FAILED", "\(reason)")
+                #expect(!logs.all.contains { $0.contains("trying again") }, "\(logs.all)")
             }
             #expect(server.requests.count == 1)
         } catch {
