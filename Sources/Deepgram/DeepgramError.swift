@@ -1,3 +1,6 @@
+import Foundation
+import NIOSSL
+
 /// How cex authenticates to Deepgram: an API key (`Authorization: Token …`) or a short-lived
 /// access token from `/v1/auth/grant` (`Authorization: Bearer …`).
 public enum DeepgramCredential: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
@@ -31,6 +34,8 @@ public enum DeepgramError: Error, Sendable, Hashable, CustomStringConvertible {
     case closed(code: UInt16?, reason: String)
     /// Deepgram could not be reached, or the connection broke and could not be made again.
     case unreachable(String)
+    /// Deepgram's certificate was not trusted: the TLS handshake's reason.
+    case untrusted(String)
     /// A message that is not Deepgram's protocol.
     case malformed(String)
 
@@ -55,6 +60,8 @@ public enum DeepgramError: Error, Sendable, Hashable, CustomStringConvertible {
             return "\(meaning) (close \(code.map(String.init) ?? "without a code")\(reason.isEmpty ? "" : ", \(reason.prefix(100))"))"
         case .unreachable(let reason):
             return "Deepgram could not be reached (\(reason))"
+        case .untrusted(let reason):
+            return "Deepgram's certificate was not trusted (TLS handshake failed: \(reason))"
         case .malformed(let reason):
             return "Deepgram sent something unexpected (\(reason))"
         }
@@ -67,7 +74,18 @@ extension DeepgramError {
         switch self {
         case .refused(let status, _, _): status == 429 || status >= 500
         case .unreachable: true
-        case .closed, .malformed: false
+        // Asking again would not make the certificate trusted.
+        case .untrusted, .closed, .malformed: false
         }
+    }
+
+    /// A connection that could not be made: what TLS said, else the error's type (never its data).
+    static func connecting(_ error: any Error) -> DeepgramError {
+        if let error = error as? DeepgramError { return error }
+        // "…:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at …/handshake.cc:320" → its reason.
+        if case .handshakeFailed(.sslError(let errors))? = error as? NIOSSLError, let first = errors.first {
+            return .untrusted("\(first)".components(separatedBy: " at ")[0].split(separator: ":").last.map(String.init) ?? "")
+        }
+        return .unreachable(String(describing: type(of: error)))
     }
 }

@@ -83,10 +83,8 @@ public struct DeepgramRecognizer: SpeechRecognizer {
         } catch let refused as WebSocketUpgradeRefused {
             let body = try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data(refused.body.utf8))
             throw DeepgramError.refused(status: refused.status, code: refused.headers["dg-error"] ?? body?.code, message: body?.message)
-        } catch let error as DeepgramError {
-            throw error
         } catch {
-            throw DeepgramError.unreachable(String(describing: type(of: error)))
+            throw DeepgramError.connecting(error)
         }
     }
 
@@ -231,7 +229,7 @@ final class DeepgramRecognitionSession: RecognitionSession {
             if !recent.isEmpty { next.send(.binary(Self.littleEndianBytes(recent))) }
             self.attach(next)
         } catch {
-            self.finish(error as? DeepgramError ?? .unreachable(String(describing: type(of: error))))
+            self.finish(DeepgramError.connecting(error))
         }
     }
 

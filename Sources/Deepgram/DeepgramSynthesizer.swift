@@ -222,7 +222,7 @@ extension DeepgramEndpoint {
         do {
             response = try await http.execute(request, timeout: .seconds(10), logger: logger)
         } catch {
-            throw DeepgramError.unreachable(String(describing: type(of: error)))
+            throw DeepgramError.connecting(error)
         }
         guard response.status == .ok else {
             let body = try? await response.body.collect(upTo: 16 << 10)

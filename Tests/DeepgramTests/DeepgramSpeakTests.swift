@@ -94,7 +94,7 @@ import Testing
             let frames = try await self.frames(trusting.synthesize("Hello over TLS."))
             #expect(frames.flatMap { $0 } == FakeDeepgramServer.speech(for: "Hello over TLS."))
             #expect(server.speaks.count == 1)
-            await #expect(throws: DeepgramError.self) { _ = try await self.frames(untrusting.synthesize("Never heard.")) }
+            await #expect(throws: DeepgramError.untrusted("CERTIFICATE_VERIFY_FAILED")) { _ = try await self.frames(untrusting.synthesize("Never heard.")) }
             #expect(server.speaks.count == 1)
         } catch {
             Issue.record(error)
