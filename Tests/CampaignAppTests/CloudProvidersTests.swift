@@ -62,10 +62,11 @@ final class RecordKeeper: CallRecordSink {
             "DEEPGRAM_API_KEY": Self.deepgramKey, "DEEPGRAM_STT_DOMAIN": deepgramRoot.absoluteString,
             "OPENAI_API_KEY": Self.openAIKey, "OPENAI_BASE_URL": chatRoot, "OPENAI_MODEL": "gpt-4o",
         ]
+        let authorityFile = FileManager.default.temporaryDirectory.appendingPathComponent("cex-ca-\(UUID().uuidString).pem")
+        defer { try? FileManager.default.removeItem(at: authorityFile) }
         if let authority {
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("cex-ca-\(UUID().uuidString).pem")
-            try authority.certificatePEM.write(to: file, atomically: true, encoding: .utf8)
-            for name in trusting { configuration.environment[name] = file.path }
+            try authority.certificatePEM.write(to: authorityFile, atomically: true, encoding: .utf8)
+            for name in trusting { configuration.environment[name] = authorityFile.path }
         }
         let template = try PitchTemplate.load(path: Self.templates.appendingPathComponent("solar-assessment.yaml").path)
         let sink = RecordKeeper()

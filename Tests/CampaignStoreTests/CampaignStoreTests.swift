@@ -57,6 +57,7 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
 
     @Test func aCampaignsAnalysisFieldsReachItsCallsAndTheirValuesAreKeptInAStoreOfTheVersionBefore() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cex-store-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         // A store as the version before wrote it, with the campaign in it.
         let old = try DatabaseQueue(path: path)
         try CampaignStore.migrator.migrate(old, upTo: "v2: runs")
