@@ -99,8 +99,7 @@ extension CampaignStore {
                         sentiment_label = excluded.sentiment_label, sentiment_score = excluded.sentiment_score, objective = excluded.objective,
                         motive = excluded.motive, objections = excluded.objections, callback_at = excluded.callback_at, summary = excluded.summary,
                         talk_seconds = excluded.talk_seconds, first_audio_at = excluded.first_audio_at, custom = excluded.custom,
-                        finished = excluded.finished,
-                        updated_at = excluded.updated_at
+                        finished = excluded.finished, updated_at = excluded.updated_at
                     """,
                 arguments: [
                     attemptID.uuidString.lowercased(), json, summary.outcome, summary.sentimentLabel, summary.sentimentScore, summary.objective,

@@ -110,15 +110,14 @@ extension LeadReportRow {
         string("callback_at", self.callbackAt.map(ReportText.iso8601))
         if let custom = self.custom {
             key("custom")
-            var separator = UInt8(ascii: "{")
-            for name in custom.keys.sorted() {
-                out.append(separator)
-                separator = UInt8(ascii: ",")
+            out.append(UInt8(ascii: "{"))
+            for (index, name) in custom.keys.sorted().enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
                 Self.appendJSONString(name, to: &out)
                 out.append(UInt8(ascii: ":"))
                 Self.appendJSONString(custom[name]!, to: &out)
             }
-            out.append(contentsOf: custom.isEmpty ? "{}".utf8 : "}".utf8)
+            out.append(UInt8(ascii: "}"))
         }
         string("final_outcome", self.finalOutcome)
         string("last_dial_result", self.lastDialResult)
