@@ -70,21 +70,21 @@ public struct LexiconAnalyzer: Sendable {
             if Self.negations.contains(word) && index == words.count - 1 { score -= 1 }
         }
         let sentiment = words.isEmpty ? 0 : max(-1, min(1, score / Double(max(2, words.count / 2))))
-        let objections = self.template.objections.filter { PhraseMatcher.matchesAny(words, $0.when) }.map(\.id)
+        let objections = self.template.objections.filter { $0.when.matches(words) }.map(\.id)
         let intent: String
-        if PhraseMatcher.matchesAny(words, PhraseMatcher.optOut) {
+        if PhraseMatcher.optOut.matches(words) {
             intent = "opt_out"
-        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.wrongPerson) {
+        } else if PhraseMatcher.wrongPerson.matches(words) {
             intent = "wrong_person"
-        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.callback) {
+        } else if PhraseMatcher.callback.matches(words) {
             intent = "callback"
         } else if !objections.isEmpty {
             intent = "objection"
         } else if text.contains("?") || ["who", "what", "how", "why", "when", "where", "is", "are", "can"].contains(words.first ?? "") {
             intent = "question"
-        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.negative) {
+        } else if PhraseMatcher.negative.matches(words) {
             intent = "negative"
-        } else if PhraseMatcher.matchesAny(words, PhraseMatcher.positive) {
+        } else if PhraseMatcher.positive.matches(words) {
             intent = "positive"
         } else {
             intent = "other"

@@ -72,7 +72,7 @@ final class LLMDialogue: DialogueSession {
         let (failedOver, ended) = self.state.withLock { ($0.failedOver, $0.ended) }
         if ended { return Self.stream([]) }
         // Compliance first: an opt-out or a wrong number is never left to a model.
-        if failedOver || PhraseMatcher.matchesAny(words, PhraseMatcher.optOut) || PhraseMatcher.matchesAny(words, PhraseMatcher.wrongPerson) {
+        if failedOver || PhraseMatcher.optOut.matches(words) || PhraseMatcher.wrongPerson.matches(words) {
             return Self.stream(self.scripted.decide(callerText))
         }
         let request = self.policy.client.request(

@@ -37,10 +37,6 @@ public enum PhraseMatcher {
         return rest.isEmpty || (wanted.count >= 3 && (rest == "s" || rest == "ed" || rest == "ing"))
     }
 
-    public static func matchesAny(_ utterance: [String], _ phrases: PhraseSet) -> Bool {
-        phrases.matches(utterance)
-    }
-
     /// Built-in intents every call listens for. Whole sentences callers say are listed too:
     /// they also train the recogniser's phrase model.
     public static let optOut: PhraseSet = [

@@ -76,24 +76,24 @@ final class ScriptedDialogue: DialogueSession {
         let words = PhraseMatcher.words(callerText)
         if self.state.withLock({ $0.ended }) { return [] }
 
-        if PhraseMatcher.matchesAny(words, PhraseMatcher.optOut) {
+        if PhraseMatcher.optOut.matches(words) {
             return self.close(template.closings.doNotCall, .doNotCall, extra: [.addToDoNotCall])
         }
-        if PhraseMatcher.matchesAny(words, PhraseMatcher.wrongPerson) {
+        if PhraseMatcher.wrongPerson.matches(words) {
             return self.close(template.closings.wrongPerson, .wrongPerson)
         }
-        if PhraseMatcher.matchesAny(words, PhraseMatcher.human) {
+        if PhraseMatcher.human.matches(words) {
             return [.action(.transferToHuman(reason: "caller asked for a person")), .text(self.render(self.policy.transferLine))]
                 + self.close(template.closings.callback, .callback, extra: [
                     .scheduleCallback(CallbackRequest(phrase: "", time: nil, timeZone: self.context.timeZone.identifier))
                 ])
         }
-        if PhraseMatcher.matchesAny(words, PhraseMatcher.callback) || (words.contains("tomorrow") || words.contains("later")) {
+        if PhraseMatcher.callback.matches(words) || (words.contains("tomorrow") || words.contains("later")) {
             let time = CallbackTime.resolve(callerText, now: self.context.startedAt, timeZone: self.context.timeZone)
             let request = CallbackRequest(phrase: callerText, time: time, timeZone: self.context.timeZone.identifier)
             return self.close(template.closings.callback, .callback, extra: [.scheduleCallback(request)])
         }
-        if let objection = template.objections.first(where: { PhraseMatcher.matchesAny(words, $0.when) }) {
+        if let objection = template.objections.first(where: { $0.when.matches(words) }) {
             let first = self.state.withLock { state in
                 state.unclear = 0
                 return state.objectionsAnswered.insert(objection.id).inserted
@@ -101,19 +101,19 @@ final class ScriptedDialogue: DialogueSession {
             if first { return [.text(self.render(objection.say) + " " + self.question)] }
             return self.close(template.closings.notInterested, .notInterested)
         }
-        if PhraseMatcher.matchesAny(words, PhraseMatcher.identity) {
+        if PhraseMatcher.identity.matches(words) {
             self.state.withLock { $0.unclear = 0 }
             return [.text(self.render(self.policy.identityLine) + " " + self.question)]
         }
-        if let answer = template.faq.first(where: { PhraseMatcher.matchesAny(words, $0.when) }) {
+        if let answer = template.faq.first(where: { $0.when.matches(words) }) {
             self.state.withLock { $0.unclear = 0 }
             return [.text(self.render(answer.say) + " " + self.question)]
         }
-        if PhraseMatcher.matchesAny(words, PhraseMatcher.negative) {
+        if PhraseMatcher.negative.matches(words) {
             return self.close(template.closings.notInterested, .notInterested)
         }
         let step = self.state.withLock { state -> Int? in
-            if PhraseMatcher.matchesAny(words, PhraseMatcher.positive) {
+            if PhraseMatcher.positive.matches(words) {
                 state.unclear = 0
                 if state.step >= template.pitch.count { return nil }
                 defer { state.step += 1 }
