@@ -153,17 +153,18 @@ public struct ChatCompletionsClient: Sendable {
     /// A transport error in a few words: its type and case, which never hold the request's data.
     static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError { return "\(error)" }
-        if let error = error as? NIOSSLError {
-            // "…:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at …/handshake.cc:320" → its reason.
-            if case .handshakeFailed(.sslError(let errors)) = error, let first = errors.first {
-                let reason = "\(first)".components(separatedBy: " at ")[0].split(separator: ":").last.map(String.init) ?? ""
-                return "TLS handshake failed: \(reason)"
-            }
-            return "TLS \(error)"
-        }
+        if let reason = self.handshakeFailure(error) { return "TLS handshake failed: \(reason)" }
+        if let error = error as? NIOSSLError { return "TLS \(error)" }
         if let error = error as? ChannelError { return "\(error)" }
         if let error = error as? IOError { return "\(error)" }
         return String(describing: type(of: error))
+    }
+
+    /// The reason a TLS handshake failed (an untrusted certificate, say); nil for anything else.
+    static func handshakeFailure(_ error: any Error) -> String? {
+        guard case .handshakeFailed(.sslError(let errors))? = error as? NIOSSLError, let first = errors.first else { return nil }
+        // "…:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at …/handshake.cc:320" → its reason.
+        return "\(first)".components(separatedBy: " at ")[0].split(separator: ":").last.map(String.init) ?? ""
     }
 }
 
