@@ -20,10 +20,11 @@ demo: build
 	$(SWIFT) run cex demo
 
 # The whole log is kept in .build/test.log; a failing run repeats its failures at the end,
-# where a truncated CI log still shows them.
+# where a truncated CI log still shows them. The tests' scratch files (stores, campaign
+# folders, the processes they start) go to a directory of the run's own, removed at its end.
 test: deps
-	@mkdir -p .build; set -o pipefail; \
-	$(SWIFT) test --no-parallel 2>&1 | tee .build/test.log || { \
+	@mkdir -p .build; set -o pipefail; scratch=$$(mktemp -d -t cex-test.XXXXXX); trap 'rm -rf "$$scratch"' EXIT; \
+	TMPDIR=$$scratch $(SWIFT) test --no-parallel 2>&1 | tee .build/test.log || { \
 		status=$$?; echo "--- failures (whole log: .build/test.log) ---"; \
 		grep -E "✘|error:|fatal|Fatal error|Crash" .build/test.log | grep -v "warning:" | tail -n 60; exit $$status; }
 
