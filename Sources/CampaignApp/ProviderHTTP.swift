@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ChatCompletions
 import Foundation
 import NIOCore
 import NIOSSL
@@ -13,6 +14,18 @@ import Synchronization
 /// and names the rest.
 enum ProviderHTTP {
     private static let clients = Mutex<[String: HTTPClient]>([:])
+    private static let streamingClients = Mutex<[String: StreamingHTTPClient]>([:])
+
+    /// The model's client: the same rules, over `StreamingHTTPClient`, whose lean request path
+    /// keeps a voice turn's request off AsyncHTTPClient's bookkeeping.
+    static func streamingClient(trusting caFile: String?) -> StreamingHTTPClient {
+        self.streamingClients.withLock { clients in
+            if let client = clients[caFile ?? ""] { return client }
+            let client = StreamingHTTPClient(trustRoots: caFile.map { .file($0) } ?? .default, connectTimeout: .seconds(5))
+            clients[caFile ?? ""] = client
+            return client
+        }
+    }
 
     /// The client trusting the system's roots, or only the authorities in the PEM file `caFile`.
     static func client(trusting caFile: String?) -> HTTPClient {

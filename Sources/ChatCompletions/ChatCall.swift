@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
@@ -8,13 +7,13 @@ import Synchronization
 /// One chat-completions request in flight: its attempts (retried as the retry policy allows,
 /// before the stream begins), its two watchdogs, and its end, reported exactly once.
 ///
-/// The reply is read on the HTTP client's event loop: each piece of the body is parsed there and
+/// The reply is read on its connection's event loop: each piece of the body is parsed there and
 /// its events handed straight to `receive`, with no task in between. A voice turn's first words
 /// then reach the speaking task in one hand-off.
 public final class ChatCall: Sendable {
     private enum Phase {
         case ready
-        case attempting(HTTPClient.Task<ChatAttempt.Outcome>)
+        case attempting(HTTPExchange)
         case waitingToRetry(Task<Void, Never>)
         case done
     }
@@ -27,13 +26,14 @@ public final class ChatCall: Sendable {
     }
 
     private let client: ChatCompletionsClient
-    private let request: Result<HTTPClient.Request, ChatError>
+    /// The request's JSON.
+    private let body: ByteBuffer
     private let receive: @Sendable (ChatStreamEvent) -> Void
     private let state = Mutex(State())
 
-    init(client: ChatCompletionsClient, request: Result<HTTPClient.Request, ChatError>, receive: @escaping @Sendable (ChatStreamEvent) -> Void) {
+    init(client: ChatCompletionsClient, body: ByteBuffer, receive: @escaping @Sendable (ChatStreamEvent) -> Void) {
         self.client = client
-        self.request = request
+        self.body = body
         self.receive = receive
     }
 
@@ -66,9 +66,9 @@ public final class ChatCall: Sendable {
         }
         // (Cancelled while the watchdog was being made.)
         guard live else { return watchdog.cancel() }
-        switch self.request {
-        case .success(let request): self.attempt(request, 0)
-        case .failure(let error): self.finish(.failure(error))
+        switch self.client.target {
+        case .success(let target): self.attempt(target, 0)
+        case .failure(let error): self.finish(.failure(ChatError.transport("\(error)")))
         }
     }
 
@@ -77,18 +77,17 @@ public final class ChatCall: Sendable {
         self.finish(.failure(CancellationError()))
     }
 
-    private func attempt(_ request: HTTPClient.Request, _ retry: Int) {
-        let attempt = ChatAttempt { event in self.forward(event) }
-        let task = self.client.http.execute(request: request, delegate: attempt, eventLoop: .indifferent, deadline: nil, logger: self.client.logger)
+    private func attempt(_ target: HTTPTarget, _ retry: Int) {
+        let attempt = ChatAttempt(forward: { event in self.forward(event) }, ended: { result, streamed in self.attemptEnded(target, retry, result, streamed: streamed) })
+        let exchange = self.client.http.execute(target, body: self.body, receiver: attempt)
         let current = self.state.withLock { state -> Bool in
             guard case .done = state.phase else {
-                state.phase = .attempting(task)
+                state.phase = .attempting(exchange)
                 return true
             }
             return false
         }
-        guard current else { return task.cancel() }
-        task.futureResult.whenComplete { result in self.attemptEnded(request, retry, result, streamed: attempt.streamed) }
+        if !current { exchange.cancel() }
     }
 
     /// An event from the reply; false once the call has ended (the attempt then stops reading).
@@ -107,7 +106,7 @@ public final class ChatCall: Sendable {
         return true
     }
 
-    private func attemptEnded(_ request: HTTPClient.Request, _ retry: Int, _ result: Result<ChatAttempt.Outcome, any Error>, streamed: Bool) {
+    private func attemptEnded(_ target: HTTPTarget, _ retry: Int, _ result: Result<ChatAttempt.Outcome, any Error>, streamed: Bool) {
         let status: Int
         let headers: [(String, String)]
         let detail: APIErrorBody.Detail?
@@ -122,7 +121,7 @@ public final class ChatCall: Sendable {
         case .failure(let error as ChatError):
             return self.finish(.failure(error))
         case .failure(let error):
-            if let error = error as? HTTPClientError, error == .cancelled { return self.finish(.failure(CancellationError())) }
+            if error is CancellationError { return self.finish(.failure(CancellationError())) }
             if streamed {
                 // The connection broke mid-stream (a chunked body cut short reads as a parser error).
                 self.client.logger.debug("chat stream broke", metadata: ["error": "\(ChatCompletionsClient.describe(error))"])
@@ -135,21 +134,21 @@ public final class ChatCall: Sendable {
                 return self.finish(.failure(ChatError.transport(ChatCompletionsClient.describe(error))))
             }
             self.client.logger.notice("chat request failed, trying again", metadata: ["error": "\(ChatCompletionsClient.describe(error))", "retry_in": "\(delay)"])
-            return self.retry(request, retry + 1, after: delay)
+            return self.retry(target, retry + 1, after: delay)
         }
         guard let delay = self.client.retry.delay(status: status, headers: headers, errorCode: detail?.code, retry: retry, jitter: self.client.jitter()) else {
             return self.finish(.failure(ChatCompletionsClient.error(status: status, detail: detail)))
         }
         self.client.logger.notice(
             "chat request refused, trying again", metadata: ["http.status": "\(status)", "error.code": "\(detail?.code ?? "")", "retry_in": "\(delay)"])
-        self.retry(request, retry + 1, after: delay)
+        self.retry(target, retry + 1, after: delay)
     }
 
-    private func retry(_ request: HTTPClient.Request, _ retry: Int, after delay: Duration) {
+    private func retry(_ target: HTTPTarget, _ retry: Int, after delay: Duration) {
         let clock = self.client.clock
         let wait = Task {
             do { try await clock.sleep(for: delay) } catch { return }
-            self.attempt(request, retry)
+            self.attempt(target, retry)
         }
         let current = self.state.withLock { state -> Bool in
             guard case .done = state.phase else {
@@ -175,9 +174,9 @@ public final class ChatCall: Sendable {
         guard let (phase, watchdog, completion) = ended else { return }
         watchdog?.cancel()
         switch phase {
-        case .attempting(let task):
+        case .attempting(let exchange):
             // A finished reply's connection goes back to the pool with the rest of its bytes.
-            if case .failure = result { task.cancel() }
+            if case .failure = result { exchange.cancel() }
         case .waitingToRetry(let wait):
             wait.cancel()
         case .ready, .done:
@@ -189,7 +188,7 @@ public final class ChatCall: Sendable {
 
 /// One HTTP attempt, read on the event loop: a 200 is parsed as it arrives and its events handed
 /// on; any other status is collected for its error envelope.
-final class ChatAttempt: HTTPClientResponseDelegate, Sendable {
+final class ChatAttempt: HTTPResponseReceiver {
     enum Outcome: Sendable {
         /// The stream was read (its events, `.finished` included, went to `forward`).
         case streamed
@@ -209,30 +208,24 @@ final class ChatAttempt: HTTPClientResponseDelegate, Sendable {
 
     /// Hands on one event; false when nobody listens any more.
     private let forward: @Sendable (ChatStreamEvent) -> Bool
+    /// The attempt's outcome, and whether a 200 had arrived (the stream had then begun and is never retried).
+    private let whenEnded: @Sendable (Result<Outcome, any Error>, Bool) -> Void
     private let reading = Mutex(Reading())
 
-    init(forward: @escaping @Sendable (ChatStreamEvent) -> Bool) {
+    init(forward: @escaping @Sendable (ChatStreamEvent) -> Bool, ended: @escaping @Sendable (Result<Outcome, any Error>, Bool) -> Void) {
         self.forward = forward
+        self.whenEnded = ended
     }
 
-    /// A 200 arrived: from here on the stream has begun and is never retried.
-    var streamed: Bool { self.reading.withLock { $0.status == 200 } }
-
-    func didReceiveHead(task: HTTPClient.Task<Outcome>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+    func receiveHead(_ head: HTTPResponseHead) {
         self.reading.withLock { reading in
             reading.status = Int(head.status.code)
             if head.status != .ok { reading.headers = head.headers.map { ($0.name, $0.value) } }
         }
-        return task.eventLoop.makeSucceededVoidFuture()
     }
 
-    func didReceiveBodyPart(task: HTTPClient.Task<Outcome>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-        do {
-            try self.consume(buffer)
-            return task.eventLoop.makeSucceededVoidFuture()
-        } catch {
-            return task.eventLoop.makeFailedFuture(error)
-        }
+    func receiveBody(_ buffer: ByteBuffer) throws {
+        try self.consume(buffer)
     }
 
     private func consume(_ buffer: ByteBuffer) throws(ChatError) {
@@ -258,16 +251,20 @@ final class ChatAttempt: HTTPClientResponseDelegate, Sendable {
         }
     }
 
-    func didReceiveError(task: HTTPClient.Task<Outcome>, _ error: any Error) {}
-
-    func didFinishRequest(task: HTTPClient.Task<Outcome>) throws -> Outcome {
-        let (events, outcome) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome) in
-            guard reading.status == 200 else {
-                return ([], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody))
+    func ended(_ result: Result<Void, any Error>) {
+        let streamed = self.reading.withLock { $0.status == 200 }
+        guard case .success = result else { return self.whenEnded(result.map { .streamed }, streamed) }
+        do {
+            let (events, outcome) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome) in
+                guard reading.status == 200 else {
+                    return ([], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody))
+                }
+                return (reading.stopped ? [] : try reading.assembler.end(), .streamed)
             }
-            return (reading.stopped ? [] : try reading.assembler.end(), .streamed)
+            self.hand(events)
+            self.whenEnded(.success(outcome), streamed)
+        } catch {
+            self.whenEnded(.failure(error), streamed)
         }
-        self.hand(events)
-        return outcome
     }
 }

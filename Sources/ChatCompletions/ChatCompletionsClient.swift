@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
@@ -59,25 +58,28 @@ public struct ChatTimeouts: Sendable, Hashable {
 /// A streaming client for `POST {base}/chat/completions`: sends the request, retries what the
 /// retry policy allows before the stream begins, and yields the reply as it arrives.
 ///
-/// The watchdogs run on an injected clock; the HTTP transport is AsyncHTTPClient.
+/// The watchdogs run on an injected clock; the HTTP transport is `StreamingHTTPClient`.
 public struct ChatCompletionsClient: Sendable {
     public let endpoint: ChatEndpoint
     public var timeouts: ChatTimeouts
     public var retry: ChatRetryPolicy
-    let http: HTTPClient
+    let http: StreamingHTTPClient
+    /// The request line and headers, built once.
+    let target: Result<HTTPTarget, HTTPTransportError>
     let clock: any Clock<Duration>
     let logger: Logger
     /// Random numbers in 0..<1 for the backoff's jitter.
     let jitter: @Sendable () -> Double
 
     public init(
-        endpoint: ChatEndpoint, timeouts: ChatTimeouts = ChatTimeouts(), retry: ChatRetryPolicy = ChatRetryPolicy(), http: HTTPClient = .shared,
+        endpoint: ChatEndpoint, timeouts: ChatTimeouts = ChatTimeouts(), retry: ChatRetryPolicy = ChatRetryPolicy(), http: StreamingHTTPClient = .shared,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger, jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.endpoint = endpoint
         self.timeouts = timeouts
         self.retry = retry
         self.http = http
+        self.target = Result { () throws(HTTPTransportError) in try HTTPTarget(post: endpoint.chatCompletionsURL, headers: Self.headers(endpoint)) }
         self.clock = clock
         self.logger = logger
         self.jitter = jitter
@@ -111,7 +113,7 @@ public struct ChatCompletionsClient: Sendable {
     /// A request ready to start, whose events go to `receive` on the event loop reading the
     /// response. Nothing is sent before `start`; nothing waits on a task of its own.
     public func call(_ request: ChatRequest, receive: @escaping @Sendable (ChatStreamEvent) -> Void) -> ChatCall {
-        ChatCall(client: self, request: Result { try self.httpRequest(request.jsonBytes) }.mapError { _ in ChatError.transport("invalid URL") }, receive: receive)
+        ChatCall(client: self, body: ByteBuffer(bytes: request.jsonBytes), receive: receive)
     }
 
     /// The whole reply: its text (refusals included) and tool calls.
@@ -130,18 +132,10 @@ public struct ChatCompletionsClient: Sendable {
         return reply
     }
 
-    private func httpRequest(_ body: [UInt8]) throws -> HTTPClient.Request {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Accept", value: "text/event-stream")
-        if let key = self.endpoint.apiKey {
-            if let header = self.endpoint.keyHeader {
-                headers.add(name: header, value: key)
-            } else {
-                headers.add(name: "Authorization", value: "Bearer \(key)")
-            }
-        }
-        return try HTTPClient.Request(url: self.endpoint.chatCompletionsURL, method: .POST, headers: headers, body: .byteBuffer(ByteBuffer(bytes: body)))
+    private static func headers(_ endpoint: ChatEndpoint) -> [(String, String)] {
+        var headers = [("Content-Type", "application/json"), ("Accept", "text/event-stream")]
+        if let key = endpoint.apiKey { headers.append(endpoint.keyHeader.map { ($0, key) } ?? ("Authorization", "Bearer \(key)")) }
+        return headers
     }
 
     static func error(status: Int, detail: APIErrorBody.Detail?) -> ChatError {
@@ -152,7 +146,8 @@ public struct ChatCompletionsClient: Sendable {
 
     /// A transport error in a few words: its type and case, which never hold the request's data.
     static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return "\(error)" }
+        if let error = error as? HTTPTransportError { return "\(error)" }
+        if let error = error as? HTTPParserError { return "HTTP \(error)" }
         if let reason = self.handshakeFailure(error) { return "TLS handshake failed: \(reason)" }
         if let error = error as? NIOSSLError { return "TLS \(error)" }
         if let error = error as? ChannelError { return "\(error)" }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ChatCompletions
 import Logging
 import NIOSSL
@@ -168,12 +167,8 @@ import Testing
         let server = FakeChatServer(apiKey: Self.key)
         let base = try await server.start(tls: try authority.serverContext())
         #expect(base.hasPrefix("https://"))
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = try authority.trustRoots()
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
-        var once = HTTPClient.Configuration()
-        once.connectionPool.retryConnectionEstablishment = false
-        let systemRoots = HTTPClient(eventLoopGroupProvider: .singleton, configuration: once)
+        let http = StreamingHTTPClient(trustRoots: try authority.trustRoots())
+        let systemRoots = StreamingHTTPClient()
         let logs = LogCapture()
         let endpoint = ChatEndpoint(baseURL: base, apiKey: Self.key, model: "fake-model")
         do {
@@ -181,7 +176,6 @@ import Testing
             let client = ChatCompletionsClient(endpoint: endpoint, http: http, logger: logs.logger())
             #expect(try await client.complete(client.request([.user("Hi")])).text == "Hello over TLS.")
             // The system's roots do not know the authority: the handshake fails and nothing is asked.
-            // (AsyncHTTPClient would try to connect again until its connect timeout; here it says so at once.)
             let untrusting = ChatCompletionsClient(endpoint: endpoint, http: systemRoots, logger: logs.logger())
             do {
                 _ = try await untrusting.complete(untrusting.request([.user("Hi")]))
@@ -196,8 +190,8 @@ import Testing
         } catch {
             Issue.record(error)
         }
-        try await http.shutdown()
-        try await systemRoots.shutdown()
+        http.closeIdleConnections()
+        systemRoots.closeIdleConnections()
         await server.stop()
     }
 

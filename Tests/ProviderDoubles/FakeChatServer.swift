@@ -77,6 +77,9 @@ public final class FakeChatServer: Sendable {
     /// TCP connections clients opened: a client that keeps its connection alive opens one.
     public var connectionsAccepted: Int { self.loopback.acceptedConnections }
 
+    /// Cuts every connection open now, as a server ending idle keep-alive connections does.
+    public func dropConnections() async { await self.loopback.dropConnections() }
+
     /// The answer to every request once the queue is empty (a load test's endless conversation);
     /// without one, an empty queue answers 500.
     public func answerEveryRequest(_ reply: Reply) {

@@ -1,0 +1,334 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// A lean HTTP/1.1 client for requests whose responses stream: one request at a time on each
+/// connection, connections kept alive and pooled per origin, TLS through NIOSSL.
+///
+/// A request goes out with one hand-over to its connection's event loop (head, body and end in
+/// one write), and the response's parts reach its `HTTPResponseReceiver` on that loop as they
+/// are read. It follows no redirect (a key is never sent to another host), gives up connecting
+/// after `connectTimeout`, and never retries on its own, except once on a fresh connection when a
+/// kept-alive one turns out to have been closed before any answer.
+public final class StreamingHTTPClient: Sendable {
+    /// Trusting the system's roots.
+    public static let shared = StreamingHTTPClient()
+
+    private let trustRoots: NIOSSLTrustRoots
+    private let connectTimeout: Duration
+    let idleTimeout: Duration
+    private let group: any EventLoopGroup
+    private let tls = Mutex<Result<NIOSSLContext, any Error>?>(nil)
+    private let idle = Mutex<[Origin: [HTTPConnection]]>([:])
+
+    /// `trustRoots`: the authorities a server's certificate must chain to. `idleTimeout`: how
+    /// long an unused connection is kept.
+    public init(
+        trustRoots: NIOSSLTrustRoots = .default, connectTimeout: Duration = .seconds(5), idleTimeout: Duration = .seconds(60),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.trustRoots = trustRoots
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.group = group
+    }
+
+    /// Sends `body` to `target` and returns at once; the response goes to `receiver`.
+    public func execute(_ target: HTTPTarget, body: ByteBuffer, receiver: any HTTPResponseReceiver) -> HTTPExchange {
+        let exchange = HTTPExchange(target: target, body: body, receiver: receiver)
+        self.run(exchange, reuse: true)
+        return exchange
+    }
+
+    /// Closes the connections kept for later requests.
+    public func closeIdleConnections() {
+        let connections = self.idle.withLock { idle in
+            defer { idle.removeAll() }
+            return idle.values.flatMap { $0 }
+        }
+        for connection in connections { connection.channel.close(promise: nil) }
+    }
+
+    /// Connections kept for later requests, for all origins.
+    var idleConnections: Int { self.idle.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+
+    func run(_ exchange: HTTPExchange, reuse: Bool) {
+        if reuse, let connection = self.idle.withLock({ $0[exchange.target.origin]?.popLast() }) {
+            guard exchange.attach(connection) else { return self.release(connection) }
+            connection.channel.eventLoop.execute { connection.begin(exchange, reused: true) }
+            return
+        }
+        self.connect(exchange.target.origin).whenComplete { result in
+            switch result {
+            case .success(let connection):
+                guard exchange.attach(connection) else { return self.release(connection) }
+                connection.begin(exchange, reused: false)
+            case .failure(let error):
+                exchange.receiver.ended(.failure(exchange.isCancelled ? CancellationError() : error))
+            }
+        }
+    }
+
+    /// A connection whose response ended and which may carry another request.
+    func release(_ connection: HTTPConnection) {
+        self.idle.withLock { $0[connection.origin, default: []].append(connection) }
+        connection.channel.eventLoop.execute { connection.becameIdle() }
+    }
+
+    /// A connection that closed: it is not handed out again.
+    func remove(_ connection: HTTPConnection) {
+        self.idle.withLock { idle in idle[connection.origin]?.removeAll { $0 === connection } }
+    }
+
+    private func connect(_ origin: Origin) -> EventLoopFuture<HTTPConnection> {
+        let eventLoop = self.group.any()
+        let context: NIOSSLContext?
+        do {
+            context = origin.secure ? try self.sslContext() : nil
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        // SNI names a host, never an address; the certificate is then checked against the address.
+        let serverName = (try? SocketAddress(ipAddress: origin.host, port: 0)) == nil ? origin.host : nil
+        let timeout = TimeAmount.nanoseconds(Int64(self.connectTimeout / .nanoseconds(1)))
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let context { try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName)) }
+                    try pipeline.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
+                    try pipeline.addHandler(HTTPConnection(channel: channel, origin: origin, client: self))
+                }
+            }
+            .connect(host: origin.host, port: origin.port)
+            .flatMapThrowing { channel in try channel.pipeline.syncOperations.handler(type: HTTPConnection.self) }
+    }
+
+    private func sslContext() throws -> NIOSSLContext {
+        try self.tls.withLock { tls in
+            if let tls { return try tls.get() }
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.trustRoots = self.trustRoots
+            configuration.applicationProtocols = ["http/1.1"]
+            let made = Result { try NIOSSLContext(configuration: configuration) }
+            tls = made
+            return try made.get()
+        }
+    }
+}
+
+/// Where a request goes: scheme, host and port, and the request's line and fixed headers, parsed
+/// and built once for any number of bodies.
+public struct HTTPTarget: Sendable {
+    let origin: Origin
+    let head: HTTPRequestHead
+
+    /// A POST to `url` (http or https) with `headers`; `Host` and each body's length are added.
+    public init(post url: String, headers: [(String, String)]) throws(HTTPTransportError) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), ["http", "https"].contains(scheme),
+            let host = components.host, !host.isEmpty
+        else { throw .invalidURL }
+        let secure = scheme == "https"
+        let port = components.port ?? (secure ? 443 : 80)
+        self.origin = Origin(secure: secure, host: host, port: port)
+        var target = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        if let query = components.percentEncodedQuery { target += "?" + query }
+        let name = host.contains(":") ? "[\(host)]" : host
+        var fields = HTTPHeaders([("Host", components.port == nil ? name : "\(name):\(port)")])
+        fields.add(contentsOf: headers)
+        self.head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target, headers: fields)
+    }
+}
+
+struct Origin: Hashable, Sendable {
+    var secure: Bool
+    var host: String
+    var port: Int
+}
+
+/// Where a response goes, part by part, on its connection's event loop.
+public protocol HTTPResponseReceiver: AnyObject, Sendable {
+    func receiveHead(_ head: HTTPResponseHead)
+    /// A piece of the body. Throwing ends the exchange with that error and closes the connection.
+    func receiveBody(_ buffer: ByteBuffer) throws
+    /// Called once: success after the body's last byte, or the error (`CancellationError` after
+    /// `HTTPExchange.cancel()`).
+    func ended(_ result: Result<Void, any Error>)
+}
+
+public enum HTTPTransportError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Not an http:// or https:// URL with a host.
+    case invalidURL
+    /// The connection closed before the response ended.
+    case closedEarly
+
+    public var description: String {
+        switch self {
+        case .invalidURL: "invalid URL"
+        case .closedEarly: "connection closed before the response ended"
+        }
+    }
+}
+
+/// One request and its response.
+public final class HTTPExchange: Sendable {
+    let target: HTTPTarget
+    let body: ByteBuffer
+    let receiver: any HTTPResponseReceiver
+    private let state = Mutex<(connection: HTTPConnection?, cancelled: Bool)>((nil, false))
+
+    init(target: HTTPTarget, body: ByteBuffer, receiver: any HTTPResponseReceiver) {
+        self.target = target
+        self.body = body
+        self.receiver = receiver
+    }
+
+    var isCancelled: Bool { self.state.withLock { $0.cancelled } }
+
+    /// Stops the exchange: its connection is closed unless the response already ended, and the
+    /// receiver is told with a `CancellationError`.
+    public func cancel() {
+        let connection = self.state.withLock { state in
+            defer { state.cancelled = true }
+            return state.cancelled ? nil : state.connection
+        }
+        guard let connection else { return }
+        connection.channel.eventLoop.execute { connection.cancel(self) }
+    }
+
+    /// Binds the exchange to the connection carrying it; false once cancelled.
+    func attach(_ connection: HTTPConnection) -> Bool {
+        self.state.withLock { state in
+            if state.cancelled { return false }
+            state.connection = connection
+            return true
+        }
+    }
+
+    /// Before it is tried again on another connection.
+    func detach() {
+        self.state.withLock { $0.connection = nil }
+    }
+}
+
+/// One connection's end of the pipeline: writes an exchange's request and hands its response on.
+/// Its state is only touched on its channel's event loop.
+final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let channel: any Channel
+    let origin: Origin
+    private let client: StreamingHTTPClient
+    private var context: ChannelHandlerContext?
+    private var current: HTTPExchange?
+    private var reused = false
+    private var answered = false
+    private var keepAlive = true
+    private var idleTimer: Scheduled<Void>?
+
+    init(channel: any Channel, origin: Origin, client: StreamingHTTPClient) {
+        self.channel = channel
+        self.origin = origin
+        self.client = client
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func begin(_ exchange: HTTPExchange, reused: Bool) {
+        self.channel.eventLoop.assertInEventLoop()
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+        guard !exchange.isCancelled else {
+            exchange.receiver.ended(.failure(CancellationError()))
+            return self.client.release(self)
+        }
+        guard let context = self.context, self.channel.isActive else {
+            // Closed while it waited in the pool: try once more on a new connection.
+            exchange.detach()
+            return self.client.run(exchange, reuse: false)
+        }
+        self.current = exchange
+        self.reused = reused
+        self.answered = false
+        self.keepAlive = true
+        var head = exchange.target.head
+        head.headers.add(name: "Content-Length", value: String(exchange.body.readableBytes))
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func becameIdle() {
+        guard self.current == nil, self.channel.isActive else { return }
+        self.idleTimer?.cancel()
+        let channel = self.channel
+        self.idleTimer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.client.idleTimeout / .nanoseconds(1)))) {
+            channel.close(promise: nil)
+        }
+    }
+
+    func cancel(_ exchange: HTTPExchange) {
+        guard self.current === exchange else { return }
+        self.end(.failure(CancellationError()))
+        self.channel.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let exchange = self.current else { return }
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.answered = true
+            self.keepAlive = head.isKeepAlive
+            exchange.receiver.receiveHead(head)
+        case .body(let buffer):
+            do {
+                try exchange.receiver.receiveBody(buffer)
+            } catch {
+                self.end(.failure(error))
+                context.close(promise: nil)
+            }
+        case .end:
+            self.current = nil
+            if self.keepAlive { self.client.release(self) } else { context.close(promise: nil) }
+            exchange.receiver.ended(.success(()))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.client.remove(self)
+        self.failCurrent(HTTPTransportError.closedEarly)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.failCurrent(error)
+        context.close(promise: nil)
+    }
+
+    /// A kept-alive connection the server closed before answering is tried again once, on a new
+    /// connection; anything else ends the exchange.
+    private func failCurrent(_ error: any Error) {
+        guard let exchange = self.current else { return }
+        if self.reused, !self.answered {
+            self.current = nil
+            exchange.detach()
+            return self.client.run(exchange, reuse: false)
+        }
+        self.end(.failure(error))
+    }
+
+    private func end(_ result: Result<Void, any Error>) {
+        guard let exchange = self.current else { return }
+        self.current = nil
+        exchange.receiver.ended(result)
+    }
+}

@@ -1,0 +1,96 @@
+@testable import ChatCompletions
+import Logging
+import ProviderDoubles
+import TestSupport
+import Testing
+
+/// The chat client's HTTP/1.1 transport against the loopback double: what goes on the wire, and
+/// what happens to its kept-alive connections.
+@Suite(.timeLimit(.minutes(1))) struct StreamingHTTPClientTests {
+    static let key = "sk-test-0123456789abcdefghijklmnopqrstuv"
+
+    func withServer(http: StreamingHTTPClient, base: (String) -> String = { $0 }, _ body: (FakeChatServer, ChatCompletionsClient) async throws -> Void) async throws {
+        let server = FakeChatServer(apiKey: Self.key)
+        let url = try await server.start()
+        let logs = LogCapture()
+        let client = ChatCompletionsClient(endpoint: ChatEndpoint(baseURL: base(url), apiKey: Self.key, model: "fake-model"), http: http, logger: logs.logger())
+        do {
+            try await body(server, client)
+        } catch {
+            Issue.record(error)
+        }
+        // Whatever happened to a connection, no request waited for the retry policy's backoff.
+        #expect(!logs.all.contains { $0.contains("trying again") }, "\(logs.all)")
+        http.closeIdleConnections()
+        await server.stop()
+    }
+
+    @Test func theRequestNamesItsHostPathQueryAndLength() async throws {
+        try await self.withServer(http: StreamingHTTPClient(), base: { $0 + "?api-version=2024-06-01" }) { server, client in
+            server.enqueue(.stream(FakeChatServer.chunks(text: "Hello.")))
+            let request = client.request([.user("Hi")])
+            #expect(try await client.complete(request).text == "Hello.")
+            let seen = try #require(server.requests.first)
+            #expect(seen.path == "/v1/chat/completions?api-version=2024-06-01")
+            let port = try #require(client.endpoint.baseURL.split(separator: ":").last?.split(separator: "/").first)
+            #expect(seen.header("host") == "127.0.0.1:\(port)")
+            #expect(seen.header("content-length") == String(request.jsonBytes.count))
+            #expect(seen.header("content-type") == "application/json" && seen.header("accept") == "text/event-stream")
+            #expect(seen.header("transfer-encoding") == nil)
+        }
+    }
+
+    @Test func aConnectionTheServerClosedIsReplacedWithoutAnError() async throws {
+        let http = StreamingHTTPClient()
+        try await self.withServer(http: http) { server, client in
+            for turn in 0..<3 {
+                server.enqueue(.stream(FakeChatServer.chunks(text: "Reply \(turn).")))
+                #expect(try await client.complete(client.request([.user("Hi")])).text == "Reply \(turn).")
+                try await eventually { http.idleConnections == 1 }
+                // The server ends idle connections, as real ones do after their keep-alive time.
+                await server.dropConnections()
+            }
+            #expect(server.requests.count == 3)
+            #expect(server.connectionsAccepted == 3)
+        }
+    }
+
+    @Test func aCancelledReplyTakesItsConnectionWithIt() async throws {
+        let http = StreamingHTTPClient()
+        try await self.withServer(http: http) { server, client in
+            server.enqueue(.stall(Array(FakeChatServer.chunks(text: "Let me check that for", size: 5).prefix(2))))
+            let (heard, heardContinuation) = AsyncStream.makeStream(of: ChatStreamEvent.self)
+            let call = client.call(client.request([.user("Hi")])) { heardContinuation.yield($0) }
+            let ended = AsyncStream.makeStream(of: Result<Void, any Error>.self)
+            call.start { ended.continuation.yield($0) }
+            var iterator = heard.makeAsyncIterator()
+            #expect(await iterator.next() == .content("Let m"))
+            call.cancel()
+            var results = ended.stream.makeAsyncIterator()
+            let result = try #require(await results.next())
+            #expect(throws: CancellationError.self) { try result.get() }
+            // The rest of the stalled response would come first on that connection: it is closed.
+            #expect(http.idleConnections == 0)
+            server.enqueue(.stream(FakeChatServer.chunks(text: "Fresh.")))
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "Fresh.")
+            #expect(server.connectionsAccepted == 2)
+        }
+    }
+
+    @Test func anIdleConnectionIsClosedAfterItsIdleTime() async throws {
+        let http = StreamingHTTPClient(idleTimeout: .milliseconds(20))
+        try await self.withServer(http: http) { server, client in
+            server.enqueue(.stream(FakeChatServer.chunks(text: "One.")), .stream(FakeChatServer.chunks(text: "Two.")))
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "One.")
+            try await eventually { http.idleConnections == 1 }
+            try await eventually { http.idleConnections == 0 }
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "Two.")
+            #expect(server.connectionsAccepted == 2)
+        }
+    }
+
+    @Test func aURLThatIsNotHTTPFailsTheCallAndSendsNothing() async throws {
+        let client = ChatCompletionsClient(endpoint: ChatEndpoint(baseURL: "ftp://example.com/v1", apiKey: nil, model: "m"), logger: LogCapture().logger())
+        await #expect(throws: ChatError.transport("invalid URL")) { try await client.complete(client.request([.user("Hi")])) }
+    }
+}
