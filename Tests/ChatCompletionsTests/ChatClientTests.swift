@@ -195,6 +195,20 @@ import Testing
         await server.stop()
     }
 
+    @Test func underLoadTheDoubleKeepsItsLastRequestsInOrder() async throws {
+        let server = FakeChatServer(apiKey: Self.key, keptRequests: 2)
+        let client = ChatCompletionsClient(endpoint: ChatEndpoint(baseURL: try await server.start(), apiKey: Self.key, model: "fake-model"), logger: LogCapture().logger())
+        server.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.")))
+        do {
+            for turn in 1...5 { _ = try await client.complete(client.request([.user("turn \(turn)")])) }
+            let said = server.requests.map { $0.body["messages"].flatMap { if case .array(let messages) = $0 { messages.last?["content"]?.string } else { nil } } }
+            #expect(said == ["turn 4", "turn 5"])
+        } catch {
+            Issue.record(error)
+        }
+        await server.stop()
+    }
+
     @Test func theDoubleRefusesWhatTheServiceRefuses() async throws {
         try await self.withServer { server, client, _, _ in
             await #expect(throws: ChatError.self) { try await client.complete(client.request([ChatMessage(role: .tool, content: "ok"), .user("Hi")])) }

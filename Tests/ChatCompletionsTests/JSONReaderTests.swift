@@ -47,4 +47,12 @@ import Testing
     func refusesWhatIsNotOneJSONValue(_ text: String) {
         #expect(JSONReader.read(Array(text.utf8)) == nil, "\(text)")
     }
+
+    @Test func refusesBytesThatAreNotUTF8() {
+        // A lone continuation byte, a cut two-byte sequence, a cut four-byte one: in a string and outside.
+        for bytes: [UInt8] in [[0x22, 0x80, 0x22], [0x22, 0xC3, 0x28, 0x22], [0x22, 0xF0, 0x9F, 0x98, 0x22], [0x5B, 0x31, 0x5D, 0xFF]] {
+            #expect(JSONReader.read(bytes) == nil, "\(bytes)")
+        }
+        #expect(JSONReader.read(Array("\"caf\u{E9} \u{1F600}\"".utf8)) == .string("caf\u{E9} \u{1F600}"))
+    }
 }

@@ -36,7 +36,9 @@ public final class FakeChatServer: Sendable {
     private struct State {
         var replies: [Reply] = []
         var defaultReply: Reply?
+        /// The requests kept, a ring once full: the oldest is at `oldest`.
         var requests: [Request] = []
+        var oldest = 0
         /// The last stream written, encoded: an endless load test repeats one reply.
         var lastStream: (chunks: [ChatCompletionChunk], done: Bool, bytes: [UInt8])?
     }
@@ -91,7 +93,7 @@ public final class FakeChatServer: Sendable {
         self.state.withLockedValue { $0.replies += replies }
     }
 
-    public var requests: [Request] { self.state.withLockedValue { $0.requests } }
+    public var requests: [Request] { self.state.withLockedValue { Array($0.requests[$0.oldest...] + $0.requests[..<$0.oldest]) } }
 
     // MARK: Scripted chunks
 
@@ -140,8 +142,11 @@ public final class FakeChatServer: Sendable {
     func answer(path: String, headers: HTTPHeaders, body: ByteBuffer) -> Reply {
         let json = self.readsBodies ? JSONReader.read(body.readableBytesView) ?? .null : .null
         self.state.withLockedValue { state in
-            state.requests.append(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json))
-            if state.requests.count > self.keptRequests { state.requests.removeFirst(state.requests.count - self.keptRequests) }
+            let request = Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json)
+            guard self.keptRequests > 0 else { return }
+            guard state.requests.count == self.keptRequests else { return state.requests.append(request) }
+            state.requests[state.oldest] = request
+            state.oldest = (state.oldest + 1) % self.keptRequests
         }
         guard path.hasPrefix("/v1/chat/completions") else {
             return .status(404, type: "invalid_request_error", code: "unknown_url", message: "Unknown request URL: POST \(path).")

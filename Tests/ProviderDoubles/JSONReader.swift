@@ -13,6 +13,8 @@ public struct JSONReader {
     /// The value, or nil when the bytes are not one JSON value.
     public static func read(_ bytes: some Sequence<UInt8>) -> JSONValue? {
         var reader = JSONReader(bytes: Array(bytes))
+        // Checked as UTF-8 once, so each string's bytes are then taken as they are.
+        guard reader.bytes.allSatisfy({ $0 < 0x80 }) || String(validating: reader.bytes, as: UTF8.self) != nil else { return nil }
         guard let value = reader.value(depth: 0) else { return nil }
         reader.skipSpaces()
         return reader.index == reader.bytes.count ? value : nil
@@ -79,24 +81,24 @@ public struct JSONReader {
 
     /// The rest of a string whose opening quote is read.
     private mutating func string() -> String? {
-        // Runs between escapes are validated and copied whole: appending scalar by scalar
-        // was most of the chat double's time on a long prompt.
+        // Runs between escapes are copied whole (the bytes were checked as UTF-8, and a run
+        // ends only at ASCII): appending scalar by scalar was most of the chat double's time on
+        // a long prompt.
         var text = ""
         var run = self.index
-        func flushRun(upTo end: Int, into text: inout String) -> Bool {
-            guard run < end else { return true }
-            guard let piece = String(validating: self.bytes[run..<end], as: UTF8.self) else { return false }
-            text += piece
-            return true
+        func flushRun(upTo end: Int, into text: inout String) {
+            guard run < end else { return }
+            text += String(decoding: self.bytes[run..<end], as: UTF8.self)
         }
         while let byte = self.peek {
             switch byte {
             case UInt8(ascii: "\""):
-                guard flushRun(upTo: self.index, into: &text) else { return nil }
+                flushRun(upTo: self.index, into: &text)
                 self.index += 1
                 return text
             case UInt8(ascii: "\\"):
-                guard flushRun(upTo: self.index, into: &text), let scalar = self.escape() else { return nil }
+                flushRun(upTo: self.index, into: &text)
+                guard let scalar = self.escape() else { return nil }
                 text.unicodeScalars.append(scalar)
                 run = self.index
             case 0..<0x20:
