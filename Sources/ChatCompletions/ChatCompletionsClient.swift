@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
 /// Where and how to reach an OpenAI-compatible endpoint.
@@ -147,6 +148,10 @@ public struct ChatCompletionsClient: Sendable {
     /// A transport error in a few words: its type and case, which never hold the request's data.
     static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPTransportError { return "\(error)" }
+        if let error = error as? NIOConnectionError {
+            guard let first = error.connectionErrors.first else { return "could not resolve the host" }
+            return "could not connect: \(self.describe(first.error))"
+        }
         if let error = error as? HTTPParserError { return "HTTP \(error)" }
         if let reason = self.handshakeFailure(error) { return "TLS handshake failed: \(reason)" }
         if let error = error as? NIOSSLError { return "TLS \(error)" }

@@ -57,19 +57,25 @@ public final class StreamingHTTPClient: Sendable {
 
     func run(_ exchange: HTTPExchange, reuse: Bool) {
         if reuse, let connection = self.idle.withLock({ $0[exchange.target.origin]?.popLast() }) {
-            guard exchange.attach(connection) else { return self.release(connection) }
+            guard exchange.attach(connection) else { return self.cancelled(exchange, leaving: connection) }
             connection.channel.eventLoop.execute { connection.begin(exchange, reused: true) }
             return
         }
         self.connect(exchange.target.origin).whenComplete { result in
             switch result {
             case .success(let connection):
-                guard exchange.attach(connection) else { return self.release(connection) }
+                guard exchange.attach(connection) else { return self.cancelled(exchange, leaving: connection) }
                 connection.begin(exchange, reused: false)
             case .failure(let error):
                 exchange.receiver.ended(.failure(exchange.isCancelled ? CancellationError() : error))
             }
         }
+    }
+
+    /// An exchange cancelled before it reached `connection`, which stays unused.
+    private func cancelled(_ exchange: HTTPExchange, leaving connection: HTTPConnection) {
+        exchange.receiver.ended(.failure(CancellationError()))
+        self.release(connection)
     }
 
     /// A connection whose response ended and which may carry another request.

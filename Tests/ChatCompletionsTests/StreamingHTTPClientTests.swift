@@ -89,6 +89,22 @@ import Testing
         }
     }
 
+    @Test func aServerThatIsNotThereIsNamedAsSuch() async throws {
+        // A port that was just free: nothing listens there.
+        let server = FakeChatServer(apiKey: nil)
+        let base = try await server.start()
+        await server.stop()
+        var client = ChatCompletionsClient(endpoint: ChatEndpoint(baseURL: base, apiKey: Self.key, model: "m"), http: StreamingHTTPClient(), logger: LogCapture().logger())
+        client.retry = ChatRetryPolicy(maxRetries: 0)
+        do {
+            _ = try await client.complete(client.request([.user("Hi")]))
+            Issue.record("a request reached a server that was not there")
+        } catch ChatError.transport(let reason) {
+            #expect(reason.hasPrefix("could not connect: ") && reason.contains("Connection refused"), "\(reason)")
+            #expect(!reason.contains(Self.key))
+        }
+    }
+
     @Test func aURLThatIsNotHTTPFailsTheCallAndSendsNothing() async throws {
         let client = ChatCompletionsClient(endpoint: ChatEndpoint(baseURL: "ftp://example.com/v1", apiKey: nil, model: "m"), logger: LogCapture().logger())
         await #expect(throws: ChatError.transport("invalid URL")) { try await client.complete(client.request([.user("Hi")])) }

@@ -156,11 +156,19 @@ public final class FakeDeepgramServer: Sendable {
     /// The audio the server makes for `text`: 10 ms per character, samples that differ, so a
     /// client's framing can be checked sample by sample.
     public static func speech(for text: String) -> [Int16] {
-        (0..<(text.count * 80)).map { Int16(truncatingIfNeeded: ($0 &* 37 &+ text.count) % 4000 - 2000) }
+        let characters = text.count
+        return (0..<(characters * 80)).map { Int16(truncatingIfNeeded: ($0 &* 37 &+ characters) % 4000 - 2000) }
     }
 
+    /// Little-endian, as linear16 goes on the wire.
     static func bytes(_ samples: [Int16]) -> [UInt8] {
-        samples.flatMap { [UInt8(UInt16(bitPattern: $0) & 0xFF), UInt8(UInt16(bitPattern: $0) >> 8)] }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(samples.count * 2)
+        for sample in samples {
+            bytes.append(UInt8(truncatingIfNeeded: sample))
+            bytes.append(UInt8(truncatingIfNeeded: sample >> 8))
+        }
+        return bytes
     }
 
     func openedSpeak(_ head: HTTPRequestHead) -> Int {
