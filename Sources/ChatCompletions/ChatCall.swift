@@ -79,7 +79,8 @@ public final class ChatCall: Sendable {
 
     private func attempt(_ target: HTTPTarget, _ retry: Int) {
         let attempt = ChatAttempt(forward: { event in self.forward(event) }, ended: { result, streamed in self.attemptEnded(target, retry, result, streamed: streamed) })
-        let exchange = self.client.http.execute(target, body: self.body, receiver: attempt)
+        let exchange = HTTPExchange(target: target, body: self.body, receiver: attempt)
+        // In place before it starts: a failure heard at once may already move the call on.
         let current = self.state.withLock { state -> Bool in
             guard case .done = state.phase else {
                 state.phase = .attempting(exchange)
@@ -87,7 +88,7 @@ public final class ChatCall: Sendable {
             }
             return false
         }
-        if !current { exchange.cancel() }
+        if current { self.client.http.execute(exchange) }
     }
 
     /// An event from the reply; false once the call has ended (the attempt then stops reading).
@@ -224,11 +225,7 @@ final class ChatAttempt: HTTPResponseReceiver {
         }
     }
 
-    func receiveBody(_ buffer: ByteBuffer) throws {
-        try self.consume(buffer)
-    }
-
-    private func consume(_ buffer: ByteBuffer) throws(ChatError) {
+    func receiveBody(_ buffer: ByteBuffer) throws(ChatError) {
         let events = try self.reading.withLock { reading throws(ChatError) -> [ChatStreamEvent] in
             guard !reading.stopped else { return [] }
             guard reading.status == 200 else {
@@ -253,7 +250,7 @@ final class ChatAttempt: HTTPResponseReceiver {
 
     func ended(_ result: Result<Void, any Error>) {
         let streamed = self.reading.withLock { $0.status == 200 }
-        guard case .success = result else { return self.whenEnded(result.map { .streamed }, streamed) }
+        if case .failure(let error) = result { return self.whenEnded(.failure(error), streamed) }
         do {
             let (events, outcome) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome) in
                 guard reading.status == 200 else {

@@ -36,11 +36,10 @@ public final class StreamingHTTPClient: Sendable {
         self.group = group
     }
 
-    /// Sends `body` to `target` and returns at once; the response goes to `receiver`.
-    public func execute(_ target: HTTPTarget, body: ByteBuffer, receiver: any HTTPResponseReceiver) -> HTTPExchange {
-        let exchange = HTTPExchange(target: target, body: body, receiver: receiver)
+    /// Sends the exchange's request and returns at once; the response goes to its receiver
+    /// (which may hear of a failure before this returns).
+    public func execute(_ exchange: HTTPExchange) {
         self.run(exchange, reuse: true)
-        return exchange
     }
 
     /// Closes the connections kept for later requests.
@@ -181,14 +180,15 @@ public enum HTTPTransportError: Error, Sendable, Hashable, CustomStringConvertib
     }
 }
 
-/// One request and its response.
+/// One request and its response: made first, so whoever may cancel it holds it before it starts.
 public final class HTTPExchange: Sendable {
     let target: HTTPTarget
     let body: ByteBuffer
     let receiver: any HTTPResponseReceiver
     private let state = Mutex<(connection: HTTPConnection?, cancelled: Bool)>((nil, false))
 
-    init(target: HTTPTarget, body: ByteBuffer, receiver: any HTTPResponseReceiver) {
+    /// `body` to `target`; the response goes to `receiver`.
+    public init(target: HTTPTarget, body: ByteBuffer, receiver: any HTTPResponseReceiver) {
         self.target = target
         self.body = body
         self.receiver = receiver
@@ -237,6 +237,8 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var answered = false
     private var keepAlive = true
     private var idleTimer: Scheduled<Void>?
+    /// The error that closed the connection while it carried no exchange.
+    private var closedBy: (any Error)?
 
     init(channel: any Channel, origin: Origin, client: StreamingHTTPClient) {
         self.channel = channel
@@ -257,7 +259,9 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             return self.client.release(self)
         }
         guard let context = self.context, self.channel.isActive else {
-            // Closed while it waited in the pool: try once more on a new connection.
+            // Closed while it waited in the pool: try once more on a new connection. A new one
+            // closed already (its TLS handshake failed, say) ends the exchange with the reason.
+            guard reused else { return exchange.receiver.ended(.failure(self.closedBy ?? HTTPTransportError.closedEarly)) }
             exchange.detach()
             return self.client.run(exchange, reuse: false)
         }
@@ -316,6 +320,7 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.current == nil { self.closedBy = self.closedBy ?? error }
         self.failCurrent(error)
         context.close(promise: nil)
     }

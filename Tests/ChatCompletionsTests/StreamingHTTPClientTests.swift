@@ -55,6 +55,28 @@ import Testing
         }
     }
 
+    @Test func aKeptConnectionClosedUnansweredIsTriedOnceOnANewOne() async throws {
+        let http = StreamingHTTPClient()
+        try await self.withServer(http: http) { server, client in
+            server.enqueue(.stream(FakeChatServer.chunks(text: "First.")))
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "First.")
+            try await eventually { http.idleConnections == 1 }
+            // Taken from the pool, closed without a word: asked again at once on a new connection.
+            server.enqueue(.hangUp, .stream(FakeChatServer.chunks(text: "Second.")))
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "Second.")
+            #expect(server.requests.count == 3 && server.connectionsAccepted == 2)
+            // A new connection closed unanswered is the retry policy's to judge, not asked again here.
+            var once = client
+            once.retry = ChatRetryPolicy(maxRetries: 0)
+            try await eventually { http.idleConnections == 1 }
+            server.enqueue(.hangUp, .hangUp, .stream(FakeChatServer.chunks(text: "Never.")))
+            await #expect(throws: ChatError.transport("connection closed before the response ended")) {
+                try await once.complete(once.request([.user("Hi")]))
+            }
+            #expect(server.requests.count == 5 && server.connectionsAccepted == 3)
+        }
+    }
+
     @Test func aCancelledReplyTakesItsConnectionWithIt() async throws {
         let http = StreamingHTTPClient()
         try await self.withServer(http: http) { server, client in

@@ -20,6 +20,9 @@ public final class FakeChatServer: Sendable {
         case stall([ChatCompletionChunk])
         /// The chunks, then the connection is cut without `[DONE]`.
         case drop([ChatCompletionChunk])
+        /// No answer at all: the connection is closed once the request is read, as a server
+        /// does with a kept-alive connection it had just timed out.
+        case hangUp
         /// An error status with the error envelope and extra headers.
         case status(Int, type: String, code: String?, message: String, headers: [(String, String)] = [])
     }
@@ -263,6 +266,8 @@ final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         case .stall(let chunks):
             self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) { context.flush() }
+        case .hangUp:
+            channel.close(promise: nil)
         case .drop(let chunks):
             self.writeStream(context: context, bytes: self.server.streamBytes(chunks, done: false)) {
                 context.flush()
