@@ -292,7 +292,12 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let exchange = self.current else { return }
+        guard let exchange = self.current else {
+            // An answer nobody asked for (a server's 408 before it closes an idle connection):
+            // the connection's state is unknown, so it carries nothing more.
+            self.client.remove(self)
+            return context.close(promise: nil)
+        }
         switch Self.unwrapInboundIn(data) {
         case .head(let head):
             self.answered = true
