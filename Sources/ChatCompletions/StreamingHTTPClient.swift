@@ -79,6 +79,7 @@ public final class StreamingHTTPClient: Sendable {
 
     /// A connection whose response ended and which may carry another request.
     func release(_ connection: HTTPConnection) {
+        guard connection.channel.isActive else { return }
         self.idle.withLock { $0[connection.origin, default: []].append(connection) }
         connection.channel.eventLoop.execute { connection.becameIdle() }
     }
