@@ -77,6 +77,20 @@ import Testing
         }
     }
 
+    @Test func anAnswerNobodyAskedForClosesTheConnection() async throws {
+        let http = StreamingHTTPClient()
+        try await self.withServer(http: http) { server, client in
+            server.enqueue(.stream(FakeChatServer.chunks(text: "First.")), .stream(FakeChatServer.chunks(text: "Second.")))
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "First.")
+            try await eventually { http.idleConnections == 1 }
+            // The server's 408 on the idle connection: the client no longer trusts it.
+            try await server.sayTimedOutToIdleConnections()
+            try await eventually { http.idleConnections == 0 }
+            #expect(try await client.complete(client.request([.user("Hi")])).text == "Second.")
+            #expect(server.requests.count == 2 && server.connectionsAccepted == 2)
+        }
+    }
+
     @Test func aCancelledReplyTakesItsConnectionWithIt() async throws {
         let http = StreamingHTTPClient()
         try await self.withServer(http: http) { server, client in

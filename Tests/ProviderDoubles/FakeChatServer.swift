@@ -85,6 +85,19 @@ public final class FakeChatServer: Sendable {
     /// Cuts every connection open now, as a server ending idle keep-alive connections does.
     public func dropConnections() async { await self.loopback.dropConnections() }
 
+    /// Writes a `408 Request Timeout` that nobody asked for on every open connection and leaves
+    /// them open, as some servers do before they close an idle connection.
+    public func sayTimedOutToIdleConnections() async throws {
+        let bytes = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        for channel in self.loopback.openConnections {
+            try await channel.eventLoop.submit {
+                // Below the response encoder: the bytes go out as they are, outside any exchange.
+                let context = try channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+                context.writeAndFlush(NIOAny(ByteBuffer(string: bytes)), promise: nil)
+            }.get()
+        }
+    }
+
     /// The answer to every request once the queue is empty (a load test's endless conversation);
     /// without one, an empty queue answers 500.
     public func answerEveryRequest(_ reply: Reply) {

@@ -38,6 +38,9 @@ final class LoopbackServer: Sendable {
         return channel.localAddress!.port!
     }
 
+    /// The connections open now.
+    var openConnections: [any Channel] { self.connections.withLockedValue { $0.filter(\.isActive) } }
+
     /// Cuts every connection open now (the listener stays).
     func dropConnections() async {
         let channels = self.connections.withLockedValue { channels in
