@@ -99,9 +99,8 @@ public final class StreamingHTTPClient: Sendable {
         }
         // SNI names a host, never an address; the certificate is then checked against the address.
         let serverName = (try? SocketAddress(ipAddress: origin.host, port: 0)) == nil ? origin.host : nil
-        let timeout = TimeAmount.nanoseconds(Int64(self.connectTimeout / .nanoseconds(1)))
         return ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
+            .connectTimeout(TimeAmount(self.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -281,7 +280,7 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
         guard self.current == nil, self.channel.isActive else { return }
         self.idleTimer?.cancel()
         let channel = self.channel
-        self.idleTimer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.client.idleTimeout / .nanoseconds(1)))) {
+        self.idleTimer = channel.eventLoop.scheduleTask(in: TimeAmount(self.client.idleTimeout)) {
             channel.close(promise: nil)
         }
     }
