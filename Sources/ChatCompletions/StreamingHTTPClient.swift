@@ -207,18 +207,15 @@ public final class HTTPExchange: Sendable {
         connection.channel.eventLoop.execute { connection.cancel(self) }
     }
 
-    /// Binds the exchange to the connection carrying it; false once cancelled.
+    /// Binds the exchange to the connection carrying it; false once cancelled. (Between two
+    /// connections it still names the first: a cancel sent there finds it gone and does nothing,
+    /// and the next `attach` sees the cancellation.)
     func attach(_ connection: HTTPConnection) -> Bool {
         self.state.withLock { state in
             if state.cancelled { return false }
             state.connection = connection
             return true
         }
-    }
-
-    /// Before it is tried again on another connection.
-    func detach() {
-        self.state.withLock { $0.connection = nil }
     }
 }
 
@@ -258,17 +255,15 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             exchange.receiver.ended(.failure(CancellationError()))
             return self.client.release(self)
         }
-        guard let context = self.context, self.channel.isActive else {
-            // Closed while it waited in the pool: try once more on a new connection. A new one
-            // closed already (its TLS handshake failed, say) ends the exchange with the reason.
-            guard reused else { return exchange.receiver.ended(.failure(self.closedBy ?? HTTPTransportError.closedEarly)) }
-            exchange.detach()
-            return self.client.run(exchange, reuse: false)
-        }
         self.current = exchange
         self.reused = reused
         self.answered = false
         self.keepAlive = true
+        guard let context = self.context, self.channel.isActive else {
+            // Closed while it waited in the pool, or (a new one) before it was used: its TLS
+            // handshake failed, say.
+            return self.failCurrent(self.closedBy ?? HTTPTransportError.closedEarly)
+        }
         var head = exchange.target.head
         head.headers.add(name: "Content-Length", value: String(exchange.body.readableBytes))
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
@@ -336,7 +331,6 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
         guard let exchange = self.current else { return }
         if self.reused, !self.answered {
             self.current = nil
-            exchange.detach()
             return self.client.run(exchange, reuse: false)
         }
         self.end(.failure(error))
