@@ -241,6 +241,7 @@ let package = Package(
             dependencies: [
                 "Deepgram", "Speech", "ProviderDoubles", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -191,6 +191,15 @@ extension ByteBuffer {
     /// Appends samples as little-endian 16-bit PCM.
     public mutating func writePCMSamples(_ samples: some Collection<Int16>) {
         self.reserveCapacity(minimumWritableBytes: samples.count * 2)
+        let written: Void? = samples.withContiguousStorageIfAvailable { samples in
+            self.writeWithUnsafeMutableBytes(minimumWritableBytes: samples.count * 2) { raw in
+                for (index, sample) in samples.enumerated() {
+                    raw.storeBytes(of: sample.littleEndian, toByteOffset: index * 2, as: Int16.self)
+                }
+                return samples.count * 2
+            }
+        }
+        guard written == nil else { return }
         for sample in samples {
             self.writeInteger(sample, endianness: .little)
         }

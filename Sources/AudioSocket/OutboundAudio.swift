@@ -13,19 +13,29 @@ public struct SpeakResult: Sendable, Hashable {
 
 /// The outbound side of one call: what the engine says, paced by the event loop's `FramePacer`.
 ///
-/// `speak` hands over audio of any length and returns when it has all gone out (or was cut);
-/// at most `capacity` bytes (60 ms) wait ahead of real time, so `clear()` takes effect at the
-/// next 20 ms frame. Exactly one 320-byte 0x10 frame goes out every 20 ms, silence when
-/// nothing is queued; the only other frame ever sent is the final 0x00 from `hangup()`.
+/// An utterance takes audio of any length as it is made (`open`, then `play` from any thread,
+/// without waiting) and tells when it has all gone out or was cut (`finish`). At most `capacity`
+/// bytes (60 ms) wait in the queue ahead of real time; the rest waits behind it, and `clear()`
+/// drops both, so barge-in takes effect at the next 20 ms frame. Exactly one 320-byte 0x10 frame
+/// goes out every 20 ms, silence when nothing is queued; the only other frame ever sent is the
+/// final 0x00 from `hangup()`.
 ///
 /// Speech that arrives while the line is silent does not wait for the next slot: its first
 /// frame goes out at once, in place of the next slot's frame, so a reply starts without the
 /// 0–20 ms wait for the pacer and the call still gets one frame per slot.
 public final class OutboundAudio: Sendable {
     private struct Utterance {
+        var epoch: Int
         var start: Int
+        /// The position after its last byte, once that byte is queued (or it was cut).
         var end: Int?
         var heardUpTo: Int?
+        /// Samples the producer handed over.
+        var given = 0
+        /// A partial frame held back: it goes to the queue with the next samples or the end, so
+        /// the queue never holds a partial frame of an utterance still being produced (which
+        /// would go out late, after a silent frame).
+        var carry: ByteBuffer?
         /// Between its first queued byte and its end: an empty queue then is an underrun.
         var open = false
         var ended = false
@@ -33,11 +43,11 @@ public final class OutboundAudio: Sendable {
         var onFirstFrame: (@Sendable (NIODeadline) -> Void)?
     }
 
-    private struct Writer {
+    /// Audio waiting for room in the queue, in order.
+    private struct Pending {
         var data: ByteBuffer
         /// The utterance this is the last data of: it closes once all of it is queued.
         var closes: Int?
-        var continuation: CheckedContinuation<Bool, Never>
     }
 
     private enum Phase {
@@ -48,8 +58,9 @@ public final class OutboundAudio: Sendable {
 
     private struct State {
         var queue: OutboundAudioQueue
-        var writers: [Writer] = []
-        var drainWaiters: [(position: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var pending: [Pending] = []
+        /// `finish` calls waiting for their utterance to go out.
+        var finishers: [(utterance: Int, continuation: CheckedContinuation<Void, Never>)] = []
         var utterances: [Int: Utterance] = [:]
         var nextUtterance = 0
         var epoch = 0
@@ -59,6 +70,15 @@ public final class OutboundAudio: Sendable {
         /// A frame went out early for the next slot, which then sends nothing.
         var slotBorrowed = false
         var earlyStartScheduled = false
+
+        /// Whether `finish` for `id` may return: all of it went out, it was cut, or the call is over.
+        func isDone(_ id: Int) -> Bool {
+            guard let utterance = self.utterances[id] else { return true }
+            if case .closed = self.phase { return true }
+            if utterance.heardUpTo != nil { return true }
+            guard let end = utterance.end else { return false }
+            return self.queue.consumedPosition >= end
+        }
     }
 
     private let state: NIOLockedValueBox<State>
@@ -80,89 +100,59 @@ public final class OutboundAudio: Sendable {
         self.state.withLockedValue { $0.queue.statistics }
     }
 
-    /// Plays 8 kHz samples arriving as chunks (for example from streaming TTS) as one utterance.
-    /// Underruns are counted while the sequence is still producing. `onFirstFrame` is told, on
-    /// the event loop, when the utterance's first frame is written (never, if it is cut first).
+    /// Starts an utterance. `onFirstFrame` is told, on the event loop, when its first frame is
+    /// written (never, if it is cut first).
+    public func open(onFirstFrame: (@Sendable (NIODeadline) -> Void)? = nil) -> OutboundUtterance {
+        let id = self.state.withLockedValue { state in
+            let id = state.nextUtterance
+            state.nextUtterance += 1
+            state.utterances[id] = Utterance(epoch: state.epoch, start: state.queue.queuedPosition, onFirstFrame: onFirstFrame)
+            return id
+        }
+        return OutboundUtterance(outbound: self, id: id)
+    }
+
+    /// Plays 8 kHz samples arriving as chunks (for example from a synthesiser's stream) as one
+    /// utterance, and returns when it has all gone out or was cut.
     public func speak<Chunks: AsyncSequence>(
         _ chunks: Chunks,
         onFirstFrame: (@Sendable (NIODeadline) -> Void)? = nil
     ) async throws -> SpeakResult where Chunks.Element == [Int16] {
-        let opened: (id: Int, epoch: Int)? = self.state.withLockedValue { state in
-            guard case .open = state.phase else { return nil }
-            let id = state.nextUtterance
-            state.nextUtterance += 1
-            state.utterances[id] = Utterance(start: state.queue.queuedPosition, onFirstFrame: onFirstFrame)
-            return (id, state.epoch)
-        }
-        guard let opened else { return SpeakResult(completed: false, samplesPlayed: 0, samplesGiven: 0) }
-
-        // Whole frames go to the queue at once; a partial last frame is held back and handed
-        // over together with the end of the utterance, so the queue never holds a partial frame
-        // of an utterance still being produced (which would go out late, after a silent frame).
-        var given = 0
-        var failure: (any Error)?
-        var carry = self.channel.allocator.buffer(capacity: OutboundAudioQueue.frameBytes * 4)
+        let utterance = self.open(onFirstFrame: onFirstFrame)
         do {
             for try await chunk in chunks {
-                given += chunk.count
-                carry.writePCMSamples(chunk)
-                let whole = carry.readableBytes - carry.readableBytes % OutboundAudioQueue.frameBytes
-                guard whole > 0 else { continue }
-                let frames = carry.readSlice(length: whole)!
-                carry.discardReadBytes()
-                guard await self.enqueue(frames, epoch: opened.epoch, utterance: opened.id, isLast: false) else { break }
+                guard utterance.play(chunk) else { break }
             }
         } catch {
-            failure = error
+            _ = await utterance.finish()
+            throw error
         }
-        if failure == nil {
-            _ = await self.enqueue(carry, epoch: opened.epoch, utterance: opened.id, isLast: true)
-        }
-
-        let end: Int? = self.state.withLockedValue { state in
-            Self.close(opened.id, in: &state)
-            state.utterances[opened.id]?.end = state.queue.queuedPosition
-            guard state.epoch == opened.epoch, case .open = state.phase else { return nil }
-            return state.queue.queuedPosition
-        }
-        if let end {
-            await self.waitUntilConsumed(end)
-        }
-        let result = self.state.withLockedValue { state -> SpeakResult in
-            let utterance = state.utterances.removeValue(forKey: opened.id)!
-            let end = utterance.end ?? utterance.start
-            let heard = min(utterance.heardUpTo ?? min(end, state.queue.consumedPosition), end)
-            let completed = utterance.heardUpTo == nil && state.queue.consumedPosition >= end && failure == nil && given * 2 == end - utterance.start
-            return SpeakResult(completed: completed, samplesPlayed: max(0, heard - utterance.start) / 2, samplesGiven: given)
-        }
-        if let failure { throw failure }
-        return result
+        return await utterance.finish()
     }
 
     /// Plays one block of 8 kHz samples as an utterance.
     @discardableResult
     public func speak(_ samples: [Int16]) async -> SpeakResult {
-        // A one-element sequence never throws.
-        (try? await self.speak(SingleChunk(samples: samples))) ?? SpeakResult(completed: false, samplesPlayed: 0, samplesGiven: samples.count)
+        let utterance = self.open()
+        _ = utterance.play(samples)
+        return await utterance.finish()
     }
 
     /// Barge-in: drops all queued and pending audio; the next frame is silence.
     public func clear() {
-        let resumed = self.state.withLockedValue { state -> ([Writer], [CheckedContinuation<Void, Never>]) in
+        let finishers = self.state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
             let heardUpTo = state.queue.clear()
             state.epoch += 1
+            state.pending.removeAll()
             for id in state.utterances.keys where state.utterances[id]?.heardUpTo == nil {
+                Self.close(id, in: &state)
                 state.utterances[id]?.heardUpTo = heardUpTo
                 state.utterances[id]?.onFirstFrame = nil
             }
-            let writers = state.writers
-            state.writers.removeAll()
-            let drains = state.drainWaiters.map(\.continuation)
-            state.drainWaiters.removeAll()
-            return (writers, drains)
+            defer { state.finishers.removeAll() }
+            return state.finishers.map(\.continuation)
         }
-        for writer in resumed.0 { writer.continuation.resume(returning: false) }
-        for drain in resumed.1 { drain.resume() }
+        for finisher in finishers { finisher.resume() }
     }
 
     /// Ends the call gracefully: lets queued audio finish, sends the 0x00 hangup frame and closes.
@@ -185,9 +175,9 @@ public final class OutboundAudio: Sendable {
         }
     }
 
-    /// Whether a producer is parked, waiting for room or for its audio to go out.
+    /// Whether someone waits in `finish` for an utterance to go out.
     var hasWaiters: Bool {
-        self.state.withLockedValue { !$0.writers.isEmpty || !$0.drainWaiters.isEmpty }
+        self.state.withLockedValue { !$0.finishers.isEmpty }
     }
 
     /// Whether `hangup()` is waiting for queued audio.
@@ -202,56 +192,90 @@ public final class OutboundAudio: Sendable {
 
     // MARK: - producer side
 
-    /// Queues `data`, waiting for room; false when cleared or closed before all of it fit.
-    /// The utterance opens with its first queued byte; with `isLast` it ends as the last byte is queued.
-    private func enqueue(_ data: ByteBuffer, epoch: Int, utterance: Int, isLast: Bool) async -> Bool {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let outcome: Bool? = self.state.withLockedValue { state in
-                guard state.epoch == epoch else { return false }
-                guard case .open = state.phase else { return false }
-                var data = data
-                if data.readableBytes > 0, let record = state.utterances[utterance], !record.open, !record.ended {
-                    state.utterances[utterance]?.open = true
-                    state.queue.openUtterance()
-                }
-                if state.writers.isEmpty { state.queue.enqueue(&data) }
-                defer {
-                    if state.lineSilent && !state.slotBorrowed && !state.earlyStartScheduled && state.queue.hasFrameReady {
-                        state.earlyStartScheduled = true
-                        // Submitted under the lock (`execute` never runs the task inline): whoever
-                        // sees this producer parked also sees the early start already submitted.
-                        self.channel.eventLoop.execute { self.startEarly() }
-                    }
-                }
-                if data.readableBytes == 0 {
-                    if isLast { Self.close(utterance, in: &state) }
-                    return true
-                }
-                state.writers.append(Writer(data: data, closes: isLast ? utterance : nil, continuation: continuation))
-                return nil
+    /// Queues the next samples of utterance `id`; false once it was cut or the call is no longer open.
+    fileprivate func play(_ samples: [Int16], utterance id: Int) -> Bool {
+        var data = self.channel.allocator.buffer(capacity: samples.count * 2)
+        data.writePCMSamples(samples)
+        return self.state.withLockedValue { state in
+            guard let record = state.utterances[id], record.epoch == state.epoch, !record.ended, case .open = state.phase else { return false }
+            state.utterances[id]!.given += samples.count
+            if var carried = record.carry {
+                state.utterances[id]!.carry = nil
+                carried.writeBuffer(&data)
+                data = carried
             }
-            if let outcome { continuation.resume(returning: outcome) }
+            let partial = data.readableBytes % OutboundAudioQueue.frameBytes
+            if partial > 0 {
+                state.utterances[id]!.carry = data.getSlice(at: data.writerIndex - partial, length: partial)
+                data.moveWriterIndex(to: data.writerIndex - partial)
+            }
+            self.queue(&data, of: id, isLast: false, in: &state)
+            return true
         }
     }
 
-    private static func close(_ utterance: Int, in state: inout State) {
-        guard let record = state.utterances[utterance], !record.ended else { return }
-        state.utterances[utterance]?.ended = true
+    /// Ends utterance `id` (its held-back partial frame goes to the queue) and waits until it
+    /// has all gone out, was cut, or the call ended.
+    fileprivate func finish(utterance id: Int) async -> SpeakResult {
+        let done = self.state.withLockedValue { state -> Bool in
+            if let record = state.utterances[id], record.epoch == state.epoch, !record.ended, case .open = state.phase {
+                var rest = record.carry ?? ByteBuffer()
+                state.utterances[id]!.carry = nil
+                self.queue(&rest, of: id, isLast: true, in: &state)
+            } else {
+                // Cut, or the call is ending: nothing more of it will be queued.
+                Self.close(id, in: &state)
+            }
+            return state.isDone(id)
+        }
+        if !done {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = self.state.withLockedValue { state -> Bool in
+                    if state.isDone(id) { return true }
+                    state.finishers.append((id, continuation))
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        }
+        return self.state.withLockedValue { state -> SpeakResult in
+            guard let utterance = state.utterances.removeValue(forKey: id) else { return SpeakResult(completed: false, samplesPlayed: 0, samplesGiven: 0) }
+            let end = utterance.end ?? max(utterance.start, state.queue.queuedPosition)
+            let heard = min(utterance.heardUpTo ?? min(end, state.queue.consumedPosition), end)
+            let completed = utterance.heardUpTo == nil && utterance.end != nil && state.queue.consumedPosition >= end && utterance.given * 2 == end - utterance.start
+            return SpeakResult(completed: completed, samplesPlayed: max(0, heard - utterance.start) / 2, samplesGiven: utterance.given)
+        }
+    }
+
+    /// Queues `data` of utterance `id` behind whatever waits, and starts it early on a silent line.
+    /// The utterance opens with its first queued byte; with `isLast` it ends as its last byte is queued.
+    private func queue(_ data: inout ByteBuffer, of id: Int, isLast: Bool, in state: inout State) {
+        if data.readableBytes > 0, let record = state.utterances[id], !record.open {
+            state.utterances[id]!.open = true
+            state.queue.openUtterance()
+        }
+        if state.pending.isEmpty { state.queue.enqueue(&data) }
+        if data.readableBytes > 0 || (isLast && !state.pending.isEmpty) {
+            state.pending.append(Pending(data: data, closes: isLast ? id : nil))
+        } else if isLast {
+            Self.close(id, in: &state)
+        }
+        if state.lineSilent && !state.slotBorrowed && !state.earlyStartScheduled && state.queue.hasFrameReady {
+            state.earlyStartScheduled = true
+            // Submitted under the lock (`execute` never runs the task inline): whoever sees this
+            // audio queued also sees the early start already submitted.
+            self.channel.eventLoop.execute { self.startEarly() }
+        }
+    }
+
+    /// The utterance's last byte is queued (or it was cut): its end is known.
+    private static func close(_ id: Int, in state: inout State) {
+        guard let record = state.utterances[id], !record.ended else { return }
+        state.utterances[id]!.ended = true
+        state.utterances[id]!.end = state.queue.queuedPosition
         if record.open {
-            state.utterances[utterance]?.open = false
+            state.utterances[id]!.open = false
             state.queue.closeUtterance()
-        }
-    }
-
-    private func waitUntilConsumed(_ position: Int) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = self.state.withLockedValue { state -> Bool in
-                if state.queue.consumedPosition >= position { return true }
-                if case .closed = state.phase { return true }
-                state.drainWaiters.append((position, continuation))
-                return false
-            }
-            if done { continuation.resume() }
         }
     }
 
@@ -260,32 +284,29 @@ public final class OutboundAudio: Sendable {
     /// What one turn of the pacer (or an early start) took from the state, to act on outside the lock.
     private struct Taken {
         var frames: [OutboundAudioQueue.Frame] = []
-        var writersDone: [CheckedContinuation<Bool, Never>] = []
-        var drained: [CheckedContinuation<Void, Never>] = []
+        var finished: [CheckedContinuation<Void, Never>] = []
         var started: [@Sendable (NIODeadline) -> Void] = []
     }
 
-    /// Takes the next frame from the queue, refills it from waiting writers, and collects
-    /// whoever that frame releases.
+    /// Takes the next frame from the queue, refills it from pending audio, and collects whoever
+    /// that frame releases.
     private static func take(late: Bool, from state: inout State, into taken: inout Taken) {
         let frame = state.queue.nextFrame(late: late)
         taken.frames.append(frame)
         if case .silence = frame { state.lineSilent = true } else { state.lineSilent = false }
-        while var writer = state.writers.first, state.queue.freeBytes > 0 {
-            state.queue.enqueue(&writer.data)
-            if writer.data.readableBytes == 0 {
-                if let closing = writer.closes { Self.close(closing, in: &state) }
-                taken.writersDone.append(writer.continuation)
-                state.writers.removeFirst()
-            } else {
-                state.writers[0] = writer
-            }
+        while !state.pending.isEmpty, state.queue.freeBytes > 0 {
+            state.queue.enqueue(&state.pending[0].data)
+            guard state.pending[0].data.readableBytes == 0 else { break }
+            if let closing = state.pending.removeFirst().closes { Self.close(closing, in: &state) }
         }
         let consumed = state.queue.consumedPosition
-        state.drainWaiters.removeAll { waiter in
-            guard waiter.position <= consumed else { return false }
-            taken.drained.append(waiter.continuation)
-            return true
+        var index = 0
+        while index < state.finishers.count {
+            if state.isDone(state.finishers[index].utterance) {
+                taken.finished.append(state.finishers.remove(at: index).continuation)
+            } else {
+                index += 1
+            }
         }
         guard case .speech = frame else { return }
         for (id, utterance) in state.utterances where utterance.onFirstFrame != nil && utterance.start < consumed {
@@ -314,8 +335,7 @@ public final class OutboundAudio: Sendable {
             let now = self.channel.eventLoop.now
             for started in taken.started { started(now) }
         }
-        for continuation in taken.writersDone { continuation.resume(returning: true) }
-        for continuation in taken.drained { continuation.resume() }
+        for continuation in taken.finished { continuation.resume() }
     }
 
     /// Speech arrived on a silent line: its first frame goes now, in place of the next slot's.
@@ -340,7 +360,7 @@ public final class OutboundAudio: Sendable {
         let alive = self.state.withLockedValue { state -> Bool in
             if case .closed = state.phase { return false }
             // Hang up in the first slot with nothing left to say; that slot carries only the 0x00 frame.
-            if case .hangingUp = state.phase, state.queue.queuedBytes == 0, state.writers.isEmpty, state.queue.openUtterances == 0 {
+            if case .hangingUp = state.phase, state.queue.queuedBytes == 0, state.pending.isEmpty, state.queue.openUtterances == 0 {
                 hangupNow = true
                 return true
             }
@@ -371,36 +391,35 @@ public final class OutboundAudio: Sendable {
 
     /// The connection is gone: wake everyone who waits.
     func closed() {
-        let (writers, drains, hangups) = self.state.withLockedValue { state in
+        let (finishers, hangups) = self.state.withLockedValue { state in
             let hangups: [CheckedContinuation<Void, Never>]
             if case .hangingUp(let waiters) = state.phase { hangups = waiters } else { hangups = [] }
             state.phase = .closed
-            defer {
-                state.writers.removeAll()
-                state.drainWaiters.removeAll()
-            }
-            return (state.writers.map(\.continuation), state.drainWaiters.map(\.continuation), hangups)
+            state.pending.removeAll()
+            defer { state.finishers.removeAll() }
+            return (state.finishers.map(\.continuation), hangups)
         }
-        for writer in writers { writer.resume(returning: false) }
-        for drain in drains { drain.resume() }
+        for finisher in finishers { finisher.resume() }
         for hangup in hangups { hangup.resume() }
     }
 }
 
-/// A sequence of one chunk.
-private struct SingleChunk: AsyncSequence, Sendable {
-    typealias Element = [Int16]
-    let samples: [Int16]
+/// One utterance of a call's outbound audio, fed from any thread as its audio is made.
+public struct OutboundUtterance: Sendable {
+    let outbound: OutboundAudio
+    let id: Int
 
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var samples: [Int16]?
-        mutating func next() async -> [Int16]? {
-            defer { self.samples = nil }
-            return self.samples
-        }
+    /// Queues the next samples, without waiting. False once the utterance was cut (barge-in) or
+    /// the call is no longer open: the producer should stop then.
+    public func play(_ samples: [Int16]) -> Bool {
+        self.outbound.play(samples, utterance: self.id)
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(samples: self.samples) }
+    /// Ends the utterance and waits until all of it has gone out, it was cut, or the call ended.
+    /// Call it exactly once.
+    public func finish() async -> SpeakResult {
+        await self.outbound.finish(utterance: self.id)
+    }
 }
 
 /// One clock per event loop: every 20 ms slot, each call on the loop gets its frame.

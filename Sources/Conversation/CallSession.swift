@@ -377,36 +377,32 @@ struct CallSession {
             let spoken = SpokenText.normalize(chunk)
             let failedOver = self.synthesizerFailed.withLockedValue { $0 }
             let synthesizer = failedOver ? self.providers.fallbackSynthesizer ?? self.providers.synthesizer : self.providers.synthesizer
-            let audio = synthesizer.synthesize(spoken)
-            // Marks the synthesiser's first audio in the consuming task itself: no task in between.
-            let first = NIOLockedValueBox(true)
-            let marked = audio.map { samples in
-                let isFirst = first.withLockedValue { isFirst in
-                    defer { isFirst = false }
-                    return isFirst
-                }
-                if isFirst { post.yield(.firstAudio(id: id, at: .now())) }
-                return samples
-            }
+            let utterance = outbound.open { at in post.yield(.firstFrameOut(id: id, at: at)) }
+            let audio = ReplyAudio(utterance: utterance) { post.yield(.firstAudio(id: id, at: .now())) }
+            var failure: (any Error)?
             do {
-                let result = try await outbound.speak(marked) { at in post.yield(.firstFrameOut(id: id, at: at)) }
-                heard.append(Self.heardPrefix(of: chunk, played: result.samplesPlayed, given: result.samplesGiven))
-                if !result.completed || Task.isCancelled {
-                    interrupted = result.samplesGiven > result.samplesPlayed || Task.isCancelled
-                    return false
-                }
-                return true
+                try await synthesizer.synthesize(spoken, into: audio)
             } catch {
+                failure = error
+            }
+            let result = await utterance.finish()
+            if let failure {
                 guard !failedOver, let fallback = self.providers.fallbackSynthesizer, !Task.isCancelled else {
-                    self.logger.warning("speech synthesis failed", metadata: ["error": "\(error)"])
+                    self.logger.warning("speech synthesis failed", metadata: ["error": "\(failure)"])
                     return false
                 }
                 // The fallback voice says this chunk again and the rest of the call.
                 self.synthesizerFailed.withLockedValue { $0 = true }
-                post.yield(.failover(ProviderFailover(role: "tts", provider: synthesizer.voice, fallback: fallback.voice, reason: "\(error)")))
+                post.yield(.failover(ProviderFailover(role: "tts", provider: synthesizer.voice, fallback: fallback.voice, reason: "\(failure)")))
                 text.removeLast()
                 return await say(chunk)
             }
+            heard.append(Self.heardPrefix(of: chunk, played: result.samplesPlayed, given: result.samplesGiven))
+            if !result.completed || Task.isCancelled {
+                interrupted = result.samplesGiven > result.samplesPlayed || Task.isCancelled
+                return false
+            }
+            return true
         }
 
         do {
@@ -458,5 +454,27 @@ struct CallSession {
             heard.append(word)
         }
         return heard.joined(separator: " ")
+    }
+}
+
+/// A reply chunk's audio on its way to the call: marks the synthesiser's first audio, on
+/// whichever thread made it, and queues it without waiting.
+struct ReplyAudio: SpeechSink {
+    let utterance: OutboundUtterance
+    let onFirstAudio: @Sendable () -> Void
+    private let first = NIOLockedValueBox(true)
+
+    init(utterance: OutboundUtterance, onFirstAudio: @escaping @Sendable () -> Void) {
+        self.utterance = utterance
+        self.onFirstAudio = onFirstAudio
+    }
+
+    func play(_ samples: [Int16]) -> Bool {
+        let isFirst = self.first.withLockedValue { isFirst in
+            defer { isFirst = false }
+            return isFirst
+        }
+        if isFirst { self.onFirstAudio() }
+        return self.utterance.play(samples)
     }
 }

@@ -81,7 +81,7 @@ public enum SpeakReply: Sendable, Hashable, Codable {
     public var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self) }
 }
 
-/// Text to speech with Deepgram's Aura voices, 8 kHz linear16, in 20 ms frames.
+/// Text to speech with Deepgram's Aura voices, 8 kHz linear16.
 ///
 /// Over the `/v1/speak` WebSocket by default: each utterance takes an idle socket (or opens
 /// one), sends `Speak` and `Flush`, and streams the audio until `Flushed`. A consumer that stops
@@ -126,35 +126,42 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
 
     public func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: [Int16].self, throwing: (any Error).self)
-        switch self.transport {
-        case .rest:
-            let task = Task {
-                do {
-                    try await self.speakREST(text) { continuation.yield($0) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        case .webSocket:
-            let utterance = SpeakUtterance(text: text, continuation: continuation)
-            continuation.onTermination = { termination in
-                if case .cancelled = termination { utterance.stop() }
-            }
-            // A free socket (one that closed while it waited is not used), else a new one; not
-            // tied to the consumer's task: the new socket outlives this line, in the pool.
-            if let socket = self.idle.withLockedValue({ $0.popLast() }), socket.speak(utterance) { return stream }
-            Task {
-                do {
-                    let socket = try await self.openSocket()
-                    if !socket.speak(utterance) { throw socket.closedError }
-                } catch {
-                    continuation.finish(throwing: error)
-                }
+        let task = Task {
+            do {
+                try await self.synthesize(text, into: StreamSink(continuation: continuation))
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
             }
         }
+        continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    /// Over the socket, each message's audio goes to `sink` on the socket's event loop as it arrives.
+    public func synthesize(_ text: String, into sink: some SpeechSink) async throws {
+        guard case .webSocket = self.transport else {
+            return try await self.speakREST(text) { sink.play($0) }
+        }
+        let utterance = SpeakUtterance(text: text) { sink.play($0) }
+        try await withTaskCancellationHandler {
+            // A free socket (one that closed while it waited is not used), else a new one, opened
+            // apart from this task: the new socket outlives this line, in the pool.
+            let pooled = self.idle.withLockedValue { $0.popLast() }
+            if pooled?.speak(utterance) != true {
+                Task {
+                    do {
+                        let socket = try await self.openSocket()
+                        if !socket.speak(utterance) { throw socket.closedError }
+                    } catch {
+                        utterance.end(error)
+                    }
+                }
+            }
+            try await utterance.ended()
+        } onCancel: {
+            utterance.stop()
+        }
     }
 
     // MARK: WebSocket
@@ -178,7 +185,8 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
 
     // MARK: REST
 
-    private func speakREST(_ text: String, yield: ([Int16]) -> Void) async throws {
+    /// Hands the line's audio to `play` as it arrives, until it ends or `play` refuses more.
+    private func speakREST(_ text: String, play: ([Int16]) -> Bool) async throws {
         let json = try JSONEncoder().encode(["text": text])
         var retry = 0
         let response: HTTPClientResponse
@@ -193,17 +201,18 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
                 try await self.clock.sleep(for: .milliseconds(125 << retry))
             }
         }
-        var framer = PCMFramer()
+        var decoder = PCMDecoder()
         do {
             for try await piece in response.body {
-                for frame in framer.append(piece.readableBytesView) { yield(frame) }
+                let samples = decoder.decode(piece.readableBytesView)
+                if !samples.isEmpty, !play(samples) { return }
             }
         } catch {
             if Task.isCancelled { throw CancellationError() }
             throw DeepgramError.unreachable("the audio stream broke")
         }
-        let rest = framer.finish()
-        if !rest.isEmpty { yield(rest) }
+        let rest = decoder.finish()
+        if !rest.isEmpty { _ = play(rest) }
     }
 
 }
@@ -233,15 +242,33 @@ extension DeepgramEndpoint {
     }
 }
 
-/// One line to speak: its text and its listener, and the socket speaking it once it has one.
-final class SpeakUtterance: Sendable {
-    let text: String
+/// A stream's continuation as a sink: it refuses audio once the stream's consumer has gone.
+struct StreamSink: SpeechSink {
     let continuation: AsyncThrowingStream<[Int16], any Error>.Continuation
-    private let state = NIOLockedValueBox<(socket: SpeakSocket?, stopped: Bool)>((nil, false))
 
-    init(text: String, continuation: AsyncThrowingStream<[Int16], any Error>.Continuation) {
+    func play(_ samples: [Int16]) -> Bool {
+        if case .terminated = self.continuation.yield(samples) { return false }
+        return true
+    }
+}
+
+/// One line to speak: its text, where its audio goes, and the socket speaking it once it has one.
+final class SpeakUtterance: Sendable {
+    private struct State {
+        var socket: SpeakSocket?
+        var stopped = false
+        /// How the line ended, once it has.
+        var outcome: Result<Void, any Error>?
+        var waiter: CheckedContinuation<Void, any Error>?
+    }
+
+    let text: String
+    private let deliver: @Sendable ([Int16]) -> Bool
+    private let state = NIOLockedValueBox(State())
+
+    init(text: String, deliver: @escaping @Sendable ([Int16]) -> Bool) {
         self.text = text
-        self.continuation = continuation
+        self.deliver = deliver
     }
 
     /// Binds the line to its socket; false when the listener already went away.
@@ -253,23 +280,53 @@ final class SpeakUtterance: Sendable {
         }
     }
 
-    /// The listener went away (barge-in): the socket clears what it still has of this line.
+    /// Hands audio to the listener, on the socket's event loop; stops the line when it wants no more.
+    func play(_ samples: [Int16]) {
+        guard !samples.isEmpty, !self.deliver(samples) else { return }
+        self.stop()
+    }
+
+    /// The listener went away (barge-in): the line ends now, and its socket clears what it still has of it.
     func stop() {
         let socket = self.state.withLockedValue { state in
             state.stopped = true
             return state.socket
         }
+        self.end(nil)
         socket?.clear(self)
+    }
+
+    /// The line is over: complete or stopped (nil), or broken off. Only the first call counts.
+    func end(_ error: (any Error)?) {
+        let waiter = self.state.withLockedValue { state -> (CheckedContinuation<Void, any Error>, Result<Void, any Error>)? in
+            guard state.outcome == nil else { return nil }
+            let outcome: Result<Void, any Error> = error.map { .failure($0) } ?? .success(())
+            state.outcome = outcome
+            defer { state.waiter = nil }
+            return state.waiter.map { ($0, outcome) }
+        }
+        waiter?.0.resume(with: waiter!.1)
+    }
+
+    /// Waits until the line is over; throws how it broke off.
+    func ended() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let outcome = self.state.withLockedValue { state -> Result<Void, any Error>? in
+                if state.outcome == nil { state.waiter = continuation }
+                return state.outcome
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
     }
 }
 
 /// A speak socket, used by one utterance at a time. Its messages are read on the event loop,
-/// where the audio is cut into 20 ms frames and handed straight to the utterance's listener.
+/// where each message's audio is handed straight to the utterance's listener.
 final class SpeakSocket: Sendable {
     private struct State {
         var connection: WebSocketConnection?
         var utterance: SpeakUtterance?
-        var framer = PCMFramer()
+        var decoder = PCMDecoder()
         /// `Clear` went out: audio is dropped, and the socket is free again at `Cleared`.
         var clearSent = false
         var closed = false
@@ -294,7 +351,7 @@ final class SpeakSocket: Sendable {
         let connection = self.state.withLockedValue { state -> WebSocketConnection? in
             guard !state.closed, let connection = state.connection else { return nil }
             state.utterance = utterance
-            state.framer = PCMFramer()
+            state.decoder = PCMDecoder()
             return connection
         }
         guard let connection else { return false }
@@ -329,11 +386,11 @@ final class SpeakSocket: Sendable {
     func receive(_ message: WebSocketConnection.Message?) {
         switch message {
         case .binary(let bytes):
-            let (frames, utterance) = self.state.withLockedValue { state -> ([[Int16]], SpeakUtterance?) in
+            let (samples, utterance) = self.state.withLockedValue { state -> ([Int16], SpeakUtterance?) in
                 guard let utterance = state.utterance, !state.clearSent else { return ([], nil) }
-                return (state.framer.append(bytes), utterance)
+                return (state.decoder.decode(bytes), utterance)
             }
-            for frame in frames { utterance?.continuation.yield(frame) }
+            utterance?.play(samples)
         case .text(let json):
             switch try? JSONDecoder().decode(SpeakReply.self, from: Data(json.utf8)) {
             case .flushed?:
@@ -341,13 +398,13 @@ final class SpeakSocket: Sendable {
                 let ended = self.state.withLockedValue { state -> (rest: [Int16], utterance: SpeakUtterance)? in
                     guard let utterance = state.utterance, !state.clearSent else { return nil }
                     state.utterance = nil
-                    return (state.framer.finish(), utterance)
+                    return (state.decoder.finish(), utterance)
                 }
                 guard let ended else { return }
-                if !ended.rest.isEmpty { ended.utterance.continuation.yield(ended.rest) }
+                ended.utterance.play(ended.rest)
                 // Free before the line ends: the listener's next line may take this socket.
                 self.release(self, true)
-                ended.utterance.continuation.finish()
+                ended.utterance.end(nil)
             case .cleared?:
                 let utterance = self.state.withLockedValue { state -> SpeakUtterance? in
                     state.clearSent = false
@@ -355,7 +412,7 @@ final class SpeakSocket: Sendable {
                     return state.utterance
                 }
                 self.release(self, true)
-                utterance?.continuation.finish()
+                utterance?.end(nil)
             case .warning(let code, _)?:
                 self.logger.notice("deepgram speak warning", metadata: ["deepgram.warning": "\(code)"])
             default:
@@ -367,7 +424,7 @@ final class SpeakSocket: Sendable {
                 defer { state.utterance = nil }
                 return state.utterance
             }
-            utterance?.continuation.finish(throwing: self.closedError)
+            utterance?.end(self.closedError)
             self.release(self, false)
         }
     }

@@ -32,17 +32,7 @@ public final class CachingSynthesizer: SpeechSynthesizer {
 
     public func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> {
         guard text.count <= self.longestLine else { return self.base.synthesize(text) }
-        let cached: [Int16]? = self.cache.withLock { cache in
-            guard let entry = cache.entries[text] else {
-                cache.misses += 1
-                return nil
-            }
-            cache.clock += 1
-            cache.entries[text]?.used = cache.clock
-            cache.hits += 1
-            return entry.samples
-        }
-        if let cached {
+        if let cached = self.cached(text) {
             return AsyncThrowingStream { continuation in
                 continuation.yield(cached)
                 continuation.finish()
@@ -68,6 +58,33 @@ public final class CachingSynthesizer: SpeechSynthesizer {
         }
     }
 
+    /// A cached line is played at once; any other goes to the base synthesiser's sink as it is
+    /// made (on its event loop, for a streaming one), and is kept when it was heard to the end.
+    public func synthesize(_ text: String, into sink: some SpeechSink) async throws {
+        guard text.count <= self.longestLine else { return try await self.base.synthesize(text, into: sink) }
+        if let cached = self.cached(text) {
+            _ = sink.play(cached)
+            return
+        }
+        let recording = RecordingSink(sink)
+        try await self.base.synthesize(text, into: recording)
+        if let samples = recording.samples, !Task.isCancelled { self.store(text, samples) }
+    }
+
+    /// The line's audio when it is kept (counted as a hit), else nil (counted as a miss).
+    private func cached(_ text: String) -> [Int16]? {
+        self.cache.withLock { cache in
+            guard let entry = cache.entries[text] else {
+                cache.misses += 1
+                return nil
+            }
+            cache.clock += 1
+            cache.entries[text]?.used = cache.clock
+            cache.hits += 1
+            return entry.samples
+        }
+    }
+
     /// Renders `lines` now, so their first use starts at once.
     public func prepare(_ lines: [String]) async {
         for line in lines where line.count <= self.longestLine {
@@ -87,5 +104,28 @@ public final class CachingSynthesizer: SpeechSynthesizer {
                 cache.samples -= oldest.value.samples.count
             }
         }
+    }
+}
+
+/// Passes a line's audio on and keeps a copy, unless the sink refused part of it.
+private final class RecordingSink<Base: SpeechSink>: SpeechSink {
+    private let base: Base
+    private let kept = Mutex<(samples: [Int16], refused: Bool)>(([], false))
+
+    init(_ base: Base) {
+        self.base = base
+    }
+
+    func play(_ samples: [Int16]) -> Bool {
+        let accepted = self.base.play(samples)
+        self.kept.withLock { kept in
+            if accepted { kept.samples.append(contentsOf: samples) } else { kept.refused = true }
+        }
+        return accepted
+    }
+
+    /// Everything the sink took, when it took all it was given.
+    var samples: [Int16]? {
+        self.kept.withLock { $0.refused ? nil : $0.samples }
     }
 }

@@ -6,9 +6,26 @@ public protocol SpeechSynthesizer: Sendable {
     var voice: String { get }
     /// The audio for `text`, in order. Chunk sizes vary; the stream finishes at the end of the text.
     func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error>
+    /// Hands the audio for `text` to `sink` as it is made, and returns once all of it was handed
+    /// over, the sink refused more, or the task was cancelled; throws when synthesis fails.
+    ///
+    /// The default pulls `synthesize(_:)` in the calling task. A synthesiser whose audio arrives
+    /// on an event loop hands it to the sink right there, with no task in between.
+    func synthesize(_ text: String, into sink: some SpeechSink) async throws
+}
+
+/// Where a line's audio goes as it is made.
+public protocol SpeechSink: Sendable {
+    /// Takes the line's next samples, in order, on whichever thread made them. False once the
+    /// line is no longer wanted (cut by barge-in, or the call ended): synthesis should stop.
+    func play(_ samples: [Int16]) -> Bool
 }
 
 extension SpeechSynthesizer {
+    public func synthesize(_ text: String, into sink: some SpeechSink) async throws {
+        try await sink.play(self.synthesize(text))
+    }
+
     /// The whole utterance at once: for pre-rendering fixed lines and for tests.
     public func render(_ text: String) async throws -> [Int16] {
         var samples: [Int16] = []
@@ -16,5 +33,14 @@ extension SpeechSynthesizer {
             samples.append(contentsOf: chunk)
         }
         return samples
+    }
+}
+
+extension SpeechSink {
+    /// Plays `audio` as it comes, until it ends or the sink refuses more.
+    public func play(_ audio: AsyncThrowingStream<[Int16], any Error>) async throws {
+        for try await samples in audio {
+            guard self.play(samples) else { return }
+        }
     }
 }

@@ -170,6 +170,58 @@ import Testing
         #expect(self.outbound.statistics.clearedBytes > 0)
     }
 
+    @Test func anUtteranceTakesAudioAsItIsMadeWithoutWaitingAndHoldsBackAPartialFrame() async throws {
+        try await self.register(self.outbound)
+        _ = try await self.written()
+        let samples = (1...1_350).map { Int16($0) }
+        let utterance = self.outbound.open()
+        #expect(utterance.play(Array(samples[0..<100])))
+        await self.loop.run()
+        #expect(try await self.written().isEmpty)  // less than a frame does not start the line
+        // Past the queue's 60 ms: the rest waits behind it, the producer does not.
+        #expect(utterance.play(Array(samples[100...])))
+        await self.loop.run()
+        var sent = try await self.written()
+        #expect(sent.count == 1)  // started at once
+        let outbound = self.outbound
+        let finished = Task { await utterance.finish() }
+        try await eventually { outbound.hasWaiters }
+        for _ in 0..<10 {
+            await self.loop.advanceTime(by: .milliseconds(20))
+            sent += try await self.written()
+        }
+        let result = await finished.value
+        #expect(result == SpeakResult(completed: true, samplesPlayed: 1_350, samplesGiven: 1_350))
+        // Eight whole frames, then the last 70 samples padded with silence, then silence.
+        var expected = ByteBuffer()
+        expected.writePCMSamples(samples)
+        expected.writeRepeatingByte(0, count: 9 * 320 - 2_700)
+        #expect(Array(sent.prefix(9).flatMap(\.1)) == Array(expected.readableBytesView))
+        #expect(sent.dropFirst(9).allSatisfy { $0.1.allSatisfy { $0 == 0 } })
+        #expect(self.outbound.statistics.underruns == 0)
+    }
+
+    @Test func aClearedUtteranceRefusesMoreAudioAndReportsWhatWasHeard() async throws {
+        try await self.register(self.outbound)
+        _ = try await self.written()
+        let utterance = self.outbound.open()
+        #expect(utterance.play([Int16](repeating: 9, count: 1_600)))
+        await self.loop.run()
+        #expect(try await self.written().count == 1)
+        self.outbound.clear()
+        #expect(!utterance.play([1, 2, 3]))
+        let result = await utterance.finish()
+        #expect(result == SpeakResult(completed: false, samplesPlayed: 160, samplesGiven: 1_600))
+        // Nothing of it is left to go out; a new utterance is heard.
+        await self.loop.advanceTime(by: .milliseconds(20))
+        #expect(try await self.written().allSatisfy { $0.1.allSatisfy { $0 == 0 } })
+        let next = self.outbound.open()
+        #expect(next.play([Int16](repeating: 7, count: 160)))
+        await self.loop.advanceTime(by: .milliseconds(20))
+        #expect(try await self.written().map { $0.1.contains(7) } == [true])
+        #expect(await next.finish().completed)
+    }
+
     @Test func hangupSendsTheHangupFrameAfterQueuedAudio() async throws {
         try await self.register(self.outbound)
         _ = try await self.written()

@@ -1,8 +1,10 @@
 import Deepgram
 import Foundation
 import Logging
+import NIOPosix
 import ProviderDoubles
 import Speech
+import Synchronization
 import TestSupport
 import Testing
 
@@ -23,42 +25,41 @@ import Testing
         await server.stop()
     }
 
-    func frames(_ stream: AsyncThrowingStream<[Int16], any Error>) async throws -> [[Int16]] {
+    func chunks(_ stream: AsyncThrowingStream<[Int16], any Error>) async throws -> [[Int16]] {
         var frames: [[Int16]] = []
         for try await frame in stream { frames.append(frame) }
         return frames
     }
 
-    @Test func pcmInPiecesOfAnySizeComesOutInWholeFramesSampleForSample() {
+    @Test func pcmInPiecesOfAnySizeComesOutSampleForSampleAsSoonAsEachSampleIsWhole() {
         let samples = FakeDeepgramServer.speech(for: "a sentence of some length")
         let bytes = samples.flatMap { [UInt8(UInt16(bitPattern: $0) & 0xFF), UInt8(UInt16(bitPattern: $0) >> 8)] }
         for size in [1, 3, 7, 320, 1001] {
-            var framer = PCMFramer()
-            var frames: [[Int16]] = []
+            var decoder = PCMDecoder()
+            var decoded: [Int16] = []
             var offset = 0
             while offset < bytes.count {
-                frames += framer.append(bytes[offset..<min(offset + size, bytes.count)])
+                let end = min(offset + size, bytes.count)
+                decoded += decoder.decode(bytes[offset..<end])
+                // Past the first 44 bytes (which might have been a header), every whole sample is out.
+                if end >= 44 { #expect(decoded.count == end / 2, "pieces of \(size)") }
                 offset += size
             }
-            let rest = framer.finish()
-            #expect(frames.allSatisfy { $0.count == 160 } && rest.count == samples.count % 160, "pieces of \(size)")
-            #expect(frames.flatMap { $0 } + rest == samples, "pieces of \(size)")
+            #expect(decoded + decoder.finish() == samples, "pieces of \(size)")
         }
-        var wav = PCMFramer()
+        var wav = PCMDecoder()
         let header = Array("RIFF".utf8) + [0, 0, 0, 0] + Array("WAVEfmt ".utf8) + [16, 0, 0, 0] + [UInt8](repeating: 1, count: 16) + Array("data".utf8) + [0, 0, 0, 0]
-        let framed = wav.append(header + bytes + [0x7F])
-        #expect(framed.flatMap { $0 } + wav.finish() == samples)
-        var short = PCMFramer()
-        #expect(short.append([1, 0, 2]).isEmpty && short.finish() == [1])
+        #expect(wav.decode(header + bytes + [0x7F]) + wav.finish() == samples)
+        var short = PCMDecoder()
+        #expect(short.decode([1, 0, 2]).isEmpty && short.finish() == [1])
     }
 
     @Test func utterancesStreamOverOneSocketThatIsReused() async throws {
         try await self.withServer { server, base, logs in
             let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
-            let first = try await self.frames(synthesizer.synthesize("Hello, this is Sam from Acme Solar."))
-            #expect(first.dropLast().allSatisfy { $0.count == 160 })
+            let first = try await self.chunks(synthesizer.synthesize("Hello, this is Sam from Acme Solar."))
             #expect(first.flatMap { $0 } == FakeDeepgramServer.speech(for: "Hello, this is Sam from Acme Solar."))
-            let second = try await self.frames(synthesizer.synthesize("Is now a good time?"))
+            let second = try await self.chunks(synthesizer.synthesize("Is now a good time?"))
             #expect(second.flatMap { $0 } == FakeDeepgramServer.speech(for: "Is now a good time?"))
             #expect(server.speaks.count == 1)
             #expect(server.speaks[0].messages == ["Speak:Hello, this is Sam from Acme Solar.", "Flush", "Speak:Is now a good time?", "Flush"])
@@ -70,11 +71,11 @@ import Testing
     @Test func aSocketCutWhileIdleLeavesThePoolAndTheNextLineOpensAnother() async throws {
         try await self.withServer { server, base, logs in
             let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
-            _ = try await self.frames(synthesizer.synthesize("Hello."))
+            _ = try await self.chunks(synthesizer.synthesize("Hello."))
             #expect(synthesizer.idleSockets == 1)
             await server.dropConnections()
             try await eventually { synthesizer.idleSockets == 0 }
-            let second = try await self.frames(synthesizer.synthesize("Is now a good time?"))
+            let second = try await self.chunks(synthesizer.synthesize("Is now a good time?"))
             #expect(second.flatMap { $0 } == FakeDeepgramServer.speech(for: "Is now a good time?"))
             #expect(server.speaks.count == 2)
             synthesizer.shutdown()
@@ -91,10 +92,10 @@ import Testing
             endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key), trustRoots: try authority.trustRoots()), logger: logs.logger())
         let untrusting = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
         do {
-            let frames = try await self.frames(trusting.synthesize("Hello over TLS."))
+            let frames = try await self.chunks(trusting.synthesize("Hello over TLS."))
             #expect(frames.flatMap { $0 } == FakeDeepgramServer.speech(for: "Hello over TLS."))
             #expect(server.speaks.count == 1)
-            await #expect(throws: DeepgramError.untrusted("CERTIFICATE_VERIFY_FAILED")) { _ = try await self.frames(untrusting.synthesize("Never heard.")) }
+            await #expect(throws: DeepgramError.untrusted("CERTIFICATE_VERIFY_FAILED")) { _ = try await self.chunks(untrusting.synthesize("Never heard.")) }
             #expect(server.speaks.count == 1)
         } catch {
             Issue.record(error)
@@ -114,8 +115,27 @@ import Testing
             }
             // Back in the pool once Deepgram answers the Clear.
             try await eventually { server.speaks.first?.messages.last == "Clear" && synthesizer.idleSockets == 1 }
-            let next = try await self.frames(synthesizer.synthesize("Sorry, go ahead."))
+            let next = try await self.chunks(synthesizer.synthesize("Sorry, go ahead."))
             #expect(next.flatMap { $0 } == FakeDeepgramServer.speech(for: "Sorry, go ahead."))
+            #expect(server.speaks.count == 1)
+            synthesizer.shutdown()
+        }
+    }
+
+    @Test func aSinkHasTheAudioOnTheSocketsEventLoopAndARefusalClearsTheSocket() async throws {
+        try await self.withServer { server, base, logs in
+            let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            let line = "Hello, this is Sam from Acme Solar."
+            let sink = CollectingSink()
+            try await synthesizer.synthesize(line, into: sink)
+            #expect(sink.heard.samples == FakeDeepgramServer.speech(for: line))
+            #expect(sink.heard.onEventLoop == sink.heard.chunks && sink.heard.chunks > 1)
+
+            // Refused after its first chunk: the line ends there, the socket clears what it still has.
+            let refusing = CollectingSink(accepting: 1)
+            try await synthesizer.synthesize(String(repeating: "A rather long answer about panels. ", count: 20), into: refusing)
+            #expect(refusing.heard.chunks == 2)
+            try await eventually { server.speaks.first?.messages.last == "Clear" && synthesizer.idleSockets == 1 }
             #expect(server.speaks.count == 1)
             synthesizer.shutdown()
         }
@@ -199,6 +219,36 @@ import Testing
             } catch let error as DeepgramError {
                 #expect(error.isAuthentication)
             }
+        }
+    }
+}
+
+/// Keeps what a synthesiser hands over, and where; refuses after `accepting` chunks.
+final class CollectingSink: SpeechSink {
+    struct Heard {
+        var samples: [Int16] = []
+        var chunks = 0
+        /// Chunks handed over on an event loop's thread.
+        var onEventLoop = 0
+    }
+
+    private let accepting: Int
+    private let state = Mutex(Heard())
+
+    init(accepting: Int = .max) {
+        self.accepting = accepting
+    }
+
+    var heard: Heard { self.state.withLock { $0 } }
+
+    func play(_ samples: [Int16]) -> Bool {
+        let onEventLoop = MultiThreadedEventLoopGroup.currentEventLoop != nil
+        return self.state.withLock { heard in
+            heard.chunks += 1
+            if onEventLoop { heard.onEventLoop += 1 }
+            guard heard.chunks <= self.accepting else { return false }
+            heard.samples += samples
+            return true
         }
     }
 }
