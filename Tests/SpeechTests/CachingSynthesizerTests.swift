@@ -46,6 +46,27 @@ final class CountingSynthesizer: SpeechSynthesizer {
         #expect(base.renders.withLock { $0 } == 2)
     }
 
+    @Test func aSinkHearsALineAsItIsMadeAndOnlyALineHeardToTheEndIsKept() async throws {
+        let base = CountingSynthesizer()
+        let cache = CachingSynthesizer(base)
+        let line = String(repeating: "a line heard through a sink ", count: 3)
+        let expected = line.unicodeScalars.map { Int16($0.value) }
+        // Refused after two chunks: not kept.
+        let refusing = KeepingSink(accepting: 2)
+        try await cache.synthesize(line, into: refusing)
+        #expect(refusing.chunks.withLock { $0 } == [Array(expected[0..<10]), Array(expected[10..<20])])
+        // Heard in full, chunk by chunk as the base makes them: kept.
+        let whole = KeepingSink()
+        try await cache.synthesize(line, into: whole)
+        #expect(whole.chunks.withLock { $0.count == (expected.count + 9) / 10 && $0.joined().elementsEqual(expected) })
+        // Then from the cache, at once and whole.
+        let again = KeepingSink()
+        try await cache.synthesize(line, into: again)
+        #expect(again.chunks.withLock { $0 } == [expected])
+        #expect(base.renders.withLock { $0 } == 2)
+        #expect(cache.counts == (hits: 1, misses: 2))
+    }
+
     @Test func theLeastRecentlyUsedLineGoesFirstAndPreparedLinesStartWarm() async throws {
         let base = CountingSynthesizer()
         let cache = CachingSynthesizer(base, capacity: 25)
@@ -57,5 +78,23 @@ final class CountingSynthesizer: SpeechSynthesizer {
         #expect(base.renders.withLock { $0 } == 3)
         _ = try await cache.render("second line")
         #expect(base.renders.withLock { $0 } == 4)
+    }
+}
+
+/// Keeps the chunks it is given; refuses after `accepting` of them.
+final class KeepingSink: SpeechSink {
+    let chunks = Mutex<[[Int16]]>([])
+    private let accepting: Int
+
+    init(accepting: Int = .max) {
+        self.accepting = accepting
+    }
+
+    func play(_ samples: [Int16]) -> Bool {
+        self.chunks.withLock { chunks in
+            guard chunks.count < self.accepting else { return false }
+            chunks.append(samples)
+            return true
+        }
     }
 }
