@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "AsteriskManager", targets: ["AsteriskManager"]),
         .library(name: "AudioSocket", targets: ["AudioSocket"]),
         .library(name: "Speech", targets: ["Speech"]),
+        .library(name: "StreamingHTTP", targets: ["StreamingHTTP"]),
         .library(name: "ChatCompletions", targets: ["ChatCompletions"]),
         .library(name: "Deepgram", targets: ["Deepgram"]),
         .library(name: "Conversation", targets: ["Conversation"]),
@@ -34,7 +35,6 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
-        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
@@ -76,12 +76,23 @@ let package = Package(
             dependencies: ["CEspeakNG", "CFlite", "CPocketSphinx"],
             swiftSettings: swiftSettings
         ),
+        // The providers' HTTP/1.1 client on NIO: pooled keep-alive connections, TLS, responses as they stream.
+        .target(
+            name: "StreamingHTTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // OpenAI-compatible chat completions: pure SSE parser and stream assembler, retry rules, streaming client.
         .target(
             name: "ChatCompletions",
             dependencies: [
+                "StreamingHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,7 +104,7 @@ let package = Package(
             name: "Deepgram",
             dependencies: [
                 "Speech",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "StreamingHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -168,7 +179,7 @@ let package = Package(
                 "PBXSimulator",
                 "ChatCompletions",
                 "Deepgram",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "StreamingHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -228,9 +239,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "StreamingHTTPTests",
+            dependencies: [
+                "StreamingHTTP", "ChatCompletions", "ProviderDoubles", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ChatCompletionsTests",
             dependencies: [
-                "ChatCompletions", "ProviderDoubles", "TestSupport",
+                "ChatCompletions", "StreamingHTTP", "ProviderDoubles", "TestSupport",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],

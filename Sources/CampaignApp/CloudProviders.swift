@@ -99,7 +99,7 @@ public struct EngineProviders: Sendable {
             baseURL: base, apiKey: key, model: model, tokenLimitField: TokenLimitField(rawValue: settings.tokenLimitField) ?? .maxTokens)
         let authority = try ProviderHTTP.authorityFile("OPENAI_CA_FILE", environment: environment)
         return ChatCompletionsClient(
-            endpoint: endpoint, timeouts: ChatTimeouts(firstToken: settings.firstToken, deadline: .seconds(20)), http: ProviderHTTP.streamingClient(trusting: authority),
+            endpoint: endpoint, timeouts: ChatTimeouts(firstToken: settings.firstToken, deadline: .seconds(20)), http: ProviderHTTP.client(trusting: authority),
             logger: logger)
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import StreamingHTTP
 import Synchronization
 
 /// One chat-completions request in flight: its attempts (retried as the retry policy allows,
@@ -129,7 +130,7 @@ public final class ChatCall: Sendable {
                 return self.finish(.failure(ChatError.endedEarly))
             }
             // A server whose certificate is not trusted will not become trusted by asking again.
-            if ChatCompletionsClient.handshakeFailure(error) != nil { return self.finish(.failure(ChatError.transport(ChatCompletionsClient.describe(error)))) }
+            if TransportFailure.handshakeReason(error) != nil { return self.finish(.failure(ChatError.transport(ChatCompletionsClient.describe(error)))) }
             // Not connected at all: worth the retries a 503 would get.
             guard let delay = self.client.retry.delay(status: 503, headers: [], errorCode: nil, retry: retry, jitter: self.client.jitter()) else {
                 return self.finish(.failure(ChatError.transport(ChatCompletionsClient.describe(error))))

@@ -1,5 +1,5 @@
 import Foundation
-import NIOSSL
+import StreamingHTTP
 
 /// How cex authenticates to Deepgram: an API key (`Authorization: Token …`) or a short-lived
 /// access token from `/v1/auth/grant` (`Authorization: Bearer …`).
@@ -82,10 +82,7 @@ extension DeepgramError {
     /// A connection that could not be made: what TLS said, else the error's type (never its data).
     static func connecting(_ error: any Error) -> DeepgramError {
         if let error = error as? DeepgramError { return error }
-        // "…:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at …/handshake.cc:320" → its reason.
-        if case .handshakeFailed(.sslError(let errors))? = error as? NIOSSLError, let first = errors.first {
-            return .untrusted("\(first)".components(separatedBy: " at ")[0].split(separator: ":").last.map(String.init) ?? "")
-        }
+        if let reason = TransportFailure.handshakeReason(error) { return .untrusted(reason) }
         return .unreachable(String(describing: type(of: error)))
     }
 }

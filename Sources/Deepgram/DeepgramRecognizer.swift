@@ -11,7 +11,7 @@ public struct DeepgramEndpoint: Sendable, Hashable {
     public var baseURL: URL
     public var credential: DeepgramCredential
     /// Whom the sockets' TLS trusts: the system's roots, or a private authority (an on-premises
-    /// install, a proxy). REST requests use the `HTTPClient` they are given.
+    /// install, a proxy). REST requests use the `StreamingHTTPClient` they are given.
     public var trustRoots: NIOSSLTrustRoots
 
     public init(baseURL: URL = URL(string: "https://api.deepgram.com")!, credential: DeepgramCredential, trustRoots: NIOSSLTrustRoots = .default) {

@@ -1,10 +1,10 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Speech
+import StreamingHTTP
 
 /// What the client sends on a speak socket.
 public enum SpeakControl: Sendable, Hashable {
@@ -97,7 +97,7 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     /// Times a REST line refused with 429 or 5xx (or not reached at all) is tried again, after
     /// 0.25 s, then 0.5 s, before it fails (and the engine falls back to the offline voice).
     public let restRetries: Int
-    private let http: HTTPClient
+    private let http: StreamingHTTPClient
     private let clock: any Clock<Duration>
     private let logger: Logger
     private let idle = NIOLockedValueBox<[SpeakSocket]>([])
@@ -108,7 +108,7 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     public var idleSockets: Int { self.idle.withLockedValue { $0.count } }
 
     public init(
-        endpoint: DeepgramEndpoint, model: String = "aura-2-thalia-en", transport: Transport = .webSocket, restRetries: Int = 2, http: HTTPClient = .shared,
+        endpoint: DeepgramEndpoint, model: String = "aura-2-thalia-en", transport: Transport = .webSocket, restRetries: Int = 2, http: StreamingHTTPClient = .shared,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.endpoint = endpoint
@@ -189,11 +189,10 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     private func speakREST(_ text: String, play: ([Int16]) -> Bool) async throws {
         let json = try JSONEncoder().encode(["text": text])
         var retry = 0
-        let response: HTTPClientResponse
+        let response: HTTPStreamedResponse
         while true {
             do {
-                response = try await self.endpoint.post(
-                    "/v1/speak", query: self.query + [URLQueryItem(name: "container", value: "none")], json: json, http: self.http, logger: self.logger)
+                response = try await self.endpoint.post("/v1/speak", query: self.query + [URLQueryItem(name: "container", value: "none")], json: json, http: self.http)
                 break
             } catch let error as DeepgramError where retry < self.restRetries && error.isTransient {
                 retry += 1
@@ -220,23 +219,20 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
 extension DeepgramEndpoint {
     /// `POST path?query` with a JSON body and the credential: the response when it is 200 OK,
     /// else Deepgram's error (status, `dg-error` or `err_code`, `err_msg`).
-    func post(_ path: String, query: [URLQueryItem], json: Data, http: HTTPClient, logger: Logger) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: self.url(path, query: query, socket: false).absoluteString)
-        request.method = .POST
-        let (name, value) = self.credential.authorization
-        request.headers.add(name: name, value: value)
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: json))
-        let response: HTTPClientResponse
+    /// Gives up after 10 s, body included.
+    func post(_ path: String, query: [URLQueryItem], json: Data, http: StreamingHTTPClient) async throws -> HTTPStreamedResponse {
+        let response: HTTPStreamedResponse
         do {
-            response = try await http.execute(request, timeout: .seconds(10), logger: logger)
+            let target = try HTTPTarget(
+                post: self.url(path, query: query, socket: false).absoluteString, headers: [self.credential.authorization, ("Content-Type", "application/json")])
+            response = try await http.post(target, body: ByteBuffer(bytes: json), timeout: .seconds(10))
         } catch {
             throw DeepgramError.connecting(error)
         }
-        guard response.status == .ok else {
-            let body = try? await response.body.collect(upTo: 16 << 10)
-            let error = body.flatMap { try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data($0.readableBytesView)) }
-            throw DeepgramError.refused(status: Int(response.status.code), code: response.headers.first(name: "dg-error") ?? error?.code, message: error?.message)
+        guard response.head.status == .ok else {
+            let body = try? await response.collect(upTo: 16 << 10)
+            let error = body.flatMap { $0 }.flatMap { try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data($0.readableBytesView)) }
+            throw DeepgramError.refused(status: Int(response.head.status.code), code: response.head.headers.first(name: "dg-error") ?? error?.code, message: error?.message)
         }
         return response
     }

@@ -1,7 +1,7 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import StreamingHTTP
 
 /// A short-lived Deepgram access token, used as `Authorization: Bearer …` on listen and speak.
 public struct DeepgramAccessToken: Sendable, Hashable {
@@ -20,25 +20,28 @@ public struct DeepgramAccessToken: Sendable, Hashable {
 /// client can be given a token that expires instead of the key.
 public struct DeepgramTokenGrant: Sendable {
     public let endpoint: DeepgramEndpoint
-    private let http: HTTPClient
-    private let logger: Logger
+    private let http: StreamingHTTPClient
 
-    public init(endpoint: DeepgramEndpoint, http: HTTPClient = .shared, logger: Logger) {
+    public init(endpoint: DeepgramEndpoint, http: StreamingHTTPClient = .shared) {
         self.endpoint = endpoint
         self.http = http
-        self.logger = logger
     }
 
     /// A token that lives `seconds` (1…3600; Deepgram's default is 30).
     public func grant(seconds: Int = 30, now: Date = Date()) async throws -> DeepgramAccessToken {
         guard (1...3600).contains(seconds) else { throw DeepgramError.refused(status: 400, code: "INVALID_TTL", message: "ttl_seconds must be 1 to 3600") }
-        let response = try await self.endpoint.post("/v1/auth/grant", query: [], json: Data(#"{"ttl_seconds":\#(seconds)}"#.utf8), http: self.http, logger: self.logger)
+        let response = try await self.endpoint.post("/v1/auth/grant", query: [], json: Data(#"{"ttl_seconds":\#(seconds)}"#.utf8), http: self.http)
         struct Grant: Decodable {
             var access_token: String
             var expires_in: Double?
         }
-        let body = try await response.body.collect(upTo: 64 << 10)
-        guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body.readableBytesView)), !grant.access_token.isEmpty else {
+        let body: ByteBuffer?
+        do {
+            body = try await response.collect(upTo: 64 << 10)
+        } catch {
+            throw DeepgramError.connecting(error)
+        }
+        guard let body, let grant = try? JSONDecoder().decode(Grant.self, from: Data(body.readableBytesView)), !grant.access_token.isEmpty else {
             throw DeepgramError.malformed("the grant has no access_token")
         }
         return DeepgramAccessToken(value: grant.access_token, expiresAt: now.addingTimeInterval(grant.expires_in ?? Double(seconds)))

@@ -2,6 +2,7 @@ import ChatCompletions
 import Logging
 import NIOSSL
 import ProviderDoubles
+import StreamingHTTP
 import Synchronization
 import TestSupport
 import Testing

@@ -202,7 +202,7 @@ import Testing
 
     @Test func aGrantedTokenOpensTheSocketsAsBearer() async throws {
         try await self.withServer { server, base, logs in
-            let grant = DeepgramTokenGrant(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            let grant = DeepgramTokenGrant(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)))
             let now = Date(timeIntervalSince1970: 1_790_000_000)
             let token = try await grant.grant(seconds: 60, now: now)
             #expect(token.expiresAt == now.addingTimeInterval(60) && token.value.split(separator: ".").count == 3)
@@ -212,7 +212,7 @@ import Testing
             session.close()
             #expect(server.listens.last?.authorization == "Bearer \(token.value)")
             await #expect(throws: DeepgramError.self) { _ = try await grant.grant(seconds: 7200) }
-            let stranger = DeepgramTokenGrant(endpoint: DeepgramEndpoint(baseURL: base, credential: .accessToken("made-up")), logger: logs.logger())
+            let stranger = DeepgramTokenGrant(endpoint: DeepgramEndpoint(baseURL: base, credential: .accessToken("made-up")))
             do {
                 _ = try await stranger.grant()
                 Issue.record("a grant was made without the key")

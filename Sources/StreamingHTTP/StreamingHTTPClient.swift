@@ -20,7 +20,7 @@ public final class StreamingHTTPClient: Sendable {
     private let trustRoots: NIOSSLTrustRoots
     private let connectTimeout: Duration
     let idleTimeout: Duration
-    private let group: any EventLoopGroup
+    let group: any EventLoopGroup
     private let tls = Mutex<Result<NIOSSLContext, any Error>?>(nil)
     private let idle = Mutex<[Origin: [HTTPConnection]]>([:])
 
@@ -171,11 +171,14 @@ public enum HTTPTransportError: Error, Sendable, Hashable, CustomStringConvertib
     case invalidURL
     /// The connection closed before the response ended.
     case closedEarly
+    /// The exchange was not over in the time it was given.
+    case timedOut
 
     public var description: String {
         switch self {
         case .invalidURL: "invalid URL"
         case .closedEarly: "connection closed before the response ended"
+        case .timedOut: "no complete response in time"
         }
     }
 }

@@ -1,6 +1,9 @@
-@testable import ChatCompletions
+import ChatCompletions
 import Logging
+import NIOCore
+import NIOHTTP1
 import ProviderDoubles
+@testable import StreamingHTTP
 import TestSupport
 import Testing
 
@@ -21,6 +24,39 @@ import Testing
         }
         // Whatever happened to a connection, no request waited for the retry policy's backoff.
         #expect(!logs.all.contains { $0.contains("trying again") }, "\(logs.all)")
+        http.closeIdleConnections()
+        await server.stop()
+    }
+
+    @Test func aPostFromATaskHasItsHeadThenItsBodyAndGivesUpAfterItsTimeout() async throws {
+        let server = FakeChatServer(apiKey: Self.key)
+        let url = try await server.start()
+        let http = StreamingHTTPClient()
+        let target = try HTTPTarget(post: url + "/chat/completions", headers: [("Authorization", "Bearer \(Self.key)"), ("Content-Type", "application/json")])
+        let body = ByteBuffer(string: #"{"model":"fake-model","messages":[{"role":"user","content":"Hi"}],"stream":true}"#)
+        do {
+            server.enqueue(.stream(FakeChatServer.chunks(text: "Hello.", size: 10)))
+            let response = try await http.post(target, body: body, timeout: .seconds(5))
+            #expect(response.head.status == .ok)
+            let text = String(buffer: try #require(try await response.collect(upTo: 1 << 20)))
+            #expect(text.contains(#""content":"Hello.""#) && text.contains("data: [DONE]"), "\(text)")
+            // An error status, with its body.
+            server.enqueue(.status(429, type: "rate_limit_exceeded", code: nil, message: "Slow down."))
+            let refused = try await http.post(target, body: body, timeout: .seconds(5))
+            #expect(refused.head.status.code == 429)
+            #expect(String(buffer: try #require(try await refused.collect(upTo: 1 << 20))).contains("Slow down."))
+            // A body that stops coming: the exchange is over at its time, with the reason.
+            server.enqueue(.stall(FakeChatServer.chunks(text: "Never ends.")))
+            await #expect(throws: HTTPTransportError.timedOut) {
+                _ = try await http.post(target, body: body, timeout: .seconds(1)).collect(upTo: 1 << 20)
+            }
+            // Too long a body for the caller's limit.
+            server.enqueue(.stream(FakeChatServer.chunks(text: "Hello.")))
+            #expect(try await http.post(target, body: body, timeout: .seconds(5)).collect(upTo: 10) == nil)
+            #expect(server.requests.count == 4)
+        } catch {
+            Issue.record(error)
+        }
         http.closeIdleConnections()
         await server.stop()
     }
