@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOSSL
 import StreamingHTTP
 
 /// Where and how to reach an OpenAI-compatible endpoint.
