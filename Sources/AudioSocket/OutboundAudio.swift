@@ -112,24 +112,6 @@ public final class OutboundAudio: Sendable {
         return OutboundUtterance(outbound: self, id: id)
     }
 
-    /// Plays 8 kHz samples arriving as chunks (for example from a synthesiser's stream) as one
-    /// utterance, and returns when it has all gone out or was cut.
-    public func speak<Chunks: AsyncSequence>(
-        _ chunks: Chunks,
-        onFirstFrame: (@Sendable (NIODeadline) -> Void)? = nil
-    ) async throws -> SpeakResult where Chunks.Element == [Int16] {
-        let utterance = self.open(onFirstFrame: onFirstFrame)
-        do {
-            for try await chunk in chunks {
-                guard utterance.play(chunk) else { break }
-            }
-        } catch {
-            _ = await utterance.finish()
-            throw error
-        }
-        return await utterance.finish()
-    }
-
     /// Plays one block of 8 kHz samples as an utterance.
     @discardableResult
     public func speak(_ samples: [Int16]) async -> SpeakResult {

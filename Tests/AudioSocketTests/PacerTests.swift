@@ -96,7 +96,9 @@ import Testing
         _ = try await self.written()
         let firstFrame = NIOLockedValueBox<NIODeadline?>(nil)
         let outbound = self.outbound
-        let task = Task { try await outbound.speak(AsyncStream { $0.yield([Int16](repeating: 700, count: 1_600)); $0.finish() }, onFirstFrame: { at in firstFrame.withLockedValue { $0 = at } }) }
+        let utterance = outbound.open { at in firstFrame.withLockedValue { $0 = at } }
+        #expect(utterance.play([Int16](repeating: 700, count: 1_600)))
+        let task = Task { await utterance.finish() }
         try await eventually { outbound.hasWaiters }
         let queuedAt = self.loop.now
         await self.loop.run()
@@ -113,7 +115,7 @@ import Testing
             later.append(try await self.written().count)
         }
         #expect(later.allSatisfy { $0 == 1 })
-        let result = try await task.value
+        let result = await task.value
         #expect(result.completed && result.samplesPlayed == 1_600)
         #expect(self.outbound.statistics.speechFrames == 10)
     }

@@ -38,6 +38,7 @@ public final class FakeDeepgramServer: Sendable {
         var speaks: [Speak] = []
         var restFailures: [(HTTPResponseStatus, String)] = []
         var restRequests: [[String: [String]]] = []
+        var speechStalls = false
     }
 
     /// One speak socket as the server saw it: the text of each Speak, and each control by type.
@@ -149,6 +150,14 @@ public final class FakeDeepgramServer: Sendable {
     public func failNextSpeak(_ status: Int, code: String) {
         self.state.withLockedValue { $0.restFailures.append((HTTPResponseStatus(statusCode: status), code)) }
     }
+
+    /// From now on (until called with false) a speak socket's audio stalls after its first
+    /// 100 ms: the rest, and `Flushed`, never come (a `Clear` is answered as ever).
+    public func stallSpeech(_ stalls: Bool = true) {
+        self.state.withLockedValue { $0.speechStalls = stalls }
+    }
+
+    var speechStalls: Bool { self.state.withLockedValue { $0.speechStalls } }
 
     public var speaks: [Speak] { self.state.withLockedValue { $0.speaks } }
     public var restSpeakRequests: [[String: [String]]] { self.state.withLockedValue { $0.restRequests } }
@@ -354,7 +363,13 @@ final class FakeSpeakHandler: ChannelInboundHandler, @unchecked Sendable {
                 self.text += text
             case .flush:
                 self.server.received(speakMessage: "Flush", on: self.index)
-                for piece in FakeDeepgramServer.oddPieces(FakeDeepgramServer.bytes(FakeDeepgramServer.speech(for: self.text))) {
+                let bytes = FakeDeepgramServer.bytes(FakeDeepgramServer.speech(for: self.text))
+                if self.server.speechStalls {
+                    self.text = ""
+                    let first = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes.prefix(1_600)))
+                    return context.writeAndFlush(self.wrapOutboundOut(first), promise: nil)
+                }
+                for piece in FakeDeepgramServer.oddPieces(bytes) {
                     context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: piece))), promise: nil)
                 }
                 self.text = ""
