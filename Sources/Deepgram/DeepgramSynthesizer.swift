@@ -125,17 +125,7 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     }
 
     public func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: [Int16].self, throwing: (any Error).self)
-        let task = Task {
-            do {
-                try await self.synthesize(text, into: StreamSink(continuation: continuation))
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+        .pushed { try await self.synthesize(text, into: $0) }
     }
 
     /// Over the socket, each message's audio goes to `sink` on the socket's event loop as it arrives.
@@ -235,16 +225,6 @@ extension DeepgramEndpoint {
             throw DeepgramError.refused(status: Int(response.head.status.code), code: response.head.headers.first(name: "dg-error") ?? error?.code, message: error?.message)
         }
         return response
-    }
-}
-
-/// A stream's continuation as a sink: it refuses audio once the stream's consumer has gone.
-struct StreamSink: SpeechSink {
-    let continuation: AsyncThrowingStream<[Int16], any Error>.Continuation
-
-    func play(_ samples: [Int16]) -> Bool {
-        if case .terminated = self.continuation.yield(samples) { return false }
-        return true
     }
 }
 

@@ -31,31 +31,7 @@ public final class CachingSynthesizer: SpeechSynthesizer {
     public var counts: (hits: Int, misses: Int) { self.cache.withLock { ($0.hits, $0.misses) } }
 
     public func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> {
-        guard text.count <= self.longestLine else { return self.base.synthesize(text) }
-        if let cached = self.cached(text) {
-            return AsyncThrowingStream { continuation in
-                continuation.yield(cached)
-                continuation.finish()
-            }
-        }
-        let audio = self.base.synthesize(text)
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                var samples: [Int16] = []
-                do {
-                    for try await chunk in audio {
-                        samples.append(contentsOf: chunk)
-                        continuation.yield(chunk)
-                    }
-                    // A render cut short (the listener left) is not kept.
-                    if !Task.isCancelled { self.store(text, samples) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        .pushed { try await self.synthesize(text, into: $0) }
     }
 
     /// A cached line is played at once; any other goes to the base synthesiser's sink as it is

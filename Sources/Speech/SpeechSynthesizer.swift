@@ -44,3 +44,32 @@ extension SpeechSink {
         }
     }
 }
+
+extension AsyncThrowingStream where Element == [Int16], Failure == any Error {
+    /// The audio `produce` hands to its sink, as a stream: `produce` runs in a task of its own,
+    /// the sink refuses more once the stream's consumer has gone, and dropping the stream
+    /// cancels the task.
+    public static func pushed(by produce: @escaping @Sendable (StreamSink) async throws -> Void) -> Self {
+        let (stream, continuation) = Self.makeStream()
+        let task = Task {
+            do {
+                try await produce(StreamSink(continuation: continuation))
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+}
+
+/// A stream's continuation as a sink: it refuses audio once the stream's consumer has gone.
+public struct StreamSink: SpeechSink {
+    let continuation: AsyncThrowingStream<[Int16], any Error>.Continuation
+
+    public func play(_ samples: [Int16]) -> Bool {
+        if case .terminated = self.continuation.yield(samples) { return false }
+        return true
+    }
+}
