@@ -69,24 +69,36 @@ struct JSONWriter {
         self.raw(text)
     }
 
+    /// Runs without escapes are copied whole: a system prompt is mostly such runs.
     mutating func string(_ text: String) {
         self.bytes.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0x08: self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
-            case 0x0C: self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                self.bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-            default: self.bytes.append(byte)
+        var text = text
+        text.withUTF8 { utf8 in
+            var run = 0
+            for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<index]))
+                self.escape(byte)
+                run = index + 1
             }
+            self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run...]))
         }
         self.bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func escape(_ byte: UInt8) {
+        switch byte {
+        case UInt8(ascii: "\""): self.raw(#"\""#)
+        case UInt8(ascii: "\\"): self.raw(#"\\"#)
+        case 0x0A: self.raw(#"\n"#)
+        case 0x0D: self.raw(#"\r"#)
+        case 0x09: self.raw(#"\t"#)
+        case 0x08: self.raw(#"\b"#)
+        case 0x0C: self.raw(#"\f"#)
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            self.raw(#"\u00"#)
+            self.bytes.append(contentsOf: [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+        }
     }
 
     mutating func value(_ value: JSONValue) {

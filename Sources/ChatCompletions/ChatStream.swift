@@ -1,5 +1,3 @@
-import Foundation
-
 /// What a streamed reply yields, in order: text as it comes, whole tool calls once the model
 /// is done with them, then the end.
 public enum ChatStreamEvent: Sendable, Hashable {
@@ -27,7 +25,6 @@ public struct ChatStreamAssembler: Sendable {
     private var finishReason: FinishReason?
     private var usage: TokenUsage?
     public private(set) var isDone = false
-    private let decoder = JSONDecoder()
 
     public init() {}
 
@@ -37,10 +34,10 @@ public struct ChatStreamAssembler: Sendable {
         if event.data.hasPrefix("[DONE]") { return self.finish() }
         let chunk: ChatCompletionChunk
         do {
-            chunk = try self.decoder.decode(ChatCompletionChunk.self, from: Data(event.data.utf8))
+            chunk = try ChatCompletionChunk(json: event.data.utf8)
         } catch {
             if event.event == "error" { throw .streamError(type: nil, code: nil, message: nil) }
-            throw .malformedChunk("not JSON")
+            throw error
         }
         if let error = chunk.error { throw .streamError(type: error.type, code: error.code, message: error.message) }
         if event.event == "error" { throw .streamError(type: nil, code: nil, message: nil) }

@@ -57,6 +57,40 @@ import Testing
         #expect(throws: ChatError.malformedChunk("not JSON")) { try ChatStreamAssembler().consumeOnce("{half") }
     }
 
+    @Test func aChunkIsReadAsJSONDecoderReadsIt() throws {
+        let chunks = FakeChatServer.chunks(text: "Hello \"there\", friend 😀.\n", size: 5)
+            + FakeChatServer.chunks(toolCalls: [ToolCall(id: "call_1", name: "end_call", arguments: #"{"outcome":"do_not_call"}"#)], size: 4)
+            + [ChatCompletionChunk(choices: nil, error: .init(message: "overloaded", type: "server_error", code: "503"))]
+        for chunk in chunks {
+            let json = try JSONEncoder().encode(chunk)
+            #expect(try ChatCompletionChunk(json: json) == (try JSONDecoder().decode(ChatCompletionChunk.self, from: json)))
+        }
+        // Left out and null are the same; a numeric error code is read as text.
+        let sparse = try ChatCompletionChunk(json: Array(#"{"id":null,"choices":[{"delta":{"content":"Hi","role":null}}],"error":{"code":429}}"#.utf8))
+        #expect(sparse.id == nil && sparse.choices?.first?.index == nil && sparse.choices?.first?.delta?.content == "Hi" && sparse.error?.code == "429")
+    }
+
+    @Test func aChunkWithAFieldOfTheWrongTypeIsRefusedByItsPath() {
+        func refusal(_ data: String) -> ChatError? {
+            do {
+                _ = try ChatStreamAssembler().consumeOnce(data)
+                return nil
+            } catch {
+                return error as? ChatError
+            }
+        }
+        #expect(refusal(#"{"choices":[{"delta":{"content":7}}]}"#) == .malformedChunk("choices[0].delta.content is not a string"))
+        #expect(refusal(#"{"choices":[{"index":0},{"index":1.5}]}"#) == .malformedChunk("choices[1].index is not an integer"))
+        #expect(refusal(#"{"choices":[{"delta":{"tool_calls":[{"id":"a"}]}}]}"#) == .malformedChunk("choices[0].delta.tool_calls[0].index is missing"))
+        #expect(refusal(#"{"choices":{"delta":{}}}"#) == .malformedChunk("choices is not an array"))
+        #expect(refusal(#"["choices"]"#) == .malformedChunk("not a JSON object"))
+        // An error event whose data is not a chunk is still the server's error.
+        #expect(throws: ChatError.streamError(type: nil, code: nil, message: nil)) {
+            var assembler = ChatStreamAssembler()
+            _ = try assembler.consume(ServerSentEvent(event: "error", data: "upstream timeout"))
+        }
+    }
+
     @Test func refusalsLengthCutsAndServersThatLeaveFieldsOutAreRead() throws {
         var assembler = ChatStreamAssembler()
         var events: [ChatStreamEvent] = []

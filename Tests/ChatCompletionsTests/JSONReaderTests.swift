@@ -3,7 +3,7 @@ import Foundation
 import ProviderDoubles
 import Testing
 
-/// The doubles' one-pass JSON reader reads what JSONDecoder reads, and refuses what it refuses.
+/// The one-pass JSON reader reads what JSONDecoder reads, and refuses what it refuses.
 @Suite struct JSONReaderTests {
     func decoded(_ text: String) -> JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
 
@@ -34,6 +34,7 @@ import Testing
         "[[[]], {\"k\": \"v\"}]",
         "-0",
         "\"naïve café\"",
+        "[0, -0.5e-3, 1E+2, 10.25, 123456789012]",
     ])
     func readsWhatJSONDecoderReads(_ text: String) throws {
         let expected = try #require(self.decoded(text))
@@ -42,7 +43,7 @@ import Testing
 
     @Test(arguments: [
         "", "{", "[1,]", #"{"a" 1}"#, #"{"a":1,}"#, "tru", "+1", "1 2", #""open"#, "\"tab\there\"", #""\ud800""#, #""\x""#,
-        "[1] x", #"{"a":"b"}}"#,
+        "[1] x", #"{"a":"b"}}"#, "01", "1.", ".5", "1e", "1e+", "-", "--1", "[1.e3]", "0x1F", "[-]",
     ])
     func refusesWhatIsNotOneJSONValue(_ text: String) {
         #expect(JSONReader.read(Array(text.utf8)) == nil, "\(text)")
