@@ -397,6 +397,9 @@ public struct OutboundUtterance: Sendable {
         self.outbound.play(samples, utterance: self.id)
     }
 
+    /// The call's event loop, which writes the audio.
+    public var eventLoop: any EventLoop { self.outbound.channel.eventLoop }
+
     /// Ends the utterance and waits until all of it has gone out, it was cut, or the call ended.
     /// Call it exactly once.
     public func finish() async -> SpeakResult {

@@ -477,4 +477,6 @@ struct ReplyAudio: SpeechSink {
         if isFirst { self.onFirstAudio() }
         return self.utterance.play(samples)
     }
+
+    var executor: (any SerialExecutor)? { self.utterance.eventLoop.executor }
 }

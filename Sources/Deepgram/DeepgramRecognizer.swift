@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import NIOSSL
 import Speech
 
@@ -75,11 +77,12 @@ public struct DeepgramRecognizer: SpeechRecognizer {
 
     /// Opens one socket, mapping a refused upgrade to Deepgram's error.
     static func connect(
-        _ url: URL, endpoint: DeepgramEndpoint, logger: Logger, receive: (@Sendable (WebSocketConnection.Message?) -> Void)? = nil
+        _ url: URL, endpoint: DeepgramEndpoint, on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        receive: (@Sendable (WebSocketConnection.Message?) -> Void)? = nil
     ) async throws -> WebSocketConnection {
         do {
             return try await WebSocketConnection.connect(
-                to: url, headers: [endpoint.credential.authorization], trustRoots: endpoint.trustRoots, logger: logger, receive: receive)
+                to: url, headers: [endpoint.credential.authorization], trustRoots: endpoint.trustRoots, on: group, logger: logger, receive: receive)
         } catch let refused as WebSocketUpgradeRefused {
             let body = try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data(refused.body.utf8))
             throw DeepgramError.refused(status: refused.status, code: refused.headers["dg-error"] ?? body?.code, message: body?.message)

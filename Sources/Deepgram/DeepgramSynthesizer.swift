@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Speech
 import StreamingHTTP
 
@@ -100,12 +101,19 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     private let http: StreamingHTTPClient
     private let clock: any Clock<Duration>
     private let logger: Logger
-    private let idle = NIOLockedValueBox<[SpeakSocket]>([])
+    private let pool = NIOLockedValueBox(Pool())
+
+    private struct Pool {
+        var idle: [SpeakSocket] = []
+        /// Loops a socket is being opened on ahead of the next line there.
+        var opening: Set<ObjectIdentifier> = []
+        var shutDown = false
+    }
 
     public var voice: String { "deepgram \(self.model)" }
 
     /// Sockets open and free for the next utterance.
-    public var idleSockets: Int { self.idle.withLockedValue { $0.count } }
+    public var idleSockets: Int { self.pool.withLockedValue { $0.idle.count } }
 
     public init(
         endpoint: DeepgramEndpoint, model: String = "aura-2-thalia-en", transport: Transport = .webSocket, restRetries: Int = 2, http: StreamingHTTPClient = .shared,
@@ -134,14 +142,16 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
             return try await self.speakREST(text) { sink.play($0) }
         }
         let utterance = SpeakUtterance(text: text) { sink.play($0) }
+        // The call's event loop, when the sink has one: a socket there hands it the audio without a thread hop.
+        let loop = sink.executor as? any EventLoop
         try await withTaskCancellationHandler {
             // A free socket (one that closed while it waited is not used), else a new one, opened
             // apart from this task: the new socket outlives this line, in the pool.
-            let pooled = self.idle.withLockedValue { $0.popLast() }
+            let pooled = self.take(preferring: loop)
             if pooled?.speak(utterance) != true {
                 Task {
                     do {
-                        let socket = try await self.openSocket()
+                        let socket = try await self.openSocket(on: loop)
                         if !socket.speak(utterance) { throw socket.closedError }
                     } catch {
                         utterance.end(error)
@@ -156,21 +166,56 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
 
     // MARK: WebSocket
 
-    private func openSocket() async throws -> SpeakSocket {
-        let url = self.endpoint.url("/v1/speak", query: self.query, socket: true)
-        let socket = SpeakSocket(logger: self.logger) { [weak self] socket, reusable in
-            self?.idle.withLockedValue { idle in
-                idle.removeAll { $0 === socket }
-                if reusable { idle.append(socket) }
+    /// A free socket, on `loop` when one is there. A line on another loop's socket is heard one
+    /// thread hop later; a socket is then opened on `loop` for its next line.
+    private func take(preferring loop: (any EventLoop)?) -> SpeakSocket? {
+        let (socket, openAhead) = self.pool.withLockedValue { pool -> (SpeakSocket?, Bool) in
+            guard let loop else { return (pool.idle.popLast(), false) }
+            if let index = pool.idle.lastIndex(where: { $0.eventLoop === loop }) { return (pool.idle.remove(at: index), false) }
+            guard let other = pool.idle.popLast() else { return (nil, false) }
+            return (other, pool.opening.insert(ObjectIdentifier(loop)).inserted)
+        }
+        if openAhead, let loop {
+            Task {
+                let opened = try? await self.openSocket(on: loop)
+                let keep = self.pool.withLockedValue { pool in
+                    pool.opening.remove(ObjectIdentifier(loop))
+                    guard let opened, !pool.shutDown else { return false }
+                    pool.idle.append(opened)
+                    return true
+                }
+                if !keep { opened?.close() }
             }
         }
-        socket.attach(try await DeepgramRecognizer.connect(url, endpoint: self.endpoint, logger: self.logger) { socket.receive($0) })
         return socket
     }
 
-    /// Closes the idle sockets (each sends `Close` first).
+    private func openSocket(on loop: (any EventLoop)?) async throws -> SpeakSocket {
+        let url = self.endpoint.url("/v1/speak", query: self.query, socket: true)
+        let socket = SpeakSocket(logger: self.logger) { [weak self] socket, reusable in
+            let kept = self?.pool.withLockedValue { pool -> Bool in
+                pool.idle.removeAll { $0 === socket }
+                guard reusable, !pool.shutDown else { return false }
+                pool.idle.append(socket)
+                return true
+            }
+            if reusable && kept != true { socket.close() }
+        }
+        socket.attach(
+            try await DeepgramRecognizer.connect(url, endpoint: self.endpoint, on: loop ?? MultiThreadedEventLoopGroup.singleton, logger: self.logger) {
+                socket.receive($0)
+            })
+        return socket
+    }
+
+    /// Closes the idle sockets (each sends `Close` first), and each busy one when its line ends.
     public func shutdown() {
-        for socket in self.idle.withLockedValue({ sockets in defer { sockets.removeAll() }; return sockets }) { socket.close() }
+        let sockets = self.pool.withLockedValue { pool in
+            pool.shutDown = true
+            defer { pool.idle.removeAll() }
+            return pool.idle
+        }
+        for socket in sockets { socket.close() }
     }
 
     // MARK: REST
@@ -321,6 +366,9 @@ final class SpeakSocket: Sendable {
     func attach(_ connection: WebSocketConnection) {
         self.state.withLockedValue { $0.connection = connection }
     }
+
+    /// The loop the socket's messages arrive on.
+    var eventLoop: (any EventLoop)? { self.state.withLockedValue { $0.connection?.eventLoop } }
 
     /// Sends the line: `Speak` and `Flush` in one write. False, and nothing sent, when the socket has closed.
     func speak(_ utterance: SpeakUtterance) -> Bool {

@@ -57,6 +57,9 @@ public final class WebSocketConnection: Sendable {
     }
 
     /// Sends a message; never waits (messages go out in order).
+    /// The event loop that reads and writes the socket.
+    public var eventLoop: any EventLoop { self.channel.eventLoop }
+
     public func send(_ message: Message) {
         self.send([message])
     }
@@ -140,7 +143,8 @@ public final class WebSocketConnection: Sendable {
     /// connection has ended; `inbound` then stays empty.
     public static func connect(
         to url: URL, headers: [(String, String)], trustRoots: NIOSSLTrustRoots = .default, connectTimeout: Duration = .seconds(5),
-        maxMessageSize: Int = 1 << 22, logger: Logger, receive: (@Sendable (Message?) -> Void)? = nil
+        maxMessageSize: Int = 1 << 22, on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        receive: (@Sendable (Message?) -> Void)? = nil
     ) async throws -> WebSocketConnection {
         guard let scheme = url.scheme?.lowercased(), ["ws", "wss"].contains(scheme), let host = url.host, !host.isEmpty else {
             throw WebSocketUpgradeRefused(status: 0, headers: [], body: "not a ws:// or wss:// URL")
@@ -159,7 +163,7 @@ public final class WebSocketConnection: Sendable {
         // SNI names a host, never an address; the certificate is then checked against the address.
         let serverName = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
 
-        let upgrade = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let upgrade = try await ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in

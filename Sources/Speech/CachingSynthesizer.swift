@@ -100,6 +100,8 @@ private final class RecordingSink<Base: SpeechSink>: SpeechSink {
         return accepted
     }
 
+    var executor: (any SerialExecutor)? { self.base.executor }
+
     /// Everything the sink took, when it took all it was given.
     var samples: [Int16]? {
         self.kept.withLock { $0.refused ? nil : $0.samples }

@@ -19,6 +19,15 @@ public protocol SpeechSink: Sendable {
     /// Takes the line's next samples, in order, on whichever thread made them. False once the
     /// line is no longer wanted (cut by barge-in, or the call ended): synthesis should stop.
     func play(_ samples: [Int16]) -> Bool
+
+    /// The serial executor the audio goes out on (a call's event loop), if there is one. A
+    /// synthesiser whose audio arrives on a connection's event loop prefers a connection on this
+    /// one: the audio then reaches the call without waking another thread. Nil by default.
+    var executor: (any SerialExecutor)? { get }
+}
+
+extension SpeechSink {
+    public var executor: (any SerialExecutor)? { nil }
 }
 
 extension SpeechSynthesizer {

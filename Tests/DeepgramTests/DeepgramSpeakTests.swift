@@ -1,6 +1,7 @@
 import Deepgram
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import ProviderDoubles
 import Speech
@@ -139,6 +140,36 @@ import Testing
         }
     }
 
+    @Test func aCallsLinesAreSpokenOnSocketsOnItsEventLoop() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let (first, second) = (group.next(), group.next())
+        #expect(first !== second)
+        try await self.withServer { server, base, logs in
+            let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            let line = "Hello, this is Sam from Acme Solar."
+            func speak(on loop: any EventLoop) async throws -> CollectingSink.Heard {
+                let sink = CollectingSink(loop: loop)
+                try await synthesizer.synthesize(line, into: sink)
+                #expect(sink.heard.samples == FakeDeepgramServer.speech(for: line))
+                return sink.heard
+            }
+            // The first line opens its socket on the call's loop.
+            let opening = try await speak(on: first)
+            #expect(opening.onItsLoop == opening.chunks && opening.chunks > 1)
+            // A line on another loop takes the free socket, one hop away, and a socket is opened on its loop for the next.
+            #expect(try await speak(on: second).onItsLoop == 0)
+            try await eventually { synthesizer.idleSockets == 2 }
+            for loop in [second, first, second] {
+                let heard = try await speak(on: loop)
+                #expect(heard.onItsLoop == heard.chunks)
+            }
+            #expect(server.speaks.count == 2)
+            synthesizer.shutdown()
+            try await eventually { server.speaks.allSatisfy { $0.messages.last == "Close" } }
+        }
+        try await group.shutdownGracefully()
+    }
+
     @Test func restSpeechIsRawPCMAndItsErrorsCarryDeepgramsCodes() async throws {
         try await self.withServer { server, base, logs in
             let synthesizer = DeepgramSynthesizer(
@@ -221,29 +252,37 @@ import Testing
     }
 }
 
-/// Keeps what a synthesiser hands over, and where; refuses after `accepting` chunks.
+/// Keeps what a synthesiser hands over, and where; refuses after `accepting` chunks. With a
+/// `loop`, the sink says its audio goes out there, as a call's does.
 final class CollectingSink: SpeechSink {
     struct Heard {
         var samples: [Int16] = []
         var chunks = 0
         /// Chunks handed over on an event loop's thread.
         var onEventLoop = 0
+        /// Chunks handed over on the sink's own loop.
+        var onItsLoop = 0
     }
 
     private let accepting: Int
+    private let loop: (any EventLoop)?
     private let state = Mutex(Heard())
 
-    init(accepting: Int = .max) {
+    init(accepting: Int = .max, loop: (any EventLoop)? = nil) {
         self.accepting = accepting
+        self.loop = loop
     }
 
     var heard: Heard { self.state.withLock { $0 } }
+    var executor: (any SerialExecutor)? { self.loop?.executor }
 
     func play(_ samples: [Int16]) -> Bool {
-        let onEventLoop = MultiThreadedEventLoopGroup.currentEventLoop != nil
+        let current = MultiThreadedEventLoopGroup.currentEventLoop
+        let onItsLoop = current != nil && current === self.loop
         return self.state.withLock { heard in
             heard.chunks += 1
-            if onEventLoop { heard.onEventLoop += 1 }
+            if current != nil { heard.onEventLoop += 1 }
+            if onItsLoop { heard.onItsLoop += 1 }
             guard heard.chunks <= self.accepting else { return false }
             heard.samples += samples
             return true

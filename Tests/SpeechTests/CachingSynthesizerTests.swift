@@ -67,6 +67,28 @@ final class CountingSynthesizer: SpeechSynthesizer {
         #expect(cache.counts == (hits: 1, misses: 2))
     }
 
+    @Test func theBaseMakesALineForTheSinksExecutor() async throws {
+        /// Runs jobs where they are enqueued: only its identity matters here.
+        final class Loop: SerialExecutor {
+            func enqueue(_ job: consuming ExecutorJob) { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
+        }
+        /// Notes the executor of each sink it is given.
+        final class Noting: SpeechSynthesizer {
+            let seen = Mutex<[ObjectIdentifier?]>([])
+            var voice: String { "noting" }
+            func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> { AsyncThrowingStream { $0.finish() } }
+            func synthesize(_ text: String, into sink: some SpeechSink) async throws {
+                self.seen.withLock { $0.append(sink.executor.map { ObjectIdentifier($0) }) }
+                _ = sink.play([1, 2, 3])
+            }
+        }
+        let (loop, base) = (Loop(), Noting())
+        let cache = CachingSynthesizer(base)
+        try await cache.synthesize("the first line", into: KeepingSink(executor: loop))
+        try await cache.synthesize("another line", into: KeepingSink())
+        #expect(base.seen.withLock { $0 } == [ObjectIdentifier(loop), nil])
+    }
+
     @Test func theLeastRecentlyUsedLineGoesFirstAndPreparedLinesStartWarm() async throws {
         let base = CountingSynthesizer()
         let cache = CachingSynthesizer(base, capacity: 25)
@@ -85,9 +107,11 @@ final class CountingSynthesizer: SpeechSynthesizer {
 final class KeepingSink: SpeechSink {
     let chunks = Mutex<[[Int16]]>([])
     private let accepting: Int
+    let executor: (any SerialExecutor)?
 
-    init(accepting: Int = .max) {
+    init(accepting: Int = .max, executor: (any SerialExecutor)? = nil) {
         self.accepting = accepting
+        self.executor = executor
     }
 
     func play(_ samples: [Int16]) -> Bool {
