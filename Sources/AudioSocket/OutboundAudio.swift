@@ -178,8 +178,8 @@ public final class OutboundAudio: Sendable {
     fileprivate func play(_ samples: [Int16], utterance id: Int) -> Bool {
         var data = self.channel.allocator.buffer(capacity: samples.count * 2)
         data.writePCMSamples(samples)
-        return self.state.withLockedValue { state in
-            guard let record = state.utterances[id], record.epoch == state.epoch, !record.ended, case .open = state.phase else { return false }
+        let (accepted, startEarly) = self.state.withLockedValue { state -> (Bool, Bool) in
+            guard let record = state.utterances[id], record.epoch == state.epoch, !record.ended, case .open = state.phase else { return (false, false) }
             state.utterances[id]!.given += samples.count
             if var carried = record.carry {
                 state.utterances[id]!.carry = nil
@@ -191,25 +191,28 @@ public final class OutboundAudio: Sendable {
                 state.utterances[id]!.carry = data.getSlice(at: data.writerIndex - partial, length: partial)
                 data.moveWriterIndex(to: data.writerIndex - partial)
             }
-            self.queue(&data, of: id, isLast: false, in: &state)
-            return true
+            return (true, self.queue(&data, of: id, isLast: false, in: &state))
         }
+        if startEarly { self.startEarlyOnTheLoop() }
+        return accepted
     }
 
     /// Ends utterance `id` (its held-back partial frame goes to the queue) and waits until it
     /// has all gone out, was cut, or the call ended.
     fileprivate func finish(utterance id: Int) async -> SpeakResult {
-        let done = self.state.withLockedValue { state -> Bool in
+        let (done, startEarly) = self.state.withLockedValue { state -> (Bool, Bool) in
+            var startEarly = false
             if let record = state.utterances[id], record.epoch == state.epoch, !record.ended, case .open = state.phase {
                 var rest = record.carry ?? ByteBuffer()
                 state.utterances[id]!.carry = nil
-                self.queue(&rest, of: id, isLast: true, in: &state)
+                startEarly = self.queue(&rest, of: id, isLast: true, in: &state)
             } else {
                 // Cut, or the call is ending: nothing more of it will be queued.
                 Self.close(id, in: &state)
             }
-            return state.isDone(id)
+            return (state.isDone(id), startEarly)
         }
+        if startEarly { self.startEarlyOnTheLoop() }
         if !done {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let done = self.state.withLockedValue { state -> Bool in
@@ -229,9 +232,10 @@ public final class OutboundAudio: Sendable {
         }
     }
 
-    /// Queues `data` of utterance `id` behind whatever waits, and starts it early on a silent line.
+    /// Queues `data` of utterance `id` behind whatever waits; true when it should start early (the
+    /// line is silent), which the caller does once the lock is released.
     /// The utterance opens with its first queued byte; with `isLast` it ends as its last byte is queued.
-    private func queue(_ data: inout ByteBuffer, of id: Int, isLast: Bool, in state: inout State) {
+    private func queue(_ data: inout ByteBuffer, of id: Int, isLast: Bool, in state: inout State) -> Bool {
         if data.readableBytes > 0, let record = state.utterances[id], !record.open {
             state.utterances[id]!.open = true
             state.queue.openUtterance()
@@ -242,10 +246,18 @@ public final class OutboundAudio: Sendable {
         } else if isLast {
             Self.close(id, in: &state)
         }
-        if state.lineSilent && !state.slotBorrowed && !state.earlyStartScheduled && state.queue.hasFrameReady {
-            state.earlyStartScheduled = true
-            // Submitted under the lock (`execute` never runs the task inline): whoever sees this
-            // audio queued also sees the early start already submitted.
+        guard state.lineSilent && !state.slotBorrowed && !state.earlyStartScheduled && state.queue.hasFrameReady else { return false }
+        // Whoever queues audio after this sees the early start on its way.
+        state.earlyStartScheduled = true
+        return true
+    }
+
+    /// At once when the audio came on the call's own loop (from a provider's socket there), else
+    /// on the loop: one thread hop.
+    private func startEarlyOnTheLoop() {
+        if self.channel.eventLoop.inEventLoop {
+            self.startEarly()
+        } else {
             self.channel.eventLoop.execute { self.startEarly() }
         }
     }

@@ -90,6 +90,27 @@ import Testing
         #expect(statistics.speechFrames == 500)
     }
 
+    @Test func speechHandedOverOnTheCallsOwnLoopGoesOutBeforePlayReturns() async throws {
+        try await self.register(self.outbound)
+        await self.loop.advanceTime(by: .milliseconds(7))
+        _ = try await self.written()
+        let firstFrame = NIOLockedValueBox<NIODeadline?>(nil)
+        let utterance = self.outbound.open { at in firstFrame.withLockedValue { $0 = at } }
+        // As a provider's socket on the call's loop hands its audio over: no task for the loop to run later.
+        let outBeforeReturn = try await self.loop.executeInContext { () -> Bool in
+            #expect(utterance.play([Int16](repeating: 700, count: 480)))
+            return firstFrame.withLockedValue { $0 } != nil
+        }
+        #expect(outBeforeReturn)
+        let early = try await self.written()
+        #expect(early.count == 1 && early[0].1.contains(0xBC))
+        let task = Task { await utterance.finish() }
+        for _ in 0..<3 { await self.loop.advanceTime(by: .milliseconds(20)) }
+        let result = await task.value
+        #expect(result.completed && result.samplesPlayed == 480)
+        #expect(self.outbound.statistics.speechFrames == 3)
+    }
+
     @Test func speechOnASilentLineStartsAtOnceInPlaceOfTheNextSlot() async throws {
         try await self.register(self.outbound)
         for _ in 0..<3 { await self.loop.advanceTime(by: .milliseconds(7)) }  // between slots: 21 ms in
