@@ -294,8 +294,10 @@ enum EngineLoad {
         let load = LoadCallers(loop: loop, port: port, calls: calls, callFrames: callSeconds * 50)
         try? await loop.submit { load.start() }.get()
         try? await Task.sleep(for: .seconds(seconds))
-        let counts = try? await loop.submit { load.stop() }.get()
-        print("callers: \(counts ?? [:])")
+        let stopped = try? await loop.submit { load.stop() }.get()
+        // Every call closed before the loop goes: a close finishing later would schedule on a loop that is gone.
+        try? await stopped?.closed.get()
+        print("callers: \(stopped?.counts ?? [:])")
         try? await group.shutdownGracefully()
     }
 }
@@ -357,11 +359,11 @@ final class LoadCallers: @unchecked Sendable {
         }
     }
 
-    func stop() -> [String: Int] {
+    func stop() -> (counts: [String: Int], closed: EventLoopFuture<Void>) {
         self.stopping = true
         self.tick?.cancel()
-        for (_, call) in self.live { call.channel.close(promise: nil) }
-        return self.counts
+        let closing = self.live.values.map { $0.channel.close() }
+        return (self.counts, EventLoopFuture.andAllComplete(closing, on: self.loop))
     }
 
     private func dial(offset: Int) {
@@ -384,10 +386,12 @@ final class LoadCallers: @unchecked Sendable {
             self.live[id] = (channel, -(offset % 100) - 75)
             channel.closeFuture.whenComplete { _ in
                 self.live[id] = nil
+                guard !self.stopping else { return }
                 self.loop.scheduleTask(in: .milliseconds(100)) { self.dial(offset: offset + 1) }
             }
         }
         connect.whenFailure { _ in
+            guard !self.stopping else { return }
             self.count("connect failed")
             self.loop.scheduleTask(in: .milliseconds(200)) { self.dial(offset: offset) }
         }
