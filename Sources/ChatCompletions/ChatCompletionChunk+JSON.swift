@@ -11,8 +11,9 @@ extension ChatCompletionChunk {
                 TokenUsage(promptTokens: try usage.int("prompt_tokens") ?? 0, completionTokens: try usage.int("completion_tokens") ?? 0)
             },
             error: try chunk.fields("error").map { error throws(ChatError) in
-                // Some servers send the code as a number.
-                let code = (try? error.string("code")) ?? (try? error.int("code")).flatMap { $0.map(String.init) }
+                // Some servers send the code as a number; one of another kind is left out.
+                let code: String? =
+                    if let text = try? error.string("code") { text } else if let number = try? error.int("code") { String(number) } else { nil }
                 return APIErrorBody.Detail(message: try error.string("message"), type: try error.string("type"), code: code)
             })
     }
