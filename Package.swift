@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "AsteriskManager", targets: ["AsteriskManager"]),
         .library(name: "AudioSocket", targets: ["AudioSocket"]),
         .library(name: "Speech", targets: ["Speech"]),
+        .library(name: "JSON", targets: ["JSON"]),
         .library(name: "StreamingHTTP", targets: ["StreamingHTTP"]),
         .library(name: "ChatCompletions", targets: ["ChatCompletions"]),
         .library(name: "Deepgram", targets: ["Deepgram"]),
@@ -76,6 +77,8 @@ let package = Package(
             dependencies: ["CEspeakNG", "CFlite", "CPocketSphinx"],
             swiftSettings: swiftSettings
         ),
+        // JSON values, read in one pass and written as JSONEncoder writes them, for the providers' hot paths and the reports.
+        .target(name: "JSON", swiftSettings: swiftSettings),
         // The providers' HTTP/1.1 client on NIO: pooled keep-alive connections, TLS, responses as they stream.
         .target(
             name: "StreamingHTTP",
@@ -91,6 +94,7 @@ let package = Package(
         .target(
             name: "ChatCompletions",
             dependencies: [
+                "JSON",
                 "StreamingHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -102,6 +106,7 @@ let package = Package(
         .target(
             name: "Deepgram",
             dependencies: [
+                "JSON",
                 "Speech",
                 "StreamingHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -121,6 +126,7 @@ let package = Package(
                 "AudioSocket",
                 "Speech",
                 "ChatCompletions",
+                "JSON",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -147,7 +153,7 @@ let package = Package(
         // Per-lead reports and the campaign funnel, as CSV and JSON.
         .target(
             name: "Reports",
-            dependencies: ["CampaignCore", "CampaignStore"],
+            dependencies: ["CampaignCore", "CampaignStore", "JSON"],
             swiftSettings: swiftSettings
         ),
         // The Asterisk stand-in: AMI server and AudioSocket caller built from our codecs in reverse.
@@ -224,6 +230,7 @@ let package = Package(
             dependencies: [
                 "ChatCompletions",
                 "Deepgram",
+                "JSON",
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -235,6 +242,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/ProviderDoubles",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "JSONTests",
+            dependencies: ["JSON"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -250,7 +262,7 @@ let package = Package(
         .testTarget(
             name: "ChatCompletionsTests",
             dependencies: [
-                "ChatCompletions", "StreamingHTTP", "ProviderDoubles", "TestSupport",
+                "ChatCompletions", "JSON", "StreamingHTTP", "ProviderDoubles", "TestSupport",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -299,7 +311,7 @@ let package = Package(
         .testTarget(
             name: "ConversationTests",
             dependencies: [
-                "Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport", "ChatCompletions", "ProviderDoubles",
+                "Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport", "ChatCompletions", "JSON", "ProviderDoubles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -339,7 +351,7 @@ let package = Package(
             name: "CampaignAppTests",
             dependencies: [
                 "CampaignApp", "CampaignCore", "CampaignStore", "AsteriskManager", "AudioSocket", "Conversation", "PBXSimulator", "TestSupport",
-                "ChatCompletions", "ProviderDoubles", "Speech",
+                "ChatCompletions", "JSON", "ProviderDoubles", "Speech",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

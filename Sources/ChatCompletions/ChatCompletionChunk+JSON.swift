@@ -1,3 +1,5 @@
+import JSON
+
 /// A streamed chunk read with `JSONReader`, with `JSONDecoder`'s rules: a field left out or
 /// `null` is absent, a field of the wrong type is an error (named by its path).
 extension ChatCompletionChunk {

@@ -1,5 +1,6 @@
 import ChatCompletions
 import Foundation
+import JSON
 
 /// Post-call analysis by a chat model with a strict JSON schema: sentiment (label and score),
 /// objective, motive, objections (the template's catalogue ids, or `other:<words>`), outcome,

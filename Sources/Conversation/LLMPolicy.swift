@@ -1,5 +1,6 @@
 import ChatCompletions
 import Foundation
+import JSON
 import Synchronization
 
 /// The conversation led by a chat-completions model (GPT-4o or any OpenAI-compatible server),

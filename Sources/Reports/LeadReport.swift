@@ -1,6 +1,7 @@
 import CampaignCore
 import CampaignStore
 import Foundation
+import JSON
 import Synchronization
 
 /// One row per lead: who, how often called, how it ended, and what the conversation said.
@@ -98,7 +99,7 @@ extension LeadReportRow {
         func string(_ name: String, _ value: String?) {
             guard let value else { return }
             key(name)
-            Self.appendJSONString(value, to: &out)
+            JSONWriter.appendString(value, to: &out)
         }
         func number(_ name: String, _ value: Double?) {
             guard let value else { return }
@@ -113,9 +114,9 @@ extension LeadReportRow {
             out.append(UInt8(ascii: "{"))
             for (index, name) in custom.keys.sorted().enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                Self.appendJSONString(name, to: &out)
+                JSONWriter.appendString(name, to: &out)
                 out.append(UInt8(ascii: ":"))
-                Self.appendJSONString(custom[name]!, to: &out)
+                JSONWriter.appendString(custom[name]!, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
@@ -128,7 +129,7 @@ extension LeadReportRow {
         out.append(UInt8(ascii: "["))
         for (index, objection) in self.objections.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            Self.appendJSONString(objection, to: &out)
+            JSONWriter.appendString(objection, to: &out)
         }
         out.append(UInt8(ascii: "]"))
         string("objective", self.objective)
@@ -140,32 +141,6 @@ extension LeadReportRow {
         string("summary", self.summary)
         number("talk_seconds", self.talkSeconds)
         out.append(UInt8(ascii: "}"))
-    }
-
-    static func appendJSONString(_ value: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        defer { out.append(UInt8(ascii: "\"")) }
-        guard value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
-            out.append(contentsOf: value.utf8)
-            return
-        }
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
-            case 0x0A: out.append(contentsOf: "\\n".utf8)
-            case 0x0D: out.append(contentsOf: "\\r".utf8)
-            case 0x09: out.append(contentsOf: "\\t".utf8)
-            case 0x08: out.append(contentsOf: "\\b".utf8)
-            case 0x0C: out.append(contentsOf: "\\f".utf8)
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: "\\u00".utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default: out.append(byte)
-            }
-        }
     }
 }
 

@@ -2,6 +2,7 @@ import CampaignCore
 import ChatCompletions
 import Conversation
 import Foundation
+import JSON
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,4 +1,5 @@
 import ChatCompletions
+import JSON
 import Logging
 import NIOSSL
 import ProviderDoubles

@@ -1,5 +1,6 @@
 import ChatCompletions
 import Foundation
+import JSON
 import Testing
 
 /// The request body and the retry rules.

@@ -1,5 +1,6 @@
 import ChatCompletions
 import Foundation
+import JSON
 import ProviderDoubles
 import TestSupport
 import Testing

@@ -1,5 +1,6 @@
 import ChatCompletions
 import Foundation
+import JSON
 import Logging
 import ProviderDoubles
 import TestSupport

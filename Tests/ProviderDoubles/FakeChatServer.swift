@@ -1,5 +1,6 @@
 import ChatCompletions
 import Foundation
+import JSON
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1

@@ -1,31 +1,25 @@
-import ChatCompletions
 import Foundation
-import ProviderDoubles
+import JSON
 import Testing
 
 /// The one-pass JSON reader reads what JSONDecoder reads, and refuses what it refuses.
 @Suite struct JSONReaderTests {
     func decoded(_ text: String) -> JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
 
-    @Test func readsARequestBodyAsJSONDecoderDoes() throws {
-        let request = ChatRequest(
-            model: "gpt-4o",
-            messages: [
-                .system("Goal: book a visit.\nSay \"hi\" \\ then <lead>{\"city\": \"Zürich\"}</lead> 😀\t\u{01}"),
-                .assistant(nil, toolCalls: [ToolCall(id: "call_1", name: "end_call", arguments: #"{"outcome":"interested"}"#)]),
-                .tool("ok", callID: "call_1"),
+    @Test func readsWhatJSONEncoderWroteAsJSONDecoderDoes() throws {
+        let body: JSONValue = [
+            "model": "gpt-4o",
+            "messages": [
+                ["role": "system", "content": "Goal: book a visit.\nSay \"hi\" \\ then <lead>{\"city\": \"Zürich\"}</lead> 😀\t\u{01}"],
+                ["role": "assistant", "content": .null, "tool_calls": [["id": "call_1", "function": ["name": "end_call", "arguments": #"{"outcome":"interested"}"#]]]],
             ],
-            temperature: 0.4, maxTokens: 160,
-            tools: [
-                ToolDefinition(
-                    name: "schedule_callback",
-                    parameters: ["type": "object", "properties": ["when": ["type": "string"]], "required": ["when"], "additionalProperties": false])
-            ],
-            toolChoice: "auto")
-        let body = try JSONEncoder().encode(request)
-        let read = try #require(JSONReader.read(body))
-        #expect(read == (try JSONDecoder().decode(JSONValue.self, from: body)))
-        #expect(read["messages"].flatMap { if case .array(let messages) = $0 { messages.first?["content"]?.string } else { nil } }?.contains("😀") == true)
+            "temperature": .number(0.4), "max_tokens": .number(160), "stream": true,
+            "tools": [["type": "function", "function": ["name": "schedule_callback", "parameters": ["type": "object", "required": ["when"]]]]],
+        ]
+        let bytes = try JSONEncoder().encode(body)
+        let read = try #require(JSONReader.read(bytes))
+        #expect(read == body)
+        #expect(read == (try JSONDecoder().decode(JSONValue.self, from: bytes)))
     }
 
     @Test(arguments: [
