@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -80,6 +81,24 @@ public enum SpeakReply: Sendable, Hashable, Codable {
     }
 
     public var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self) }
+
+    /// A reply read with `JSONReader`, with the rules of the `Decodable` reading.
+    public init(json: String) throws(DeepgramError) {
+        guard let value = JSONReader.read(json.utf8) else { throw .malformed("not JSON") }
+        do throws(JSONShapeError) {
+            let reply = try JSONObject(value)
+            guard let type = try reply.string("type") else { throw JSONShapeError("type is missing") }
+            switch type {
+            case "Metadata": self = .metadata(requestID: try reply.string("request_id") ?? "")
+            case "Flushed": self = .flushed(sequence: try reply.int("sequence_id") ?? 0)
+            case "Cleared": self = .cleared(sequence: try reply.int("sequence_id") ?? 0)
+            case "Warning": self = .warning(code: try reply.string("warn_code") ?? "", message: try reply.string("warn_msg") ?? "")
+            default: self = .other(type)
+            }
+        } catch {
+            throw .malformed(error.description)
+        }
+    }
 }
 
 /// Text to speech with Deepgram's Aura voices, 8 kHz linear16.
@@ -416,7 +435,7 @@ final class SpeakSocket: Sendable {
             }
             utterance?.play(samples)
         case .text(let json):
-            switch try? JSONDecoder().decode(SpeakReply.self, from: Data(json.utf8)) {
+            switch try? SpeakReply(json: json) {
             case .flushed?:
                 // The line's audio is complete; after a `Clear`, the socket waits for `Cleared`.
                 let ended = self.state.withLockedValue { state -> (rest: [Int16], utterance: SpeakUtterance)? in

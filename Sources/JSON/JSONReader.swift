@@ -1,10 +1,11 @@
 /// Reads JSON into a `JSONValue` in one pass over its bytes (RFC 8259: objects, arrays, strings
 /// with every escape, numbers, literals; nothing after the value but spaces).
 ///
-/// The client reads each streamed chunk with it, and the doubles each request body. Foundation's
-/// `JSONDecoder` took about 15 µs for a chunk of a few hundred bytes, most of the time from a
-/// reply's bytes to its text; `JSONValue`'s `Decodable` conformance guesses each value's kind by
-/// trying them in turn, and every wrong guess throws.
+/// The chat client reads each streamed chunk with it, the Deepgram clients each text message,
+/// and the doubles each request body; `JSONObject` then takes the members by name and type.
+/// Foundation's `JSONDecoder` took about 15 µs for a chunk of a few hundred bytes, most of the
+/// time from a model's bytes to its text; `JSONValue`'s `Decodable` conformance guesses each
+/// value's kind by trying them in turn, and every wrong guess throws.
 public struct JSONReader {
     private let bytes: [UInt8]
     private var index = 0

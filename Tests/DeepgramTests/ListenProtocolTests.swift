@@ -23,6 +23,25 @@ import Testing
         #expect(ListenControl(json: #"{"type":"KeepAlive"}"#) == .keepAlive && ListenControl(json: ListenControl.closeStream.json) == .closeStream)
     }
 
+    @Test func messagesAreReadAsJSONDecoderReadsThem() throws {
+        let listen = [
+            #"{"type":"Results","duration":0.5,"start":1,"is_final":false,"speech_final":false,"channel":{"alternatives":[{"transcript":"yes \"please\" 😀"}]}}"#,
+            #"{"type":"Results","is_final":true,"channel":{"alternatives":[]}}"#,
+            #"{"type":"Results","channel":[0,1],"start":null}"#,
+            #"{"type":"SpeechStarted","channel":[0,1],"timestamp":3}"#, #"{"type":"Metadata","request_id":null}"#, #"{"type":"Error","code":1}"#,
+        ]
+        for json in listen {
+            #expect(try ListenMessage(json: json) == (try JSONDecoder().decode(ListenMessage.self, from: Data(json.utf8))), "\(json)")
+        }
+        for reply in [SpeakReply.metadata(requestID: "r"), .flushed(sequence: 3), .cleared(sequence: 4), .warning(code: "W1", message: "slow"), .other("Open")] {
+            #expect(try SpeakReply(json: reply.json) == reply)
+        }
+        #expect(throws: DeepgramError.malformed("is_final is not true or false")) { try ListenMessage(json: #"{"type":"Results","is_final":"yes"}"#) }
+        #expect(throws: DeepgramError.malformed("type is missing")) { try ListenMessage(json: #"{"channel":{}}"#) }
+        #expect(throws: DeepgramError.malformed("not JSON")) { try ListenMessage(json: #"{"type":"Results""#) }
+        #expect(throws: DeepgramError.malformed("sequence_id is not an integer")) { try SpeakReply(json: #"{"type":"Flushed","sequence_id":1.5}"#) }
+    }
+
     @Test func theQueryNamesTheRateWithTheEncodingAndTheGapOnlyWithInterimResults() {
         func query(_ options: ListenOptions) -> [String: String] {
             Dictionary(options.queryItems.map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $0 + "|" + $1 })
