@@ -84,19 +84,14 @@ public enum SpeakReply: Sendable, Hashable, Codable {
 
     /// A reply read with `JSONReader`, with the rules of the `Decodable` reading.
     public init(json: String) throws(DeepgramError) {
-        guard let value = JSONReader.read(json.utf8) else { throw .malformed("not JSON") }
-        do throws(JSONShapeError) {
-            let reply = try JSONObject(value)
-            guard let type = try reply.string("type") else { throw JSONShapeError("type is missing") }
+        self = try DeepgramMessage.read(json) { type, reply throws(JSONShapeError) in
             switch type {
-            case "Metadata": self = .metadata(requestID: try reply.string("request_id") ?? "")
-            case "Flushed": self = .flushed(sequence: try reply.int("sequence_id") ?? 0)
-            case "Cleared": self = .cleared(sequence: try reply.int("sequence_id") ?? 0)
-            case "Warning": self = .warning(code: try reply.string("warn_code") ?? "", message: try reply.string("warn_msg") ?? "")
-            default: self = .other(type)
+            case "Metadata": .metadata(requestID: try reply.string("request_id") ?? "")
+            case "Flushed": .flushed(sequence: try reply.int("sequence_id") ?? 0)
+            case "Cleared": .cleared(sequence: try reply.int("sequence_id") ?? 0)
+            case "Warning": .warning(code: try reply.string("warn_code") ?? "", message: try reply.string("warn_msg") ?? "")
+            default: .other(type)
             }
-        } catch {
-            throw .malformed(error.description)
         }
     }
 }

@@ -216,10 +216,7 @@ extension ListenMessage: Codable {
     /// A message read with `JSONReader` (a listen socket has several a second per call, and
     /// `JSONDecoder` cost tens of microseconds each), with the rules of the `Decodable` reading.
     public init(json: String) throws(DeepgramError) {
-        guard let value = JSONReader.read(json.utf8) else { throw .malformed("not JSON") }
-        do throws(JSONShapeError) {
-            let message = try JSONObject(value)
-            guard let type = try message.string("type") else { throw JSONShapeError("type is missing") }
+        self = try DeepgramMessage.read(json) { type, message throws(JSONShapeError) in
             switch type {
             case "Results":
                 // The channel is read leniently, as `Decodable` did: without it, the transcript is empty.
@@ -228,16 +225,30 @@ extension ListenMessage: Codable {
                     return (transcript, try first.double("confidence"))
                 }
                 let alternative = try? firstAlternative()
-                self = .results(
+                return .results(
                     ListenResults(
                         transcript: alternative?.transcript ?? "", confidence: alternative?.confidence ?? 0, start: try message.double("start") ?? 0,
                         duration: try message.double("duration") ?? 0, isFinal: try message.bool("is_final") ?? false,
                         speechFinal: try message.bool("speech_final") ?? false, fromFinalize: try message.bool("from_finalize") ?? false))
-            case "SpeechStarted": self = .speechStarted(timestamp: try message.double("timestamp") ?? 0)
-            case "UtteranceEnd": self = .utteranceEnd(lastWordEnd: try message.double("last_word_end") ?? 0)
-            case "Metadata": self = .metadata(requestID: try message.string("request_id") ?? "", duration: try message.double("duration") ?? 0)
-            default: self = .other(type)
+            case "SpeechStarted": return .speechStarted(timestamp: try message.double("timestamp") ?? 0)
+            case "UtteranceEnd": return .utteranceEnd(lastWordEnd: try message.double("last_word_end") ?? 0)
+            case "Metadata": return .metadata(requestID: try message.string("request_id") ?? "", duration: try message.double("duration") ?? 0)
+            default: return .other(type)
             }
+        }
+    }
+}
+
+/// Deepgram's text messages, told apart by `type`.
+enum DeepgramMessage {
+    /// Reads `json` as a message object and hands its type and members to `read`; anything
+    /// malformed, or of the wrong shape, is `DeepgramError.malformed`.
+    static func read<Message>(_ json: String, _ read: (String, JSONObject) throws(JSONShapeError) -> Message) throws(DeepgramError) -> Message {
+        guard let value = JSONReader.read(json.utf8) else { throw .malformed("not JSON") }
+        do throws(JSONShapeError) {
+            let message = try JSONObject(value)
+            guard let type = try message.string("type") else { throw JSONShapeError("type is missing") }
+            return try read(type, message)
         } catch {
             throw .malformed(error.description)
         }

@@ -15,27 +15,19 @@ public struct JSONObject: Sendable {
     public func located(_ name: String) -> String { self.path.isEmpty ? name : "\(self.path).\(name)" }
 
     public func string(_ name: String) throws(JSONShapeError) -> String? {
-        guard let value = self.member(name) else { return nil }
-        guard case .string(let text) = value else { throw JSONShapeError("\(self.located(name)) is not a string") }
-        return text
+        try self.member(name, "a string") { if case .string(let text) = $0 { text } else { nil } }
     }
 
     public func int(_ name: String) throws(JSONShapeError) -> Int? {
-        guard let value = self.member(name) else { return nil }
-        guard case .number(let number) = value, let integer = Int(exactly: number) else { throw JSONShapeError("\(self.located(name)) is not an integer") }
-        return integer
+        try self.member(name, "an integer") { if case .number(let number) = $0 { Int(exactly: number) } else { nil } }
     }
 
     public func double(_ name: String) throws(JSONShapeError) -> Double? {
-        guard let value = self.member(name) else { return nil }
-        guard case .number(let number) = value else { throw JSONShapeError("\(self.located(name)) is not a number") }
-        return number
+        try self.member(name, "a number") { if case .number(let number) = $0 { number } else { nil } }
     }
 
     public func bool(_ name: String) throws(JSONShapeError) -> Bool? {
-        guard let value = self.member(name) else { return nil }
-        guard case .bool(let flag) = value else { throw JSONShapeError("\(self.located(name)) is not true or false") }
-        return flag
+        try self.member(name, "true or false") { if case .bool(let flag) = $0 { flag } else { nil } }
     }
 
     public func object(_ name: String) throws(JSONShapeError) -> JSONObject? {
@@ -55,6 +47,13 @@ public struct JSONObject: Sendable {
     private func member(_ name: String) -> JSONValue? {
         guard let value = self.members[name], value != .null else { return nil }
         return value
+    }
+
+    /// Member `name` as `take` reads it; `kind` names what it should have been.
+    private func member<Value>(_ name: String, _ kind: String, _ take: (JSONValue) -> Value?) throws(JSONShapeError) -> Value? {
+        guard let value = self.member(name) else { return nil }
+        guard let taken = take(value) else { throw JSONShapeError("\(self.located(name)) is not \(kind)") }
+        return taken
     }
 }
 
