@@ -126,16 +126,16 @@ public final class ChatCall: Sendable {
             if error is CancellationError { return self.finish(.failure(CancellationError())) }
             if streamed {
                 // The connection broke mid-stream (a chunked body cut short reads as a parser error).
-                self.client.logger.debug("chat stream broke", metadata: ["error": "\(ChatCompletionsClient.describe(error))"])
+                self.client.logger.debug("chat stream broke", metadata: ["error": "\(TransportFailure.describe(error))"])
                 return self.finish(.failure(ChatError.endedEarly))
             }
             // A server whose certificate is not trusted will not become trusted by asking again.
-            if TransportFailure.handshakeReason(error) != nil { return self.finish(.failure(ChatError.transport(ChatCompletionsClient.describe(error)))) }
+            if TransportFailure.handshakeReason(error) != nil { return self.finish(.failure(ChatError.transport(TransportFailure.describe(error)))) }
             // Not connected at all: worth the retries a 503 would get.
             guard let delay = self.client.retry.delay(status: 503, headers: [], errorCode: nil, retry: retry, jitter: self.client.jitter()) else {
-                return self.finish(.failure(ChatError.transport(ChatCompletionsClient.describe(error))))
+                return self.finish(.failure(ChatError.transport(TransportFailure.describe(error))))
             }
-            self.client.logger.notice("chat request failed, trying again", metadata: ["error": "\(ChatCompletionsClient.describe(error))", "retry_in": "\(delay)"])
+            self.client.logger.notice("chat request failed, trying again", metadata: ["error": "\(TransportFailure.describe(error))", "retry_in": "\(delay)"])
             return self.retry(target, retry + 1, after: delay)
         }
         guard let delay = self.client.retry.delay(status: status, headers: headers, errorCode: detail?.code, retry: retry, jitter: self.client.jitter()) else {

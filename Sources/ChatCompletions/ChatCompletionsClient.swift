@@ -143,9 +143,6 @@ public struct ChatCompletionsClient: Sendable {
         if detail?.code == "insufficient_quota" || detail?.type == "insufficient_quota" { return .insufficientQuota }
         return .status(status, type: detail?.type, code: detail?.code, message: detail?.message)
     }
-
-    /// A transport error in a few words: its type and case, which never hold the request's data.
-    static func describe(_ error: any Error) -> String { TransportFailure.describe(error) }
 }
 
 /// A reply read to its end.
