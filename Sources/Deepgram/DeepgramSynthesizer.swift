@@ -42,30 +42,19 @@ public enum SpeakControl: Sendable, Hashable {
 }
 
 /// What Deepgram sends as text on a speak socket.
-public enum SpeakReply: Sendable, Hashable, Codable {
+public enum SpeakReply: Sendable, Hashable, Encodable {
     case metadata(requestID: String)
     case flushed(sequence: Int)
     case cleared(sequence: Int)
     case warning(code: String, message: String)
     case other(String)
 
-    private struct Wire: Codable {
+    private struct Wire: Encodable {
         var type: String
         var request_id: String?
         var sequence_id: Int?
         var warn_code: String?
         var warn_msg: String?
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let wire = try Wire(from: decoder)
-        switch wire.type {
-        case "Metadata": self = .metadata(requestID: wire.request_id ?? "")
-        case "Flushed": self = .flushed(sequence: wire.sequence_id ?? 0)
-        case "Cleared": self = .cleared(sequence: wire.sequence_id ?? 0)
-        case "Warning": self = .warning(code: wire.warn_code ?? "", message: wire.warn_msg ?? "")
-        default: self = .other(wire.type)
-        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -82,7 +71,7 @@ public enum SpeakReply: Sendable, Hashable, Codable {
 
     public var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self) }
 
-    /// A reply read with `JSONReader`, with the rules of the `Decodable` reading.
+    /// A reply read with `JSONReader`, with `JSONDecoder`'s rules for what is left out or null.
     public init(json: String) throws(DeepgramError) {
         self = try DeepgramMessage.read(json) { type, reply throws(JSONShapeError) in
             switch type {

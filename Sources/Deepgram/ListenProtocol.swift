@@ -102,10 +102,11 @@ public enum ListenMessage: Sendable, Hashable {
     case other(String)
 }
 
-extension ListenMessage: Codable {
-    private struct Wire: Codable {
-        struct Channel: Codable {
-            struct Alternative: Codable {
+/// Written as Deepgram writes it (for the doubles); read by `init(json:)`.
+extension ListenMessage: Encodable {
+    private struct Wire: Encodable {
+        struct Channel: Encodable {
+            struct Alternative: Encodable {
                 var transcript: String
                 var confidence: Double?
             }
@@ -134,37 +135,6 @@ extension ListenMessage: Codable {
 
         init(type: String) {
             self.type = type
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            self.type = try container.decode(String.self, forKey: .type)
-            self.channel_index = try? container.decodeIfPresent([Int].self, forKey: .channel_index)
-            self.duration = try container.decodeIfPresent(Double.self, forKey: .duration)
-            self.start = try container.decodeIfPresent(Double.self, forKey: .start)
-            self.is_final = try container.decodeIfPresent(Bool.self, forKey: .is_final)
-            self.speech_final = try container.decodeIfPresent(Bool.self, forKey: .speech_final)
-            self.from_finalize = try container.decodeIfPresent(Bool.self, forKey: .from_finalize)
-            self.channel = try? container.decodeIfPresent(Channel.self, forKey: .channel)
-            self.timestamp = try container.decodeIfPresent(Double.self, forKey: .timestamp)
-            self.last_word_end = try container.decodeIfPresent(Double.self, forKey: .last_word_end)
-            self.request_id = try container.decodeIfPresent(String.self, forKey: .request_id)
-        }
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let wire = try Wire(from: decoder)
-        switch wire.type {
-        case "Results":
-            let alternative = wire.channel?.alternatives.first
-            self = .results(
-                ListenResults(
-                    transcript: alternative?.transcript ?? "", confidence: alternative?.confidence ?? 0, start: wire.start ?? 0, duration: wire.duration ?? 0,
-                    isFinal: wire.is_final ?? false, speechFinal: wire.speech_final ?? false, fromFinalize: wire.from_finalize ?? false))
-        case "SpeechStarted": self = .speechStarted(timestamp: wire.timestamp ?? 0)
-        case "UtteranceEnd": self = .utteranceEnd(lastWordEnd: wire.last_word_end ?? 0)
-        case "Metadata": self = .metadata(requestID: wire.request_id ?? "", duration: wire.duration ?? 0)
-        default: self = .other(wire.type)
         }
     }
 
@@ -214,12 +184,12 @@ extension ListenMessage: Codable {
     }
 
     /// A message read with `JSONReader` (a listen socket has several a second per call, and
-    /// `JSONDecoder` cost tens of microseconds each), with the rules of the `Decodable` reading.
+    /// `JSONDecoder` cost tens of microseconds each), with `JSONDecoder`'s rules for what is left out or null.
     public init(json: String) throws(DeepgramError) {
         self = try DeepgramMessage.read(json) { type, message throws(JSONShapeError) in
             switch type {
             case "Results":
-                // The channel is read leniently, as `Decodable` did: without it, the transcript is empty.
+                // The channel is read leniently (it is an array in other messages): without it, the transcript is empty.
                 func firstAlternative() throws(JSONShapeError) -> (transcript: String, confidence: Double?)? {
                     guard let first = try message.object("channel")?.objects("alternatives")?.first, let transcript = try first.string("transcript") else { return nil }
                     return (transcript, try first.double("confidence"))

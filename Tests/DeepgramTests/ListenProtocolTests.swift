@@ -23,15 +23,26 @@ import Testing
         #expect(ListenControl(json: #"{"type":"KeepAlive"}"#) == .keepAlive && ListenControl(json: ListenControl.closeStream.json) == .closeStream)
     }
 
-    @Test func messagesAreReadAsJSONDecoderReadsThem() throws {
-        let listen = [
-            #"{"type":"Results","duration":0.5,"start":1,"is_final":false,"speech_final":false,"channel":{"alternatives":[{"transcript":"yes \"please\" 😀"}]}}"#,
-            #"{"type":"Results","is_final":true,"channel":{"alternatives":[]}}"#,
-            #"{"type":"Results","channel":[0,1],"start":null}"#,
-            #"{"type":"SpeechStarted","channel":[0,1],"timestamp":3}"#, #"{"type":"Metadata","request_id":null}"#, #"{"type":"Error","code":1}"#,
+    @Test func messagesWithFieldsLeftOutNullOrOfAnotherShapeAreRead() throws {
+        let listen: [(String, ListenMessage)] = [
+            (
+                #"{"type":"Results","duration":0.5,"start":1,"is_final":false,"speech_final":false,"channel":{"alternatives":[{"transcript":"yes \"please\" 😀"}]}}"#,
+                .results(ListenResults(transcript: "yes \"please\" 😀", confidence: 0, start: 1, duration: 0.5, isFinal: false, speechFinal: false))
+            ),
+            (
+                #"{"type":"Results","is_final":true,"channel":{"alternatives":[]}}"#,
+                .results(ListenResults(transcript: "", confidence: 0, start: 0, duration: 0, isFinal: true, speechFinal: false))
+            ),
+            (
+                #"{"type":"Results","channel":[0,1],"start":null}"#,
+                .results(ListenResults(transcript: "", confidence: 0, start: 0, duration: 0, isFinal: false, speechFinal: false))
+            ),
+            (#"{"type":"SpeechStarted","channel":[0,1],"timestamp":3}"#, .speechStarted(timestamp: 3)),
+            (#"{"type":"Metadata","request_id":null}"#, .metadata(requestID: "", duration: 0)),
+            (#"{"type":"Error","code":1}"#, .other("Error")),
         ]
-        for json in listen {
-            #expect(try ListenMessage(json: json) == (try JSONDecoder().decode(ListenMessage.self, from: Data(json.utf8))), "\(json)")
+        for (json, message) in listen {
+            #expect(try ListenMessage(json: json) == message, "\(json)")
         }
         for reply in [SpeakReply.metadata(requestID: "r"), .flushed(sequence: 3), .cleared(sequence: 4), .warning(code: "W1", message: "slow"), .other("Open")] {
             #expect(try SpeakReply(json: reply.json) == reply)
