@@ -254,6 +254,8 @@ let package = Package(
             dependencies: [
                 "StreamingHTTP", "ChatCompletions", "ProviderDoubles", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -313,6 +315,7 @@ let package = Package(
             dependencies: [
                 "Conversation", "Speech", "AudioSocket", "PBXSimulator", "TestSupport", "ChatCompletions", "JSON", "ProviderDoubles",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -30,6 +30,9 @@ public struct AudioSocketSession: Sendable {
     public let callID: UUID
     public let inbound: AsyncStream<AudioSocketInbound>
     public let outbound: OutboundAudio
+    /// The call's event loop, which reads and writes its audio, as a task executor: the call's
+    /// own tasks run there, beside its audio, when they never block.
+    public let executor: EventLoopTaskExecutor
     /// Why the call ended, once it has: nil for a hang-up, else the protocol error.
     public var endReason: AudioSocketError? { self.ending.withLockedValue { $0 } }
     let ending: NIOLockedValueBox<AudioSocketError?>
@@ -194,6 +197,7 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
             callID: callID,
             inbound: connection.inbound,
             outbound: outbound,
+            executor: EventLoopTaskExecutor(connection.channel.eventLoop),
             ending: connection.ending
         )
         logger.info("AudioSocket call connected")

@@ -94,26 +94,34 @@ public struct CallRecord: Sendable, Hashable, Codable {
 /// Where call records go as the call happens: the campaign store, files, or tests.
 ///
 /// `update` is called after every turn, so a process that dies mid-call loses at most the
-/// turn in progress; `finish` once, with the complete record.
+/// turn in progress; `finish` once, with the complete record. Both are called from the call's
+/// event loop: they must not block (a sink that writes to disk does it on a queue of its own).
 public protocol CallRecordSink: Sendable {
     func update(_ record: CallRecord) async
     func finish(_ record: CallRecord) async
 }
 
-/// Writes `<directory>/<call id>.json`, replaced atomically after every turn.
+/// Writes `<directory>/<call id>.json`, replaced atomically after every turn, in order on a
+/// queue of its own. `finish` returns once its record, and every update before it, is written.
 public struct JSONFileRecordSink: CallRecordSink {
     public var directory: URL
+    private let queue = DispatchQueue(label: "cex.call-record-files")
 
     public init(directory: URL) {
         self.directory = directory
     }
 
     public func update(_ record: CallRecord) async {
-        self.write(record)
+        self.queue.async { self.write(record) }
     }
 
     public func finish(_ record: CallRecord) async {
-        self.write(record)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.queue.async {
+                self.write(record)
+                continuation.resume()
+            }
+        }
     }
 
     private func write(_ record: CallRecord) {

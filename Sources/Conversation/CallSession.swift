@@ -110,7 +110,14 @@ struct CallSession {
         var turnEndedAt: NIODeadline?
     }
 
+    /// Runs the call to its end. Its tasks run on the call's event loop: the providers' sockets
+    /// opened from them are on that loop too, so a reply's request, its text, its speech and its
+    /// audio never wait for another thread to wake.
     func run(_ session: AudioSocketSession, liveCalls: LiveCalls? = nil) async -> CallRecord {
+        await withTaskExecutorPreference(session.executor) { await self.converse(session, liveCalls: liveCalls) }
+    }
+
+    private func converse(_ session: AudioSocketSession, liveCalls: LiveCalls?) async -> CallRecord {
         // One monotonic clock for the whole record: the event loops', which also stamps frames written.
         let start = NIODeadline.now()
         func offset(_ deadline: NIODeadline) -> Duration { .nanoseconds((deadline - start).nanoseconds) }
@@ -189,7 +196,7 @@ struct CallSession {
                 nextID += 1
                 let now = offset()
                 rules.withLockedValue { $0.agentStarted(at: now, protected: protected) }
-                let task = Task { await self.speak(outputs, id: id, outbound: session.outbound, post: post) }
+                let task = Task(executorPreference: session.executor) { await self.speak(outputs, id: id, outbound: session.outbound, post: post) }
                 speaking = Speaking(id: id, task: task, answering: answering, turnEndedAt: turnEndedAt)
                 startTimes[id] = milliseconds(now)
             }

@@ -75,9 +75,11 @@ public struct DeepgramRecognizer: SpeechRecognizer {
         return session
     }
 
-    /// Opens one socket, mapping a refused upgrade to Deepgram's error.
+    /// Opens one socket, mapping a refused upgrade to Deepgram's error. By default on the
+    /// caller's event loop when it runs on one (a call's task runs on the call's loop).
     static func connect(
-        _ url: URL, endpoint: DeepgramEndpoint, on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        _ url: URL, endpoint: DeepgramEndpoint, on group: any EventLoopGroup = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton,
+        logger: Logger,
         receive: (@Sendable (WebSocketConnection.Message?) -> Void)? = nil
     ) async throws -> WebSocketConnection {
         do {
@@ -218,7 +220,7 @@ final class DeepgramRecognitionSession: RecognitionSession {
         guard retry, !(close?.reason.contains("DATA-0000") ?? false) else { return self.finish(error) }
         self.logger.notice("deepgram stream dropped, opening another", metadata: ["deepgram.close": "\(error)"])
         do {
-            let next = try await DeepgramRecognizer.connect(self.url, endpoint: self.recognizer.endpoint, logger: self.logger)
+            let next = try await DeepgramRecognizer.connect(self.url, endpoint: self.recognizer.endpoint, on: connection.eventLoop, logger: self.logger)
             let recent = self.state.withLockedValue { state -> [Int16]? in
                 guard !state.closing else { return nil }
                 // A new socket: the turn starts over, and the words in flight come again with the replay.

@@ -46,6 +46,8 @@ public final class WebSocketConnection: Sendable {
         var closeFrame: Close?
         var closing = false
         var ended = false
+        /// Writes handed over to the event loop and not yet made.
+        var handedOver = 0
     }
 
     public var closeFrame: Close? { self.state.withLockedValue { $0.closeFrame } }
@@ -56,10 +58,10 @@ public final class WebSocketConnection: Sendable {
         (self.inbound, self.inboundContinuation) = AsyncStream.makeStream(of: Message.self)
     }
 
-    /// Sends a message; never waits (messages go out in order).
     /// The event loop that reads and writes the socket.
     public var eventLoop: any EventLoop { self.channel.eventLoop }
 
+    /// Sends a message; never waits (messages go out in order).
     public func send(_ message: Message) {
         self.send([message])
     }
@@ -89,11 +91,19 @@ public final class WebSocketConnection: Sendable {
         self.write([Self.frame(.connectionClose, data)])
     }
 
+    /// Writes at once on the event loop, unless writes handed over earlier are still to be made
+    /// (they go first); from another thread, hands the write over.
     private func write(_ frames: [WebSocketFrame]) {
         let channel = self.channel
-        channel.eventLoop.execute {
+        @Sendable func writeNow() {
             for frame in frames { channel.write(frame, promise: nil) }
             channel.flush()
+        }
+        if channel.eventLoop.inEventLoop, self.state.withLockedValue({ $0.handedOver == 0 }) { return writeNow() }
+        self.state.withLockedValue { $0.handedOver += 1 }
+        channel.eventLoop.execute {
+            self.state.withLockedValue { $0.handedOver -= 1 }
+            writeNow()
         }
     }
 

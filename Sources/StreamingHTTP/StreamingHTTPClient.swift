@@ -8,9 +8,9 @@ import Synchronization
 /// A lean HTTP/1.1 client for requests whose responses stream: one request at a time on each
 /// connection, connections kept alive and pooled per origin, TLS through NIOSSL.
 ///
-/// A request goes out with one hand-over to its connection's event loop (head, body and end in
-/// one write), and the response's parts reach its `HTTPResponseReceiver` on that loop as they
-/// are read. It follows no redirect (a key is never sent to another host), gives up connecting
+/// A request goes out in one write (head, body and end), on its connection's event loop: at
+/// once when it is made on that loop, else with one hand-over. The response's parts reach its
+/// `HTTPResponseReceiver` on that loop as they are read. It follows no redirect (a key is never sent to another host), gives up connecting
 /// after `connectTimeout`, and never retries on its own, except once on a fresh connection when a
 /// kept-alive one turns out to have been closed before any answer.
 public final class StreamingHTTPClient: Sendable {
@@ -22,7 +22,18 @@ public final class StreamingHTTPClient: Sendable {
     let idleTimeout: Duration
     let group: any EventLoopGroup
     private let tls = Mutex<Result<NIOSSLContext, any Error>?>(nil)
-    private let idle = Mutex<[Origin: [HTTPConnection]]>([:])
+    private let pool = Mutex<Pool>(Pool())
+
+    private struct Pool {
+        var connections: [Origin: [HTTPConnection]] = [:]
+        /// Loops a connection is being opened on, ahead of their next request.
+        var opening: Set<OpeningKey> = []
+    }
+
+    private struct OpeningKey: Hashable {
+        var origin: Origin
+        var loop: ObjectIdentifier
+    }
 
     /// `trustRoots`: the authorities a server's certificate must chain to. `idleTimeout`: how
     /// long an unused connection is kept.
@@ -44,23 +55,49 @@ public final class StreamingHTTPClient: Sendable {
 
     /// Closes the connections kept for later requests.
     public func closeIdleConnections() {
-        let connections = self.idle.withLock { idle in
-            defer { idle.removeAll() }
-            return idle.values.flatMap { $0 }
+        let connections = self.pool.withLock { pool in
+            defer { pool.connections.removeAll() }
+            return pool.connections.values.flatMap { $0 }
         }
         for connection in connections { connection.channel.close(promise: nil) }
     }
 
     /// Connections kept for later requests, for all origins.
-    var idleConnections: Int { self.idle.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+    var idleConnections: Int { self.pool.withLock { $0.connections.values.reduce(0) { $0 + $1.count } } }
 
+    /// A request made on one of the group's event loops goes out on a kept connection on that
+    /// loop when there is one: it is then written, and its response read, on the caller's thread.
+    /// Failing that it takes a kept connection on another loop (one thread hop each way, far
+    /// cheaper than a new connection), and a connection is opened on the caller's loop for its
+    /// next request.
     func run(_ exchange: HTTPExchange, reuse: Bool) {
-        if reuse, let connection = self.idle.withLock({ $0[exchange.target.origin]?.popLast() }) {
+        let origin = exchange.target.origin
+        let here = MultiThreadedEventLoopGroup.currentEventLoop.flatMap { current in self.group.makeIterator().contains { $0 === current } ? current : nil }
+        let (kept, openAhead) = self.pool.withLock { pool -> (HTTPConnection?, Bool) in
+            guard reuse else { return (nil, false) }
+            guard let here else { return (pool.connections[origin]?.popLast(), false) }
+            if let index = pool.connections[origin]?.lastIndex(where: { $0.channel.eventLoop === here }) {
+                return (pool.connections[origin]?.remove(at: index), false)
+            }
+            guard let other = pool.connections[origin]?.popLast() else { return (nil, false) }
+            return (other, pool.opening.insert(OpeningKey(origin: origin, loop: ObjectIdentifier(here))).inserted)
+        }
+        if openAhead, let here {
+            self.connect(origin, on: here).whenComplete { result in
+                self.pool.withLock { _ = $0.opening.remove(OpeningKey(origin: origin, loop: ObjectIdentifier(here))) }
+                if case .success(let opened) = result { self.release(opened) }
+            }
+        }
+        if let connection = kept {
             guard exchange.attach(connection) else { return self.cancelled(exchange, leaving: connection) }
-            connection.channel.eventLoop.execute { connection.begin(exchange, reused: true) }
+            if connection.channel.eventLoop === here {
+                connection.begin(exchange, reused: true)
+            } else {
+                connection.channel.eventLoop.execute { connection.begin(exchange, reused: true) }
+            }
             return
         }
-        self.connect(exchange.target.origin).whenComplete { result in
+        self.connect(origin, on: here ?? self.group.any()).whenComplete { result in
             switch result {
             case .success(let connection):
                 guard exchange.attach(connection) else { return self.cancelled(exchange, leaving: connection) }
@@ -80,17 +117,16 @@ public final class StreamingHTTPClient: Sendable {
     /// A connection whose response ended and which may carry another request.
     func release(_ connection: HTTPConnection) {
         guard connection.channel.isActive else { return }
-        self.idle.withLock { $0[connection.origin, default: []].append(connection) }
+        self.pool.withLock { $0.connections[connection.origin, default: []].append(connection) }
         connection.channel.eventLoop.execute { connection.becameIdle() }
     }
 
     /// A connection that closed: it is not handed out again.
     func remove(_ connection: HTTPConnection) {
-        self.idle.withLock { idle in idle[connection.origin]?.removeAll { $0 === connection } }
+        self.pool.withLock { pool in pool.connections[connection.origin]?.removeAll { $0 === connection } }
     }
 
-    private func connect(_ origin: Origin) -> EventLoopFuture<HTTPConnection> {
-        let eventLoop = self.group.any()
+    private func connect(_ origin: Origin, on eventLoop: any EventLoop) -> EventLoopFuture<HTTPConnection> {
         let context: NIOSSLContext?
         do {
             context = origin.secure ? try self.sslContext() : nil

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import PBXSimulator
 import Speech
 import TestSupport
@@ -19,6 +20,55 @@ final class MemorySink: CallRecordSink {
     func finish(_ record: CallRecord) async { self.finished.withLockedValue { $0.append(record) } }
 }
 
+/// The event loop each provider call ran on (nil: none), by role.
+final class LoopWitness: Sendable {
+    let seen = NIOLockedValueBox<[String: Set<ObjectIdentifier?>]>([:])
+
+    func note(_ role: String, loop: (any EventLoop)? = MultiThreadedEventLoopGroup.currentEventLoop) {
+        self.seen.withLockedValue { _ = $0[role, default: []].insert(loop.map(ObjectIdentifier.init)) }
+    }
+
+    struct Recognizer: SpeechRecognizer {
+        let base: any SpeechRecognizer
+        let witness: LoopWitness
+
+        func open(_ options: RecognitionOptions) async throws -> any RecognitionSession {
+            self.witness.note("recognition")
+            return try await self.base.open(options)
+        }
+    }
+
+    /// Notes where it is asked to speak, and the loop of the call it speaks to.
+    struct Synthesizer: SpeechSynthesizer {
+        let base: any SpeechSynthesizer
+        let witness: LoopWitness
+        var voice: String { self.base.voice }
+
+        func synthesize(_ text: String) -> AsyncThrowingStream<[Int16], any Error> { self.base.synthesize(text) }
+
+        func synthesize(_ text: String, into sink: some SpeechSink) async throws {
+            self.witness.note("synthesis")
+            self.witness.note("call", loop: sink.executor as? any EventLoop)
+            try await self.base.synthesize(text, into: sink)
+        }
+    }
+
+    struct Sink: CallRecordSink {
+        let base: MemorySink
+        let witness: LoopWitness
+
+        func update(_ record: CallRecord) async {
+            self.witness.note("record")
+            await self.base.update(record)
+        }
+
+        func finish(_ record: CallRecord) async {
+            self.witness.note("record")
+            await self.base.finish(record)
+        }
+    }
+}
+
 /// The whole engine over real sockets: the AudioSocket server, espeak-ng for the agent,
 /// pocketsphinx listening, and a simulated caller speaking flite lines in real time.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct EngineLoopbackTests {
@@ -27,13 +77,20 @@ final class MemorySink: CallRecordSink {
     func withEngine(
         lead: [String: String] = ["first_name": "Ana", "city": "Springfield"],
         turnTaking: TurnTaking.Configuration = .init(),
+        witness: LoopWitness? = nil,
         _ body: @Sendable (Int, MemorySink) async throws -> Void
     ) async throws {
         let template = try PitchTemplate.load(path: PitchTemplateTests.examplePath)
         let sink = MemorySink()
+        var providers = ConversationProviders(recognizer: Self.recognizer, synthesizer: EspeakSynthesizer(), sink: sink, turnTaking: turnTaking)
+        if let witness {
+            providers.recognizer = LoopWitness.Recognizer(base: providers.recognizer, witness: witness)
+            providers.synthesizer = LoopWitness.Synthesizer(base: providers.synthesizer, witness: witness)
+            providers.sink = LoopWitness.Sink(base: sink, witness: witness)
+        }
         let engine = ConversationEngine(
             resolver: AnyCallResolver(template: template, lead: lead, timeZone: TimeZone(identifier: "America/Chicago")!),
-            providers: ConversationProviders(recognizer: Self.recognizer, synthesizer: EspeakSynthesizer(), sink: sink, turnTaking: turnTaking),
+            providers: providers,
             logger: Logger(label: "test")
         )
         let port = PortWaiter()
@@ -154,7 +211,8 @@ final class MemorySink: CallRecordSink {
     }
 
     @Test func aCallerWhoHangsUpMidSentenceReleasesEverything() async throws {
-        try await self.withEngine { port, sink in
+        let witness = LoopWitness()
+        try await self.withEngine(witness: witness) { port, sink in
             let script = CallerScript(steps: [.pause(.milliseconds(1_500), sendSilence: true), .hangup])
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .callerHungUp)
@@ -165,5 +223,10 @@ final class MemorySink: CallRecordSink {
             #expect(record.turns.first?.interrupted == true)
             try await eventually { Self.recognizer.liveSessions == 0 }
         }
+        // The call's own work ran on its event loop: opening the recogniser, speaking, keeping the record.
+        let seen = witness.seen.withLockedValue { $0 }
+        let call = try #require(seen["call"]?.first)
+        #expect(call != nil && seen["call"]?.count == 1)
+        for role in ["recognition", "synthesis", "record"] { #expect(seen[role] == [call], "\(role)") }
     }
 }

@@ -170,6 +170,32 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    @Test func aMessageSentOnTheSocketsLoopGoesAfterOneHandedOverBefore() async throws {
+        try await self.withServer { server, base, logs in
+            let url = try #require(URL(string: base.absoluteString.replacingOccurrences(of: "http:", with: "ws:") + "/v1/speak?model=aura-2-thalia-en"))
+            let connection = try await WebSocketConnection.connect(to: url, headers: [("Authorization", "Token \(Self.key)")], logger: logs.logger())
+            try await connection.eventLoop.submit {
+                // Another thread hands `Speak` over to the loop, which is busy here; `Flush`, sent
+                // on the loop meanwhile, must not overtake it.
+                let handedOver = DispatchSemaphore(value: 0)
+                Thread.detachNewThread {
+                    connection.send(.text(#"{"type":"Speak","text":"First."}"#))
+                    handedOver.signal()
+                }
+                handedOver.wait()
+                connection.send(.text(#"{"type":"Flush"}"#))
+            }.get()
+            // On the loop with nothing handed over: out at once, in order.
+            try await connection.eventLoop.submit {
+                connection.send(.text(#"{"type":"Speak","text":"Second."}"#))
+                connection.send(.text(#"{"type":"Flush"}"#))
+            }.get()
+            try await eventually { server.speaks.first?.messages.count == 4 }
+            #expect(server.speaks.first?.messages == ["Speak:First.", "Flush", "Speak:Second.", "Flush"])
+            connection.close()
+        }
+    }
+
     @Test func restSpeechIsRawPCMAndItsErrorsCarryDeepgramsCodes() async throws {
         try await self.withServer { server, base, logs in
             let synthesizer = DeepgramSynthesizer(

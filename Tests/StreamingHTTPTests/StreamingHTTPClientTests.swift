@@ -1,7 +1,9 @@
 import ChatCompletions
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ProviderDoubles
 @testable import StreamingHTTP
 import TestSupport
@@ -89,6 +91,42 @@ import Testing
             #expect(server.requests.count == 3)
             #expect(server.connectionsAccepted == 3)
         }
+    }
+
+    @Test func aRequestMadeOnAnEventLoopIsWrittenAndReadOnAConnectionThere() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let (first, second) = (group.next(), group.next())
+        let http = StreamingHTTPClient(group: group)
+        try await self.withServer(http: http) { server, client in
+            server.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Hello.")))
+            /// Makes a request on `loop`; the loop its reply was read on.
+            func reply(madeOn loop: any EventLoop) async throws -> ObjectIdentifier? {
+                try await withCheckedThrowingContinuation { continuation in
+                    loop.execute {
+                        let readOn = NIOLockedValueBox<ObjectIdentifier?>(nil)
+                        let call = client.call(client.request([.user("Hi")])) { _ in
+                            readOn.withLockedValue { $0 = MultiThreadedEventLoopGroup.currentEventLoop.map(ObjectIdentifier.init) }
+                        }
+                        call.start { result in continuation.resume(with: result.map { readOn.withLockedValue { $0 } }) }
+                    }
+                }
+            }
+            // The first request opens a connection where it is made.
+            #expect(try await reply(madeOn: first) == ObjectIdentifier(first))
+            try await eventually { http.idleConnections == 1 }
+            // From the other loop: the kept connection answers (a new one would cost more than a
+            // thread hop), and one is opened on that loop for its next request.
+            #expect(try await reply(madeOn: second) == ObjectIdentifier(first))
+            try await eventually { http.idleConnections == 2 && server.connectionsAccepted == 2 }
+            // From then on each loop's requests are written and read on that loop.
+            for loop in [second, first, second, first] {
+                #expect(try await reply(madeOn: loop) == ObjectIdentifier(loop))
+                try await eventually { http.idleConnections == 2 }
+            }
+            #expect(server.connectionsAccepted == 2)
+            #expect(server.requests.count == 6)
+        }
+        try await group.shutdownGracefully()
     }
 
     @Test func aKeptConnectionClosedUnansweredIsTriedOnceOnANewOne() async throws {
