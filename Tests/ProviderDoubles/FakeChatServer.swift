@@ -4,6 +4,7 @@ import JSON
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
 /// An OpenAI-compatible chat-completions server on loopback, built from the client's own types
@@ -45,6 +46,7 @@ public final class FakeChatServer: Sendable {
         var oldest = 0
         /// The last stream written, encoded: an endless load test repeats one reply.
         var lastStream: (chunks: [ChatCompletionChunk], done: Bool, bytes: [UInt8])?
+        var refusedAfterAnswering = 0
     }
 
     public let apiKey: String?
@@ -53,23 +55,35 @@ public final class FakeChatServer: Sendable {
     private let state = NIOLockedValueBox(State())
     private let loopback = LoopbackServer()
 
+    /// When a request's body is read and checked (its path and key always are, first).
+    public enum BodyCheck: Sendable {
+        /// Before answering: a body the service would refuse gets its 400.
+        case beforeAnswering
+        /// Once the answer is written: the answer leaves at once, as from a service answering
+        /// instantly, and a body the service would refuse is counted in `refusedAfterAnswering`.
+        case afterAnswering
+        /// Never: requests keep a null body.
+        case never
+    }
+
     /// How many of the last requests `requests` keeps (a load test's endless conversation keeps few).
     public let keptRequests: Int
-    /// False: bodies are neither read nor checked (the path and key still are), so the answer
-    /// leaves at once; a load test that measures the client alone. Requests keep a null body.
-    public let readsBodies: Bool
+    public let bodyCheck: BodyCheck
 
-    public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250], keptRequests: Int = .max, readsBodies: Bool = true) {
+    public init(apiKey: String?, pieceSizes: [Int] = [1, 7, 3, 64, 2, 19, 5, 250], keptRequests: Int = .max, bodyCheck: BodyCheck = .beforeAnswering) {
         self.apiKey = apiKey
         self.pieceSizes = pieceSizes
         self.keptRequests = keptRequests
-        self.readsBodies = readsBodies
+        self.bodyCheck = bodyCheck
     }
 
-    /// Starts listening on loopback (`port` 0: a free one); returns the API root
-    /// (`http://127.0.0.1:PORT/v1`, or `https://localhost:PORT/v1` with `tls`).
-    public func start(port: Int = 0, tls: NIOSSLContext? = nil) async throws -> String {
-        let port = try await self.loopback.start(port: port, tls: tls) { channel in
+    /// Answered requests whose bodies the service would have refused (`.afterAnswering`).
+    public var refusedAfterAnswering: Int { self.state.withLockedValue { $0.refusedAfterAnswering } }
+
+    /// Starts listening on loopback (`port` 0: a free one), serving on `group`; returns the API
+    /// root (`http://127.0.0.1:PORT/v1`, or `https://localhost:PORT/v1` with `tls`).
+    public func start(port: Int = 0, tls: NIOSSLContext? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> String {
+        let port = try await self.loopback.start(port: port, tls: tls, group: group) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                 try channel.pipeline.syncOperations.addHandler(FakeChatHandler(server: self))
@@ -157,14 +171,35 @@ public final class FakeChatServer: Sendable {
 
     /// What to answer: the envelope of a refused request, or the next scripted reply.
     func answer(path: String, headers: HTTPHeaders, body: ByteBuffer) -> Reply {
-        let json = self.readsBodies ? JSONReader.read(body.readableBytesView) ?? .null : .null
+        let json = self.bodyCheck == .beforeAnswering ? JSONReader.read(body.readableBytesView) ?? .null : .null
+        if self.bodyCheck != .afterAnswering { self.keep(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json)) }
+        if let refusal = self.refusal(path: path, headers: headers) { return refusal }
+        if self.bodyCheck == .beforeAnswering, let problem = Self.problem(json) { return .status(400, type: "invalid_request_error", code: nil, message: problem) }
+        return self.state.withLockedValue { state -> Reply in
+            if !state.replies.isEmpty { return state.replies.removeFirst() }
+            return state.defaultReply ?? .status(500, type: "server_error", code: nil, message: "no reply scripted")
+        }
+    }
+
+    /// With `.afterAnswering`, once the answer is written: reads, keeps and checks the request.
+    func answered(path: String, headers: HTTPHeaders, body: ByteBuffer) {
+        guard self.bodyCheck == .afterAnswering else { return }
+        let json = JSONReader.read(body.readableBytesView) ?? .null
+        self.keep(Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json))
+        if self.refusal(path: path, headers: headers) == nil, Self.problem(json) != nil { self.state.withLockedValue { $0.refusedAfterAnswering += 1 } }
+    }
+
+    private func keep(_ request: Request) {
         self.state.withLockedValue { state in
-            let request = Request(path: path, headers: headers.map { ($0.name, $0.value) }, body: json)
             guard self.keptRequests > 0 else { return }
             guard state.requests.count == self.keptRequests else { return state.requests.append(request) }
             state.requests[state.oldest] = request
             state.oldest = (state.oldest + 1) % self.keptRequests
         }
+    }
+
+    /// The service's answer to a request for another path or without the key.
+    private func refusal(path: String, headers: HTTPHeaders) -> Reply? {
         guard path.hasPrefix("/v1/chat/completions") else {
             return .status(404, type: "invalid_request_error", code: "unknown_url", message: "Unknown request URL: POST \(path).")
         }
@@ -174,11 +209,7 @@ public final class FakeChatServer: Sendable {
                 401, type: "invalid_request_error", code: "invalid_api_key",
                 message: "Incorrect API key provided: \(given.prefix(5))***\(given.suffix(4)). You can find your API key at https://platform.openai.com/account/api-keys.")
         }
-        if self.readsBodies, let problem = Self.problem(json) { return .status(400, type: "invalid_request_error", code: nil, message: problem) }
-        return self.state.withLockedValue { state -> Reply in
-            if !state.replies.isEmpty { return state.replies.removeFirst() }
-            return state.defaultReply ?? .status(500, type: "server_error", code: nil, message: "no reply scripted")
-        }
+        return nil
     }
 
     /// What the service would refuse in a request body.
@@ -260,6 +291,7 @@ final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let (head, body) = self.request.add(self.unwrapInboundIn(data)) else { return }
         self.respond(context: context, reply: self.server.answer(path: head.uri, headers: head.headers, body: body))
+        self.server.answered(path: head.uri, headers: head.headers, body: body)
     }
 
     private func respond(context: ChannelHandlerContext, reply: FakeChatServer.Reply) {

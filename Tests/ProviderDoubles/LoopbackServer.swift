@@ -15,9 +15,12 @@ final class LoopbackServer: Sendable {
     var acceptedConnections: Int { self.accepted.withLockedValue { $0 } }
 
     /// Binds (`port` 0: a free one) and returns the port; `initializer` sets up each connection's
-    /// pipeline, behind TLS when `tls` is given.
-    func start(port: Int = 0, tls: NIOSSLContext? = nil, _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// pipeline, behind TLS when `tls` is given. Connections are served on `group`'s loops.
+    func start(
+        port: Int = 0, tls: NIOSSLContext? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) async throws -> Int {
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in

@@ -63,6 +63,28 @@ import Testing
         await server.stop()
     }
 
+    @Test func aDoubleThatChecksBodiesAfterAnsweringAnswersAtOnceAndCountsWhatTheServiceWouldRefuse() async throws {
+        let server = FakeChatServer(apiKey: Self.key, bodyCheck: .afterAnswering)
+        let url = try await server.start()
+        server.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Hello.", size: 16)))
+        let http = StreamingHTTPClient()
+        let target = try HTTPTarget(post: url + "/chat/completions", headers: [("Authorization", "Bearer \(Self.key)"), ("Content-Type", "application/json")])
+        do {
+            for body in [#"{"messages":[{"role":"user","content":"Hi"}]}"#, #"{"model":"fake-model","messages":[{"role":"user","content":"Hi"}]}"#] {
+                let response = try await http.post(target, body: ByteBuffer(string: body), timeout: .seconds(5))
+                #expect(response.head.status == .ok)
+                #expect(String(buffer: try #require(try await response.collect(upTo: 1 << 20))).contains(#""content":"Hello.""#))
+            }
+            try await eventually { server.requests.count == 2 }
+            // The first body has no model: the service would have refused it.
+            #expect(server.refusedAfterAnswering == 1)
+        } catch {
+            Issue.record(error)
+        }
+        http.closeIdleConnections()
+        await server.stop()
+    }
+
     @Test func theRequestNamesItsHostPathQueryAndLength() async throws {
         try await self.withServer(http: StreamingHTTPClient(), base: { $0 + "?api-version=2024-06-01" }) { server, client in
             server.enqueue(.stream(FakeChatServer.chunks(text: "Hello.")))

@@ -1,15 +1,19 @@
 // N concurrent calls through the real AudioSocket server and conversation engine, with
 // instant fake providers, driven by simulated callers in a second process.
 //
-//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT | --cloud-here [--unread]] [--only speech|llm]
+//   EngineLoad engine  --port P --seconds S [--warmup W] [--cloud DEEPGRAM_PORT CHAT_PORT | --cloud-here [DOUBLES OPTIONS]] [--only speech|llm]
 //                                                              the engine; prints a JSON summary (--cloud-here:
 //                                                              the doubles in the engine's own process)
 //   EngineLoad callers --port P --calls N --seconds S [--call-seconds C]
-//   EngineLoad doubles --deepgram-port P --chat-port Q [--unread]
+//   EngineLoad doubles --deepgram-port P --chat-port Q [--check-first | --unread] [--shared-loops]
 //                                                              Deepgram and an OpenAI-compatible
-//                                                              server on loopback, answering at once
-//                                                              (--unread: the chat double neither reads
-//                                                              nor checks request bodies)
+//                                                              server on loopback, answering at once:
+//                                                              the chat double on an event loop of its
+//                                                              own, as a separate service is, reading
+//                                                              and checking each request body once it
+//                                                              has answered (--check-first: before, and
+//                                                              a bad body gets its 400; --unread: never;
+//                                                              --shared-loops: both doubles on one group)
 //   EngineLoad chatping [--chat-port Q] [--requests N] [--gap-ms G] [--turns T]
 //                                                              one model request at a time, timed
 //
@@ -50,14 +54,14 @@ enum EngineLoad {
             {
                 cloud = (deepgram, chat)
             }
-            if arguments.contains("--cloud-here") { cloud = try await Self.startDoubles(deepgramPort: 0, chatPort: 0, readsBodies: !arguments.contains("--unread")) }
+            if arguments.contains("--cloud-here") { cloud = try await Self.startDoubles(deepgramPort: 0, chatPort: 0, arguments: arguments).ports }
             let only = arguments.firstIndex(of: "--only").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             try await Self.engine(port: value("--port", 19_300), seconds: value("--seconds", 60), warmup: value("--warmup", 15), cloud: cloud, only: only)
         case "chatping":
             try await Self.chatPing(
                 chatPort: value("--chat-port", 0), requests: value("--requests", 500), gapMs: value("--gap-ms", 0), turns: value("--turns", 1))
         case "doubles":
-            try await Self.doubles(deepgramPort: value("--deepgram-port", 19_500), chatPort: value("--chat-port", 19_501), readsBodies: !arguments.contains("--unread"))
+            try await Self.doubles(deepgramPort: value("--deepgram-port", 19_500), chatPort: value("--chat-port", 19_501), arguments: arguments)
         case "greeting":
             try await Self.greeting(template: arguments.dropFirst().first ?? "../templates/solar-assessment.yaml", calls: value("--calls", 20), together: value("--together", 1))
         case "callers":
@@ -138,21 +142,31 @@ enum EngineLoad {
 
     /// The provider doubles, answering every request at once: each stretch of caller speech is
     /// "yes please", every model reply is "Okay.".
-    static func doubles(deepgramPort: Int, chatPort: Int, readsBodies: Bool) async throws {
-        let ports = try await Self.startDoubles(deepgramPort: deepgramPort, chatPort: chatPort, readsBodies: readsBodies)
+    /// Prints, every 10 s, how many model requests were answered and how many of those the
+    /// service would have refused.
+    static func doubles(deepgramPort: Int, chatPort: Int, arguments: [String]) async throws {
+        let (ports, chat) = try await Self.startDoubles(deepgramPort: deepgramPort, chatPort: chatPort, arguments: arguments)
         print(#"{"event": "doubles listening", "deepgram_port": \#(ports.deepgram), "chat_port": \#(ports.chat)}"#)
-        try await Task.sleep(for: .seconds(86_400))
+        while true {
+            try await Task.sleep(for: .seconds(10))
+            // Unbuffered: the process is ended by a signal.
+            let line = #"{"event": "doubles", "chat_requests_kept": \#(chat.requests.count), "chat_refused_after_answering": \#(chat.refusedAfterAnswering)}"#
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        }
     }
 
-    /// Starts the doubles in this process (port 0: a free one); returns their ports.
-    static func startDoubles(deepgramPort: Int, chatPort: Int, readsBodies: Bool) async throws -> (deepgram: Int, chat: Int) {
+    /// Starts the doubles in this process (port 0: a free one); returns their ports and the chat double.
+    static func startDoubles(deepgramPort: Int, chatPort: Int, arguments: [String]) async throws -> (ports: (deepgram: Int, chat: Int), chat: FakeChatServer) {
         let deepgram = FakeDeepgramServer(apiKey: Self.doublesKey)
         deepgram.hearEveryStretch(as: "yes please")
-        let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096], keptRequests: 100, readsBodies: readsBodies)
+        let bodyCheck: FakeChatServer.BodyCheck =
+            arguments.contains("--unread") ? .never : arguments.contains("--check-first") ? .beforeAnswering : .afterAnswering
+        let chat = FakeChatServer(apiKey: Self.doublesKey, pieceSizes: [4096], keptRequests: 100, bodyCheck: bodyCheck)
         chat.answerEveryRequest(.stream(FakeChatServer.chunks(text: "Okay.", size: 16)))
         let deepgramURL = try await deepgram.start(port: deepgramPort)
-        let chatURL = try await chat.start(port: chatPort)
-        return (deepgramURL.port!, URL(string: chatURL)!.port!)
+        let chatGroup = arguments.contains("--shared-loops") ? MultiThreadedEventLoopGroup.singleton : MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let chatURL = try await chat.start(port: chatPort, group: chatGroup)
+        return ((deepgramURL.port!, URL(string: chatURL)!.port!), chat)
     }
 
     /// One model reply at a time, timed at two layers: the dialogue (LLMPolicy, as the engine
