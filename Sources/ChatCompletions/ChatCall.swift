@@ -47,6 +47,11 @@ public final class ChatCall: Sendable {
             return true
         }
         guard started else { return completion(.failure(CancellationError())) }
+        // The request first: the watchdog's task is made while it is on its way.
+        switch self.client.target {
+        case .success(let target): self.attempt(target, 0)
+        case .failure(let error): return self.finish(.failure(ChatError.transport("\(error)")))
+        }
         let timeouts = self.client.timeouts
         let clock = self.client.clock
         // Strong references throughout: the call lives until it ends, whoever holds it.
@@ -65,12 +70,8 @@ public final class ChatCall: Sendable {
             state.watchdog = watchdog
             return true
         }
-        // (Cancelled while the watchdog was being made.)
-        guard live else { return watchdog.cancel() }
-        switch self.client.target {
-        case .success(let target): self.attempt(target, 0)
-        case .failure(let error): self.finish(.failure(ChatError.transport("\(error)")))
-        }
+        // (Over, or cancelled, while the watchdog was being made.)
+        if !live { watchdog.cancel() }
     }
 
     /// Stops the request; the completion gets a `CancellationError` unless the reply already ended.

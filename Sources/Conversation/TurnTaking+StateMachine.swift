@@ -223,9 +223,10 @@ public struct TurnTaking: Sendable {
         self.finalizeRequested = false
         self.lastActivity = now
         var actions: [Action] = []
-        if !finalized { actions.append(.finalizeRecognizer) }
-        // Noise that never became words is not a turn.
+        // Noise that never became words is not a turn. The reply goes first: the recogniser's
+        // flush does not hold it up.
         if !text.isEmpty || speech >= .milliseconds(500) { actions.append(.endOfTurn(text: text)) }
+        if !finalized { actions.append(.finalizeRecognizer) }
         return actions
     }
 }

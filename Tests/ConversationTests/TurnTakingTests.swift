@@ -41,6 +41,17 @@ struct TurnDriver {
         #expect(driver.kinds == [.finalizeRecognizer, .endOfTurn(text: "call me tomorrow")])
     }
 
+    @Test func aRecogniserThatEndsTheTurnFirstIsFlushedAfterTheReplyStarts() {
+        var driver = TurnDriver()
+        driver.frames(25, level: TurnDriver.quiet)
+        driver.frames(40, level: TurnDriver.voice)
+        driver.recognizer(.speechStarted)
+        driver.frames(10, level: TurnDriver.quiet)  // 200 ms: before the silence rule finalizes
+        driver.recognizer(.final("call me tomorrow"))
+        driver.recognizer(.utteranceEnd)
+        #expect(driver.kinds == [.endOfTurn(text: "call me tomorrow"), .finalizeRecognizer])
+    }
+
     @Test func waitsForASlowRecogniserUpToTheMaximumSilence() {
         var driver = TurnDriver()
         driver.frames(25, level: TurnDriver.quiet)
