@@ -116,6 +116,11 @@ public struct ChatCompletionsClient: Sendable {
         ChatCall(client: self, body: ByteBuffer(bytes: request.jsonBytes), receive: receive)
     }
 
+    /// The same, for a request written once but for its last `messages` (a dialogue's turn).
+    public func call(_ body: ChatRequestBody, appending messages: [ChatMessage], receive: @escaping @Sendable (ChatStreamEvent) -> Void) -> ChatCall {
+        ChatCall(client: self, body: ByteBuffer(bytes: body.bytes(appending: messages)), receive: receive)
+    }
+
     /// The whole reply: its text (refusals included) and tool calls.
     public func complete(_ request: ChatRequest) async throws -> ChatReply {
         var reply = ChatReply()

@@ -6,21 +6,56 @@ import JSON
 /// about 0.3 ms of the turn for them.
 extension ChatRequest {
     public var jsonBytes: [UInt8] {
+        ChatRequestBody(leading: self).bytes(appending: [])
+    }
+}
+
+/// A request's body written once around a place for more messages: a dialogue sends the same
+/// model, limits, system prompt and tool schemas every turn, and only its history changes. Each
+/// turn then writes only its own messages between the two parts.
+public struct ChatRequestBody: Sendable {
+    /// Up to the leading messages' end, and from the messages array's end.
+    private let head: [UInt8]
+    private let tail: [UInt8]
+    private let hasLeadingMessages: Bool
+
+    /// `request`'s messages lead every body made from it.
+    public init(leading request: ChatRequest) {
         var writer = JSONWriter()
-        writer.bytes.reserveCapacity(1_024 + self.messages.reduce(0) { $0 + ($1.content?.utf8.count ?? 0) + 48 })
+        writer.bytes.reserveCapacity(1_024 + request.messages.reduce(0) { $0 + ($1.content?.utf8.count ?? 0) + 48 })
+        var split = 0
         // Keys in sorted order.
         writer.object { object in
-            if self.tokenLimitField == .maxCompletionTokens, let limit = self.maxTokens { object.key("max_completion_tokens") { $0.raw(String(limit)) } }
-            if self.tokenLimitField == .maxTokens, let limit = self.maxTokens { object.key("max_tokens") { $0.raw(String(limit)) } }
-            object.key("messages") { writer in writer.array(self.messages) { $0.message($1) } }
-            object.key("model") { $0.string(self.model) }
-            if let format = self.responseFormat { object.key("response_format") { $0.responseFormat(format) } }
+            if request.tokenLimitField == .maxCompletionTokens, let limit = request.maxTokens { object.key("max_completion_tokens") { $0.raw(String(limit)) } }
+            if request.tokenLimitField == .maxTokens, let limit = request.maxTokens { object.key("max_tokens") { $0.raw(String(limit)) } }
+            object.key("messages") { writer in
+                writer.array(request.messages) { $0.message($1) }
+                // (The object's writer holds every byte so far: this is an offset in the whole.)
+                split = writer.bytes.count - 1
+            }
+            object.key("model") { $0.string(request.model) }
+            if let format = request.responseFormat { object.key("response_format") { $0.responseFormat(format) } }
             object.key("stream") { $0.raw("true") }
             object.key("stream_options") { $0.raw(#"{"include_usage":true}"#) }
-            if let temperature = self.temperature { object.key("temperature") { $0.number(temperature) } }
-            if let choice = self.toolChoice { object.key("tool_choice") { $0.string(choice) } }
-            if !self.tools.isEmpty { object.key("tools") { writer in writer.array(self.tools) { $0.tool($1) } } }
+            if let temperature = request.temperature { object.key("temperature") { $0.number(temperature) } }
+            if let choice = request.toolChoice { object.key("tool_choice") { $0.string(choice) } }
+            if !request.tools.isEmpty { object.key("tools") { writer in writer.array(request.tools) { $0.tool($1) } } }
         }
+        self.head = Array(writer.bytes[..<split])
+        self.tail = Array(writer.bytes[split...])
+        self.hasLeadingMessages = !request.messages.isEmpty
+    }
+
+    /// The body with `messages` after the leading ones: the bytes of the whole request's `jsonBytes`.
+    public func bytes(appending messages: [ChatMessage]) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.bytes.reserveCapacity(self.head.count + self.tail.count + messages.reduce(0) { $0 + ($1.content?.utf8.count ?? 0) + 48 })
+        writer.bytes += self.head
+        for (index, message) in messages.enumerated() {
+            if index > 0 || self.hasLeadingMessages { writer.bytes.append(UInt8(ascii: ",")) }
+            writer.message(message)
+        }
+        writer.bytes += self.tail
         return writer.bytes
     }
 }

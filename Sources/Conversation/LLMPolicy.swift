@@ -52,14 +52,18 @@ final class LLMDialogue: DialogueSession {
     private let policy: LLMPolicy
     private let scripted: ScriptedDialogue
     private let context: CallContext
-    private let prompt: String
+    /// The request but for the history, written once for the call: the model, the limits, the
+    /// system prompt and the tools are the same every turn.
+    private let requestBody: ChatRequestBody
     private let state = Mutex(State())
 
     init(policy: LLMPolicy, scripted: ScriptedDialogue, context: CallContext, prompt: String) {
         self.policy = policy
         self.scripted = scripted
         self.context = context
-        self.prompt = prompt
+        self.requestBody = ChatRequestBody(
+            leading: policy.client.request(
+                [.system(prompt)], temperature: policy.temperature, maxTokens: policy.maxTokens, tools: LLMPrompt.tools, toolChoice: "auto"))
     }
 
     var opening: String { self.scripted.opening }
@@ -76,14 +80,11 @@ final class LLMDialogue: DialogueSession {
         if failedOver || PhraseMatcher.optOut.matches(words) || PhraseMatcher.wrongPerson.matches(words) {
             return Self.stream(self.scripted.decide(callerText))
         }
-        let request = self.policy.client.request(
-            [.system(self.prompt)] + LLMPrompt.messages(history), temperature: self.policy.temperature, maxTokens: self.policy.maxTokens,
-            tools: LLMPrompt.tools, toolChoice: "auto")
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PolicyOutput.self, throwing: (any Error).self)
         // The reply as the client reads it, from the event loop reading the response: text goes
         // on at once, and the stream ends at the model's finish, not after the request's teardown.
         let reply = Mutex((spoke: false, calls: [ToolCall]()))
-        let call = self.policy.client.call(request) { event in
+        let call = self.policy.client.call(self.requestBody, appending: LLMPrompt.messages(history)) { event in
             switch event {
             case .content(let text):
                 if text.contains(where: { !$0.isWhitespace }) { reply.withLock { $0.spoke = true } }

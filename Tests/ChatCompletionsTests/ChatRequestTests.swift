@@ -66,6 +66,13 @@ import Testing
     ])
     func theBodyIsJSONEncodersBytes(_ request: ChatRequest) throws {
         #expect(String(decoding: request.jsonBytes, as: UTF8.self) == (try self.json(request)))
+        // Written once around a place for the later messages, for every split of them.
+        for leading in 0...request.messages.count {
+            var fixed = request
+            fixed.messages = Array(request.messages.prefix(leading))
+            let body = ChatRequestBody(leading: fixed).bytes(appending: Array(request.messages.dropFirst(leading)))
+            #expect(String(decoding: body, as: UTF8.self) == (try self.json(request)), "\(leading) leading")
+        }
     }
 
     @Test func theURLKeepsTheBasesPathAndQuery() {
