@@ -10,9 +10,10 @@ import Synchronization
 ///
 /// A request goes out in one write (head, body and end), on its connection's event loop: at
 /// once when it is made on that loop, else with one hand-over. The response's parts reach its
-/// `HTTPResponseReceiver` on that loop as they are read. It follows no redirect (a key is never sent to another host), gives up connecting
-/// after `connectTimeout`, and never retries on its own, except once on a fresh connection when a
-/// kept-alive one turns out to have been closed before any answer.
+/// `HTTPResponseReceiver` on that loop as they are read. It follows no redirect (a key is never
+/// sent to another host), gives up connecting after `connectTimeout`, and never retries on its
+/// own, except once on a fresh connection when a kept-alive one turns out to have been closed
+/// before any answer.
 public final class StreamingHTTPClient: Sendable {
     /// Trusting the system's roots.
     public static let shared = StreamingHTTPClient()
