@@ -107,16 +107,14 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     private let pool = NIOLockedValueBox(Pool())
 
     private struct Pool {
-        var idle: [SpeakSocket] = []
-        /// Loops a socket is being opened on ahead of the next line there.
-        var opening: Set<ObjectIdentifier> = []
+        var sockets = LoopPreferringPool<SpeakSocket>()
         var shutDown = false
     }
 
     public var voice: String { "deepgram \(self.model)" }
 
     /// Sockets open and free for the next utterance.
-    public var idleSockets: Int { self.pool.withLockedValue { $0.idle.count } }
+    public var idleSockets: Int { self.pool.withLockedValue { $0.sockets.idle.count } }
 
     public init(
         endpoint: DeepgramEndpoint, model: String = "aura-2-thalia-en", transport: Transport = .webSocket, restRetries: Int = 2, http: StreamingHTTPClient = .shared,
@@ -172,19 +170,14 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     /// A free socket, on `loop` when one is there. A line on another loop's socket is heard one
     /// thread hop later; a socket is then opened on `loop` for its next line.
     private func take(preferring loop: (any EventLoop)?) -> SpeakSocket? {
-        let (socket, openAhead) = self.pool.withLockedValue { pool -> (SpeakSocket?, Bool) in
-            guard let loop else { return (pool.idle.popLast(), false) }
-            if let index = pool.idle.lastIndex(where: { $0.eventLoop === loop }) { return (pool.idle.remove(at: index), false) }
-            guard let other = pool.idle.popLast() else { return (nil, false) }
-            return (other, pool.opening.insert(ObjectIdentifier(loop)).inserted)
-        }
+        let (socket, openAhead) = self.pool.withLockedValue { $0.sockets.take(preferring: loop) { $0.eventLoop } }
         if openAhead, let loop {
             Task {
                 let opened = try? await self.openSocket(on: loop)
                 let keep = self.pool.withLockedValue { pool in
-                    pool.opening.remove(ObjectIdentifier(loop))
+                    pool.sockets.opened(on: loop)
                     guard let opened, !pool.shutDown else { return false }
-                    pool.idle.append(opened)
+                    pool.sockets.idle.append(opened)
                     return true
                 }
                 if !keep { opened?.close() }
@@ -197,9 +190,9 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
         let url = self.endpoint.url("/v1/speak", query: self.query, socket: true)
         let socket = SpeakSocket(logger: self.logger) { [weak self] socket, reusable in
             let kept = self?.pool.withLockedValue { pool -> Bool in
-                pool.idle.removeAll { $0 === socket }
+                pool.sockets.idle.removeAll { $0 === socket }
                 guard reusable, !pool.shutDown else { return false }
-                pool.idle.append(socket)
+                pool.sockets.idle.append(socket)
                 return true
             }
             if reusable && kept != true { socket.close() }
@@ -215,8 +208,8 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
     public func shutdown() {
         let sockets = self.pool.withLockedValue { pool in
             pool.shutDown = true
-            defer { pool.idle.removeAll() }
-            return pool.idle
+            defer { pool.sockets.idle.removeAll() }
+            return pool.sockets.idle
         }
         for socket in sockets { socket.close() }
     }

@@ -23,18 +23,7 @@ public final class StreamingHTTPClient: Sendable {
     let idleTimeout: Duration
     let group: any EventLoopGroup
     private let tls = Mutex<Result<NIOSSLContext, any Error>?>(nil)
-    private let pool = Mutex<Pool>(Pool())
-
-    private struct Pool {
-        var connections: [Origin: [HTTPConnection]] = [:]
-        /// Loops a connection is being opened on, ahead of their next request.
-        var opening: Set<OpeningKey> = []
-    }
-
-    private struct OpeningKey: Hashable {
-        var origin: Origin
-        var loop: ObjectIdentifier
-    }
+    private let pools = Mutex<[Origin: LoopPreferringPool<HTTPConnection>]>([:])
 
     /// `trustRoots`: the authorities a server's certificate must chain to. `idleTimeout`: how
     /// long an unused connection is kept.
@@ -56,36 +45,29 @@ public final class StreamingHTTPClient: Sendable {
 
     /// Closes the connections kept for later requests.
     public func closeIdleConnections() {
-        let connections = self.pool.withLock { pool in
-            defer { pool.connections.removeAll() }
-            return pool.connections.values.flatMap { $0 }
+        let connections = self.pools.withLock { pools in
+            defer { for origin in pools.keys { pools[origin]?.idle.removeAll() } }
+            return pools.values.flatMap(\.idle)
         }
         for connection in connections { connection.channel.close(promise: nil) }
     }
 
     /// Connections kept for later requests, for all origins.
-    var idleConnections: Int { self.pool.withLock { $0.connections.values.reduce(0) { $0 + $1.count } } }
+    var idleConnections: Int { self.pools.withLock { $0.values.reduce(0) { $0 + $1.idle.count } } }
 
     /// A request made on one of the group's event loops goes out on a kept connection on that
-    /// loop when there is one: it is then written, and its response read, on the caller's thread.
-    /// Failing that it takes a kept connection on another loop (one thread hop each way, far
-    /// cheaper than a new connection), and a connection is opened on the caller's loop for its
-    /// next request.
+    /// loop when there is one (`LoopPreferringPool`): it is then written, and its response read,
+    /// on the caller's thread.
     func run(_ exchange: HTTPExchange, reuse: Bool) {
         let origin = exchange.target.origin
         let here = MultiThreadedEventLoopGroup.currentEventLoop.flatMap { current in self.group.makeIterator().contains { $0 === current } ? current : nil }
-        let (kept, openAhead) = self.pool.withLock { pool -> (HTTPConnection?, Bool) in
+        let (kept, openAhead) = self.pools.withLock { pools -> (HTTPConnection?, Bool) in
             guard reuse else { return (nil, false) }
-            guard let here else { return (pool.connections[origin]?.popLast(), false) }
-            if let index = pool.connections[origin]?.lastIndex(where: { $0.channel.eventLoop === here }) {
-                return (pool.connections[origin]?.remove(at: index), false)
-            }
-            guard let other = pool.connections[origin]?.popLast() else { return (nil, false) }
-            return (other, pool.opening.insert(OpeningKey(origin: origin, loop: ObjectIdentifier(here))).inserted)
+            return pools[origin, default: LoopPreferringPool()].take(preferring: here) { $0.channel.eventLoop }
         }
         if openAhead, let here {
             self.connect(origin, on: here).whenComplete { result in
-                self.pool.withLock { _ = $0.opening.remove(OpeningKey(origin: origin, loop: ObjectIdentifier(here))) }
+                self.pools.withLock { $0[origin]?.opened(on: here) }
                 if case .success(let opened) = result { self.release(opened) }
             }
         }
@@ -118,13 +100,13 @@ public final class StreamingHTTPClient: Sendable {
     /// A connection whose response ended and which may carry another request.
     func release(_ connection: HTTPConnection) {
         guard connection.channel.isActive else { return }
-        self.pool.withLock { $0.connections[connection.origin, default: []].append(connection) }
+        self.pools.withLock { $0[connection.origin, default: LoopPreferringPool()].idle.append(connection) }
         connection.channel.eventLoop.execute { connection.becameIdle() }
     }
 
     /// A connection that closed: it is not handed out again.
     func remove(_ connection: HTTPConnection) {
-        self.pool.withLock { pool in pool.connections[connection.origin]?.removeAll { $0 === connection } }
+        self.pools.withLock { pools in pools[connection.origin]?.idle.removeAll { $0 === connection } }
     }
 
     private func connect(_ origin: Origin, on eventLoop: any EventLoop) -> EventLoopFuture<HTTPConnection> {
