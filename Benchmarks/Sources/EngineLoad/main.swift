@@ -142,8 +142,8 @@ enum EngineLoad {
 
     /// The provider doubles, answering every request at once: each stretch of caller speech is
     /// "yes please", every model reply is "Okay.".
-    /// Prints, every 10 s, how many model requests were answered and how many of those the
-    /// service would have refused.
+    /// Prints, every 10 s, how many answered model requests the service would have refused (and
+    /// how many requests the double keeps, at most 100).
     static func doubles(deepgramPort: Int, chatPort: Int, arguments: [String]) async throws {
         let (ports, chat) = try await Self.startDoubles(deepgramPort: deepgramPort, chatPort: chatPort, arguments: arguments)
         print(#"{"event": "doubles listening", "deepgram_port": \#(ports.deepgram), "chat_port": \#(ports.chat)}"#)
