@@ -1,3 +1,4 @@
+import AudioSocket
 import ChatCompletions
 import Foundation
 import JSON
@@ -81,41 +82,46 @@ final class LLMDialogue: DialogueSession {
             return Self.stream(self.scripted.decide(callerText))
         }
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PolicyOutput.self, throwing: (any Error).self)
-        // The reply as the client reads it, from the event loop reading the response: text goes
-        // on at once, and the stream ends at the model's finish, not after the request's teardown.
+        // The reply as the client reads it, on the event loop reading the response: the speaking
+        // task it resumes goes on inside that read (not after the loop's other reads and work),
+        // and the stream ends at the model's finish, not after the request's teardown.
         let reply = Mutex((spoke: false, calls: [ToolCall]()))
         let call = self.policy.client.call(self.requestBody, appending: LLMPrompt.messages(history)) { event in
-            switch event {
-            case .content(let text):
-                if text.contains(where: { !$0.isWhitespace }) { reply.withLock { $0.spoke = true } }
-                continuation.yield(.text(text))
-            case .toolCalls(let made):
-                reply.withLock { $0.calls += made }
-            case .finished:
-                let (spoke, calls) = reply.withLock { ($0.spoke, $0.calls) }
-                for output in self.actions(calls, spoke: spoke) { continuation.yield(output) }
-            case .refusal:
-                break
+            EventLoopTaskExecutor.handOver {
+                switch event {
+                case .content(let text):
+                    if text.contains(where: { !$0.isWhitespace }) { reply.withLock { $0.spoke = true } }
+                    continuation.yield(.text(text))
+                case .toolCalls(let made):
+                    reply.withLock { $0.calls += made }
+                case .finished:
+                    let (spoke, calls) = reply.withLock { ($0.spoke, $0.calls) }
+                    for output in self.actions(calls, spoke: spoke) { continuation.yield(output) }
+                case .refusal:
+                    break
+                }
             }
         }
         continuation.onTermination = { termination in
             if case .cancelled = termination { call.cancel() }
         }
         call.start { result in
-            switch result {
-            case .success:
-                break
-            case .failure(is CancellationError):
-                break  // barge-in: the engine stopped listening
-            case .failure(let error):
-                // The model failed: one filler line, the script answers this turn and leads from here.
-                self.state.withLock { $0.failedOver = true }
-                let spoke = reply.withLock { $0.spoke }
-                continuation.yield(.failover(ProviderFailover(role: "llm", provider: self.policy.provider, fallback: "scripted", reason: "\(error)")))
-                continuation.yield(.text((spoke ? " " : "") + self.policy.fillerLine + " "))
-                for output in self.scripted.decide(callerText) { continuation.yield(output) }
+            EventLoopTaskExecutor.handOver {
+                switch result {
+                case .success:
+                    break
+                case .failure(is CancellationError):
+                    break  // barge-in: the engine stopped listening
+                case .failure(let error):
+                    // The model failed: one filler line, the script answers this turn and leads from here.
+                    self.state.withLock { $0.failedOver = true }
+                    let spoke = reply.withLock { $0.spoke }
+                    continuation.yield(.failover(ProviderFailover(role: "llm", provider: self.policy.provider, fallback: "scripted", reason: "\(error)")))
+                    continuation.yield(.text((spoke ? " " : "") + self.policy.fillerLine + " "))
+                    for output in self.scripted.decide(callerText) { continuation.yield(output) }
+                }
+                continuation.finish()
             }
-            continuation.finish()
         }
         return stream
     }
