@@ -30,11 +30,14 @@ public final class ChatCall: Sendable {
     /// The request's JSON.
     private let body: ByteBuffer
     private let receive: @Sendable (ChatStreamEvent) -> Void
+    /// Hears the model's time to its first token.
+    private let firstTokenTime: (@Sendable (Duration) -> Void)?
     private let state = Mutex(State())
 
-    init(client: ChatCompletionsClient, body: ByteBuffer, receive: @escaping @Sendable (ChatStreamEvent) -> Void) {
+    init(client: ChatCompletionsClient, body: ByteBuffer, firstToken: (@Sendable (Duration) -> Void)? = nil, receive: @escaping @Sendable (ChatStreamEvent) -> Void) {
         self.client = client
         self.body = body
+        self.firstTokenTime = firstToken
         self.receive = receive
     }
 
@@ -80,7 +83,8 @@ public final class ChatCall: Sendable {
     }
 
     private func attempt(_ target: HTTPTarget, _ retry: Int) {
-        let attempt = ChatAttempt(forward: { event in self.forward(event) }, ended: { result, streamed in self.attemptEnded(target, retry, result, streamed: streamed) })
+        let attempt = ChatAttempt(
+            forward: { event, waited in self.forward(event, waited: waited) }, ended: { result, streamed in self.attemptEnded(target, retry, result, streamed: streamed) })
         let exchange = HTTPExchange(target: target, body: self.body, receiver: attempt)
         // In place before it starts: a failure heard at once may already move the call on.
         let current = self.state.withLock { state -> Bool in
@@ -93,17 +97,21 @@ public final class ChatCall: Sendable {
         if current { self.client.http.execute(exchange) }
     }
 
-    /// An event from the reply; false once the call has ended (the attempt then stops reading).
-    private func forward(_ event: ChatStreamEvent) -> Bool {
-        let live = self.state.withLock { state -> Bool in
-            if case .done = state.phase { return false }
+    /// An event from the reply, read `waited` after the request went out; false once the call
+    /// has ended (the attempt then stops reading).
+    private func forward(_ event: ChatStreamEvent, waited: Duration?) -> Bool {
+        let (live, first) = self.state.withLock { state -> (Bool, Bool) in
+            if case .done = state.phase { return (false, false) }
             switch event {
-            case .content, .refusal, .toolCalls: state.firstToken = true
-            case .finished: break
+            case .content, .refusal, .toolCalls:
+                defer { state.firstToken = true }
+                return (true, !state.firstToken)
+            case .finished:
+                return (true, false)
             }
-            return true
         }
         guard live else { return false }
+        if first, let waited { self.firstTokenTime?(waited) }
         self.receive(event)
         if case .finished = event { self.finish(.success(())) }
         return true
@@ -200,6 +208,8 @@ final class ChatAttempt: HTTPResponseReceiver {
     }
 
     private struct Reading {
+        /// When the request's last byte went out.
+        var sentAt: NIODeadline?
         var status: Int?
         var parser = ServerSentEventParser()
         var assembler = ChatStreamAssembler()
@@ -209,15 +219,20 @@ final class ChatAttempt: HTTPResponseReceiver {
         var stopped = false
     }
 
-    /// Hands on one event; false when nobody listens any more.
-    private let forward: @Sendable (ChatStreamEvent) -> Bool
+    /// Hands on one event, with the time from the request's last byte out to the read that
+    /// brought it; false when nobody listens any more.
+    private let forward: @Sendable (ChatStreamEvent, Duration?) -> Bool
     /// The attempt's outcome, and whether a 200 had arrived (the stream had then begun and is never retried).
     private let whenEnded: @Sendable (Result<Outcome, any Error>, Bool) -> Void
     private let reading = Mutex(Reading())
 
-    init(forward: @escaping @Sendable (ChatStreamEvent) -> Bool, ended: @escaping @Sendable (Result<Outcome, any Error>, Bool) -> Void) {
+    init(forward: @escaping @Sendable (ChatStreamEvent, Duration?) -> Bool, ended: @escaping @Sendable (Result<Outcome, any Error>, Bool) -> Void) {
         self.forward = forward
         self.whenEnded = ended
+    }
+
+    func requestSent(at time: NIODeadline) {
+        self.reading.withLock { $0.sentAt = time }
     }
 
     func receiveHead(_ head: HTTPResponseHead) {
@@ -228,23 +243,25 @@ final class ChatAttempt: HTTPResponseReceiver {
     }
 
     func receiveBody(_ buffer: ByteBuffer) throws(ChatError) {
-        let events = try self.reading.withLock { reading throws(ChatError) -> [ChatStreamEvent] in
-            guard !reading.stopped else { return [] }
+        let readAt = NIODeadline.now()
+        let (events, sentAt) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], NIODeadline?) in
+            guard !reading.stopped else { return ([], nil) }
             guard reading.status == 200 else {
                 if reading.errorBody.count < 64 << 10 { reading.errorBody += buffer.readableBytesView.prefix((64 << 10) - reading.errorBody.count) }
-                return []
+                return ([], nil)
             }
             var events: [ChatStreamEvent] = []
             for event in reading.parser.feed(buffer.readableBytesView) where !reading.assembler.isDone {
                 events += try reading.assembler.consume(event)
             }
-            return events
+            return (events, reading.sentAt)
         }
-        self.hand(events)
+        self.hand(events, readAt: readAt, sentAt: sentAt)
     }
 
-    private func hand(_ events: [ChatStreamEvent]) {
-        for event in events where !self.forward(event) {
+    private func hand(_ events: [ChatStreamEvent], readAt: NIODeadline, sentAt: NIODeadline?) {
+        let waited = sentAt.map { Duration.nanoseconds((readAt - $0).nanoseconds) }
+        for event in events where !self.forward(event, waited) {
             self.reading.withLock { $0.stopped = true }
             return
         }
@@ -254,13 +271,14 @@ final class ChatAttempt: HTTPResponseReceiver {
         let streamed = self.reading.withLock { $0.status == 200 }
         if case .failure(let error) = result { return self.whenEnded(.failure(error), streamed) }
         do {
-            let (events, outcome) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome) in
+            let readAt = NIODeadline.now()
+            let (events, outcome, sentAt) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome, NIODeadline?) in
                 guard reading.status == 200 else {
-                    return ([], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody))
+                    return ([], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody), nil)
                 }
-                return (reading.stopped ? [] : try reading.assembler.end(), .streamed)
+                return (reading.stopped ? [] : try reading.assembler.end(), .streamed, reading.sentAt)
             }
-            self.hand(events)
+            self.hand(events, readAt: readAt, sentAt: sentAt)
             self.whenEnded(.success(outcome), streamed)
         } catch {
             self.whenEnded(.failure(error), streamed)

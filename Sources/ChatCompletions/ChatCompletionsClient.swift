@@ -117,8 +117,13 @@ public struct ChatCompletionsClient: Sendable {
     }
 
     /// The same, for a request written once but for its last `messages` (a dialogue's turn).
-    public func call(_ body: ChatRequestBody, appending messages: [ChatMessage], receive: @escaping @Sendable (ChatStreamEvent) -> Void) -> ChatCall {
-        ChatCall(client: self, body: ByteBuffer(bytes: body.bytes(appending: messages)), receive: receive)
+    /// `firstToken` hears, just before the first token's event, the model's time to it: from the
+    /// request's last byte out to the read that brought the token.
+    public func call(
+        _ body: ChatRequestBody, appending messages: [ChatMessage], firstToken: (@Sendable (Duration) -> Void)? = nil,
+        receive: @escaping @Sendable (ChatStreamEvent) -> Void
+    ) -> ChatCall {
+        ChatCall(client: self, body: ByteBuffer(bytes: body.bytes(appending: messages)), firstToken: firstToken, receive: receive)
     }
 
     /// The whole reply: its text (refusals included) and tool calls.

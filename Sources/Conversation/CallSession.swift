@@ -93,6 +93,8 @@ struct CallSession {
         /// From the speaking task of utterance `id`.
         case firstText(id: Int, at: NIODeadline)
         case firstAudio(id: Int, at: NIODeadline)
+        /// What the utterance waited on a cloud provider (the model's first token, the speech's first audio).
+        case waited(id: Int, ProviderTimes)
         /// The utterance's first frame was written to Asterisk.
         case firstFrameOut(id: Int, at: NIODeadline)
         case action(id: Int, PolicyAction)
@@ -108,6 +110,8 @@ struct CallSession {
         var answering: Int?
         /// When the input that ended that turn reached the engine.
         var turnEndedAt: NIODeadline?
+        /// The first of each provider's waits, for the reply's share of them.
+        var providers = ProviderTimes()
     }
 
     /// Runs the call to its end. Its tasks run on the call's event loop: the providers' sockets
@@ -247,6 +251,16 @@ struct CallSession {
                         // Each chunk reports its first audio; the reply's first is the one that counts.
                         if $0.ttsFirstAudioMs == nil { $0.ttsFirstAudioMs = milliseconds(offset(at)) }
                     }
+                case .waited(let id, let times) where id == speaking?.id:
+                    // Each provider's first answer is the one the reply's start waited for.
+                    if speaking?.providers.llmTimeToFirstToken == nil, let time = times.llmTimeToFirstToken {
+                        speaking?.providers.llmTimeToFirstToken = time
+                        timeline { $0.llmTimeToFirstTokenMs = milliseconds(time) }
+                    }
+                    if speaking?.providers.ttsTimeToFirstByte == nil, let time = times.ttsTimeToFirstByte {
+                        speaking?.providers.ttsTimeToFirstByte = time
+                        timeline { $0.ttsTimeToFirstByteMs = milliseconds(time) }
+                    }
                 case .firstFrameOut(let id, let at) where id == speaking?.id:
                     let sent = offset(at)
                     if record.firstAgentAudioMs == nil {
@@ -256,7 +270,9 @@ struct CallSession {
                     }
                     guard let index = speaking?.answering, record.turns[index].timeline?.firstFrameOutMs == nil else { continue }
                     timeline { $0.firstFrameOutMs = milliseconds(sent) }
-                    if let ended = speaking?.turnEndedAt { self.providers.observer?.replyStarted(after: .nanoseconds((at - ended).nanoseconds)) }
+                    if let ended = speaking?.turnEndedAt {
+                        self.providers.observer?.replyStarted(after: .nanoseconds((at - ended).nanoseconds), providers: speaking?.providers ?? ProviderTimes())
+                    }
                 case .failover(let failover):
                     record.failovers = (record.failovers ?? []) + [
                         .init(role: failover.role, provider: failover.provider, fallback: failover.fallback, reason: failover.reason, atMs: milliseconds(now))
@@ -385,7 +401,9 @@ struct CallSession {
             let failedOver = self.synthesizerFailed.withLockedValue { $0 }
             let synthesizer = failedOver ? self.providers.fallbackSynthesizer ?? self.providers.synthesizer : self.providers.synthesizer
             let utterance = outbound.open { at in post.yield(.firstFrameOut(id: id, at: at)) }
-            let audio = ReplyAudio(utterance: utterance) { post.yield(.firstAudio(id: id, at: .now())) }
+            let audio = ReplyAudio(
+                utterance: utterance, onTimeToFirstByte: { post.yield(.waited(id: id, ProviderTimes(ttsTimeToFirstByte: $0))) },
+                onFirstAudio: { post.yield(.firstAudio(id: id, at: .now())) })
             var failure: (any Error)?
             do {
                 try await synthesizer.synthesize(spoken, into: audio)
@@ -427,6 +445,8 @@ struct CallSession {
                     post.yield(.action(id: id, action))
                 case .failover(let failover):
                     post.yield(.failover(failover))
+                case .timeToFirstToken(let time):
+                    post.yield(.waited(id: id, ProviderTimes(llmTimeToFirstToken: time)))
                 }
                 if Task.isCancelled { break }
             }
@@ -468,13 +488,17 @@ struct CallSession {
 /// whichever thread made it, and queues it without waiting.
 struct ReplyAudio: SpeechSink {
     let utterance: OutboundUtterance
+    let onTimeToFirstByte: @Sendable (Duration) -> Void
     let onFirstAudio: @Sendable () -> Void
     private let first = NIOLockedValueBox(true)
 
-    init(utterance: OutboundUtterance, onFirstAudio: @escaping @Sendable () -> Void) {
+    init(utterance: OutboundUtterance, onTimeToFirstByte: @escaping @Sendable (Duration) -> Void, onFirstAudio: @escaping @Sendable () -> Void) {
         self.utterance = utterance
+        self.onTimeToFirstByte = onTimeToFirstByte
         self.onFirstAudio = onFirstAudio
     }
+
+    func timeToFirstByte(_ time: Duration) { self.onTimeToFirstByte(time) }
 
     func play(_ samples: [Int16]) -> Bool {
         let isFirst = self.first.withLockedValue { isFirst in

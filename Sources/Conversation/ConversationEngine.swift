@@ -138,7 +138,25 @@ public protocol ConversationObserver: Sendable {
     func callStarted()
     /// The first frame of the reply to a caller turn went out `latency` after the event that
     /// ended the turn (the recogniser's end of utterance, or the frame that completed the
-    /// silence) reached the engine: the latency the engine itself adds.
-    func replyStarted(after latency: Duration)
+    /// silence) reached the engine. Of that, `providers` is the time spent waiting on cloud
+    /// providers; the rest is what the engine itself adds.
+    func replyStarted(after latency: Duration, providers: ProviderTimes)
     func callEnded(_ record: CallRecord)
+}
+
+/// What a reply waited on its cloud providers, measured at the wire: each from the request's
+/// last byte out to the read that brought the answer. Nil for an offline provider.
+public struct ProviderTimes: Sendable, Hashable {
+    /// The model's time to its first token.
+    public var llmTimeToFirstToken: Duration?
+    /// The speech service's time to the reply's first audio.
+    public var ttsTimeToFirstByte: Duration?
+
+    public init(llmTimeToFirstToken: Duration? = nil, ttsTimeToFirstByte: Duration? = nil) {
+        self.llmTimeToFirstToken = llmTimeToFirstToken
+        self.ttsTimeToFirstByte = ttsTimeToFirstByte
+    }
+
+    /// The providers' share of the reply's latency.
+    public var total: Duration { (self.llmTimeToFirstToken ?? .zero) + (self.ttsTimeToFirstByte ?? .zero) }
 }

@@ -85,6 +85,9 @@ public enum PolicyOutput: Sendable, Hashable {
     case action(PolicyAction)
     /// A provider failed and its offline stand-in took over for the rest of the call (kept in the record).
     case failover(ProviderFailover)
+    /// The model's time to the reply's first token: from its request's last byte out to the read
+    /// that brought the token (kept in the turn's timeline: the provider's share of the reply's latency).
+    case timeToFirstToken(Duration)
 }
 
 /// A cloud provider that failed mid-call, and why (its error's description: never a key, a

@@ -3,7 +3,8 @@ import NIOCore
 import Synchronization
 
 /// The engine's counters and histograms, in Prometheus's text format (`cex engine serve
-/// --metrics`): calls, turns, outcomes, reply latency, outbound frame lateness, underruns.
+/// --metrics`): calls, turns, outcomes, reply latency and what of it the cloud providers took,
+/// outbound frame lateness, underruns.
 public final class EngineMetrics: ConversationObserver {
     struct Histogram {
         /// Upper bounds, seconds.
@@ -46,6 +47,9 @@ public final class EngineMetrics: ConversationObserver {
         var lateFrames = 0
         var outcomes: [String: Int] = [:]
         var replyLatency = Histogram(bounds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
+        var llmTimeToFirstToken = Histogram(bounds: Self.providerBounds)
+        var ttsTimeToFirstByte = Histogram(bounds: Self.providerBounds)
+        static let providerBounds = [0.001, 0.01, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 5]
         var frameLateness = Histogram(bounds: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08])
     }
 
@@ -55,9 +59,13 @@ public final class EngineMetrics: ConversationObserver {
 
     public func callStarted() { self.state.withLock { $0.callsStarted += 1 } }
 
-    public func replyStarted(after latency: Duration) {
-        let seconds = Double(latency.components.seconds) + Double(latency.components.attoseconds) / 1e18
-        self.state.withLock { $0.replyLatency.observe(seconds) }
+    public func replyStarted(after latency: Duration, providers: ProviderTimes) {
+        func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+        self.state.withLock { state in
+            state.replyLatency.observe(seconds(latency))
+            if let time = providers.llmTimeToFirstToken { state.llmTimeToFirstToken.observe(seconds(time)) }
+            if let time = providers.ttsTimeToFirstByte { state.ttsTimeToFirstByte.observe(seconds(time)) }
+        }
     }
 
     public func callEnded(_ record: CallRecord) {
@@ -102,6 +110,16 @@ public final class EngineMetrics: ConversationObserver {
             "# TYPE cex_reply_latency_seconds histogram",
         ]
         lines += state.replyLatency.lines("cex_reply_latency_seconds")
+        lines += [
+            "# HELP cex_llm_time_to_first_token_seconds The model's time to a reply's first token: request's last byte out to the read that brought it.",
+            "# TYPE cex_llm_time_to_first_token_seconds histogram",
+        ]
+        lines += state.llmTimeToFirstToken.lines("cex_llm_time_to_first_token_seconds")
+        lines += [
+            "# HELP cex_tts_time_to_first_byte_seconds The speech service's time to a reply's first audio: request's last byte out to the read that brought it.",
+            "# TYPE cex_tts_time_to_first_byte_seconds histogram",
+        ]
+        lines += state.ttsTimeToFirstByte.lines("cex_tts_time_to_first_byte_seconds")
         lines += [
             "# HELP cex_frame_lateness_seconds How late each 20 ms slot's last frame was written, per event loop.",
             "# TYPE cex_frame_lateness_seconds histogram",

@@ -85,9 +85,14 @@ final class LLMDialogue: DialogueSession {
         // The reply as the client reads it, on the event loop reading the response: the speaking
         // task it resumes goes on inside that read (not after the loop's other reads and work),
         // and the stream ends at the model's finish, not after the request's teardown.
-        let reply = Mutex((spoke: false, calls: [ToolCall]()))
-        let call = self.policy.client.call(self.requestBody, appending: LLMPrompt.messages(history)) { event in
+        let reply = Mutex((spoke: false, calls: [ToolCall](), timeToFirstToken: Duration?.none))
+        let call = self.policy.client.call(
+            self.requestBody, appending: LLMPrompt.messages(history), firstToken: { time in reply.withLock { $0.timeToFirstToken = time } }
+        ) { event in
             EventLoopTaskExecutor.handOver {
+                if let time = reply.withLock({ reply in defer { reply.timeToFirstToken = nil }; return reply.timeToFirstToken }) {
+                    continuation.yield(.timeToFirstToken(time))
+                }
                 switch event {
                 case .content(let text):
                     if text.contains(where: { !$0.isWhitespace }) { reply.withLock { $0.spoke = true } }

@@ -142,7 +142,7 @@ public final class DeepgramSynthesizer: SpeechSynthesizer {
         guard case .webSocket = self.transport else {
             return try await self.speakREST(text) { sink.play($0) }
         }
-        let utterance = SpeakUtterance(text: text) { sink.play($0) }
+        let utterance = SpeakUtterance(text: text, timeToFirstByte: { sink.timeToFirstByte($0) }) { sink.play($0) }
         // The call's event loop, when the sink has one: a socket there hands it the audio without a thread hop.
         let loop = sink.executor as? any EventLoop
         try await withTaskCancellationHandler {
@@ -280,11 +280,14 @@ final class SpeakUtterance: Sendable {
     }
 
     let text: String
+    /// Hears the service's time to the line's first audio.
+    let timeToFirstByte: @Sendable (Duration) -> Void
     private let deliver: @Sendable ([Int16]) -> Bool
     private let state = NIOLockedValueBox(State())
 
-    init(text: String, deliver: @escaping @Sendable ([Int16]) -> Bool) {
+    init(text: String, timeToFirstByte: @escaping @Sendable (Duration) -> Void = { _ in }, deliver: @escaping @Sendable ([Int16]) -> Bool) {
         self.text = text
+        self.timeToFirstByte = timeToFirstByte
         self.deliver = deliver
     }
 
@@ -344,6 +347,8 @@ final class SpeakSocket: Sendable {
         var connection: WebSocketConnection?
         var utterance: SpeakUtterance?
         var decoder = PCMDecoder()
+        /// When the line's `Speak` and `Flush` went to the socket, until its first audio came.
+        var sentAt: NIODeadline?
         /// `Clear` went out: audio is dropped, and the socket is free again at `Cleared`.
         var clearSent = false
         var closed = false
@@ -372,10 +377,13 @@ final class SpeakSocket: Sendable {
             guard !state.closed, let connection = state.connection else { return nil }
             state.utterance = utterance
             state.decoder = PCMDecoder()
+            state.sentAt = nil
             return connection
         }
         guard let connection else { return false }
-        connection.send([.text(SpeakControl.speak(utterance.text).json), .text(SpeakControl.flush.json)])
+        connection.send([.text(SpeakControl.speak(utterance.text).json), .text(SpeakControl.flush.json)]) { sentAt in
+            self.state.withLockedValue { state in if state.utterance === utterance { state.sentAt = sentAt } }
+        }
         // A listener gone before the line was bound to the socket: cleared as if it barged in.
         if !utterance.attach(self) { self.clear(utterance) }
         return true
@@ -406,10 +414,13 @@ final class SpeakSocket: Sendable {
     func receive(_ message: WebSocketConnection.Message?) {
         switch message {
         case .binary(let bytes):
-            let (samples, utterance) = self.state.withLockedValue { state -> ([Int16], SpeakUtterance?) in
-                guard let utterance = state.utterance, !state.clearSent else { return ([], nil) }
-                return (state.decoder.decode(bytes), utterance)
+            let readAt = NIODeadline.now()
+            let (samples, utterance, sentAt) = self.state.withLockedValue { state -> ([Int16], SpeakUtterance?, NIODeadline?) in
+                guard let utterance = state.utterance, !state.clearSent else { return ([], nil, nil) }
+                defer { state.sentAt = nil }
+                return (state.decoder.decode(bytes), utterance, state.sentAt)
             }
+            if let utterance, let sentAt { utterance.timeToFirstByte(.nanoseconds((readAt - sentAt).nanoseconds)) }
             utterance?.play(samples)
         case .text(let json):
             switch try? SpeakReply(json: json) {

@@ -66,8 +66,8 @@ public final class WebSocketConnection: Sendable {
         self.send([message])
     }
 
-    /// Sends messages in one write to the socket.
-    public func send(_ messages: [Message]) {
+    /// Sends messages in one write to the socket; `written` hears when they went to the socket.
+    public func send(_ messages: [Message], written: (@Sendable (NIODeadline) -> Void)? = nil) {
         guard !self.state.withLockedValue({ $0.closing }) else { return }
         let frames = messages.map { message in
             switch message {
@@ -75,7 +75,7 @@ public final class WebSocketConnection: Sendable {
             case .binary(let bytes): Self.frame(.binary, ByteBuffer(bytes: bytes))
             }
         }
-        self.write(frames)
+        self.write(frames, written: written)
     }
 
     /// Starts the closing handshake; the connection ends when the server answers (or drops it).
@@ -93,10 +93,18 @@ public final class WebSocketConnection: Sendable {
 
     /// Writes at once on the event loop, unless writes handed over earlier are still to be made
     /// (they go first); from another thread, hands the write over.
-    private func write(_ frames: [WebSocketFrame]) {
+    private func write(_ frames: [WebSocketFrame], written: (@Sendable (NIODeadline) -> Void)? = nil) {
         let channel = self.channel
         @Sendable func writeNow() {
-            for frame in frames { channel.write(frame, promise: nil) }
+            for frame in frames.dropLast() { channel.write(frame, promise: nil) }
+            if let last = frames.last {
+                let promise = written.map { written in
+                    let promise = channel.eventLoop.makePromise(of: Void.self)
+                    promise.futureResult.whenSuccess { written(.now()) }
+                    return promise
+                }
+                channel.write(last, promise: promise)
+            }
             channel.flush()
         }
         if channel.eventLoop.inEventLoop, self.state.withLockedValue({ $0.handedOver == 0 }) { return writeNow() }

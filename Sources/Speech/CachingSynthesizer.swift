@@ -102,6 +102,8 @@ private final class RecordingSink<Base: SpeechSink>: SpeechSink {
 
     var executor: (any SerialExecutor)? { self.base.executor }
 
+    func timeToFirstByte(_ time: Duration) { self.base.timeToFirstByte(time) }
+
     /// Everything the sink took, when it took all it was given.
     var samples: [Int16]? {
         self.kept.withLock { $0.refused ? nil : $0.samples }

@@ -24,10 +24,15 @@ public protocol SpeechSink: Sendable {
     /// synthesiser whose audio arrives on a connection's event loop prefers a connection on this
     /// one: the audio then reaches the call without waking another thread. Nil by default.
     var executor: (any SerialExecutor)? { get }
+
+    /// The service's time to the line's first audio: from the request's last byte out to the
+    /// read that brought it. A cloud synthesiser tells it before the first `play`.
+    func timeToFirstByte(_ time: Duration)
 }
 
 extension SpeechSink {
     public var executor: (any SerialExecutor)? { nil }
+    public func timeToFirstByte(_ time: Duration) {}
 }
 
 extension SpeechSynthesizer {

@@ -177,12 +177,19 @@ struct Origin: Hashable, Sendable {
 
 /// Where a response goes, part by part, on its connection's event loop.
 public protocol HTTPResponseReceiver: AnyObject, Sendable {
+    /// The request's last byte went to the socket at `time` (once per connection it was written
+    /// on: a request retried on a new connection is sent again). Nothing by default.
+    func requestSent(at time: NIODeadline)
     func receiveHead(_ head: HTTPResponseHead)
     /// A piece of the body. Throwing ends the exchange with that error and closes the connection.
     func receiveBody(_ buffer: ByteBuffer) throws
     /// Called once: success after the body's last byte, or the error (`CancellationError` after
     /// `HTTPExchange.cancel()`).
     func ended(_ result: Result<Void, any Error>)
+}
+
+extension HTTPResponseReceiver {
+    public func requestSent(at time: NIODeadline) {}
 }
 
 public enum HTTPTransportError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -290,7 +297,9 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
         head.headers.add(name: "Content-Length", value: String(exchange.body.readableBytes))
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
-        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        sent.futureResult.whenSuccess { exchange.receiver.requestSent(at: .now()) }
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: sent)
     }
 
     func becameIdle() {

@@ -125,6 +125,11 @@ final class RecordKeeper: CallRecordSink {
         #expect(said.contains("caller: how much does it cost") && said.contains("caller: yes please book it"), "\(said)")
         #expect(said.contains { $0.hasPrefix("agent: The assessment is free, with no obligation.") }, "\(said)")
         #expect(said.last?.hasPrefix("agent: Wonderful! Someone from Bright Solar will call you") == true, "\(said)")
+        // The answer's timeline says what of its start the model and the voice took, at the wire.
+        let asked = try #require(record.turns.first { $0.speaker == .caller && $0.text == "how much does it cost" }?.timeline)
+        let (model, voice) = (try #require(asked.llmTimeToFirstTokenMs), try #require(asked.ttsTimeToFirstByteMs))
+        // (Each duration and offset is cut to whole milliseconds.)
+        #expect(model >= 0 && voice >= 0 && model + voice <= asked.firstFrameOutMs! - asked.endpointMs! + 2, "\(json)")
         // The model saw the answer as the caller heard it, then the caller's yes; then it analysed the call.
         #expect(run.chat.requests.count == 3)
         #expect(record.analysis?.summary == "Asked the price, then booked the assessment." && record.analysis?.motive == "wants lower bills")

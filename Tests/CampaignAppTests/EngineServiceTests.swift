@@ -109,7 +109,8 @@ extension JSONDecoder {
     @Test func servesTheMetricsAndNothingElse() async throws {
         let metrics = EngineMetrics()
         metrics.callStarted()
-        metrics.replyStarted(after: .milliseconds(3))
+        metrics.replyStarted(after: .milliseconds(3), providers: ProviderTimes())
+        metrics.replyStarted(after: .milliseconds(400), providers: ProviderTimes(llmTimeToFirstToken: .milliseconds(240), ttsTimeToFirstByte: .milliseconds(150)))
         let port = PortWaiter()
         let server = MetricsServer(host: "127.0.0.1", port: 0, metrics: metrics, logger: Logger(label: "test")) { port.set($0.port!) }
         let group = ServiceGroup(configuration: .init(services: [server], logger: Logger(label: "test")))
@@ -121,6 +122,11 @@ extension JSONDecoder {
             #expect(page.contains("cex_calls_active 1\n"))
             // 3 ms falls in the 5 ms bucket, not the 2.5 ms one.
             #expect(page.contains("cex_reply_latency_seconds_bucket{le=\"0.0025\"} 0\n") && page.contains("cex_reply_latency_seconds_bucket{le=\"0.005\"} 1\n"))
+            #expect(page.contains("cex_reply_latency_seconds_count 2\n"))
+            // The providers' waits, where a reply had them: 240 ms to the model's first token, 150 ms to the first audio.
+            #expect(page.contains("cex_llm_time_to_first_token_seconds_bucket{le=\"0.2\"} 0\n") && page.contains("cex_llm_time_to_first_token_seconds_bucket{le=\"0.35\"} 1\n"))
+            #expect(page.contains("cex_llm_time_to_first_token_seconds_count 1\n"))
+            #expect(page.contains("cex_tts_time_to_first_byte_seconds_bucket{le=\"0.1\"} 0\n") && page.contains("cex_tts_time_to_first_byte_seconds_bucket{le=\"0.2\"} 1\n"))
             #expect(try await Self.get("/other", port: bound).hasPrefix("HTTP/1.1 404"))
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()

@@ -1,6 +1,7 @@
 import ChatCompletions
 import JSON
 import Logging
+import NIOCore
 import NIOSSL
 import ProviderDoubles
 import StreamingHTTP
@@ -58,6 +59,28 @@ import Testing
             server.enqueue(.stream(FakeChatServer.chunks(toolCalls: [call], size: 3)))
             let events = try await self.collect(client.stream(client.request([.user("call me tomorrow at ten")])))
             #expect(events == [.toolCalls([call]), .finished(.toolCalls, TokenUsage(promptTokens: 42, completionTokens: 17))])
+        }
+    }
+
+    @Test func theModelsTimeToItsFirstTokenIsHeardOnceJustBeforeIt() async throws {
+        try await self.withServer { server, client, _, _ in
+            // The double answers 60 ms after it has read the request: the wait is at least that.
+            server.enqueue(.after(.milliseconds(60), .stream(FakeChatServer.chunks(text: "Hello there.", size: 3))))
+            let heard = Mutex<[String]>([])
+            let body = ChatRequestBody(leading: client.request([.system("You are brief.")]))
+            let call = client.call(body, appending: [.user("Hi")], firstToken: { time in
+                heard.withLock { $0.append(time >= .milliseconds(60) ? "first token after the pause" : "first token after \(time)") }
+            }) { event in
+                let said: String = if case .content(let text) = event { text } else { "\(event)" }
+                heard.withLock { $0.append(said) }
+            }
+            let ended = AsyncStream.makeStream(of: Void.self)
+            call.start { _ in ended.continuation.finish() }
+            for await _ in ended.stream {}
+            let events = heard.withLock { $0 }
+            #expect(events.prefix(2) == ["first token after the pause", "Hel"])
+            #expect(events.filter { $0.hasPrefix("first token") }.count == 1)
+            #expect(events.dropFirst().dropLast().joined() == "Hello there.")
         }
     }
 

@@ -130,6 +130,8 @@ final class LoopWitness: Sendable {
             #expect(timeline.endpointMs! <= timeline.policyFirstTextMs!)
             #expect(timeline.policyFirstTextMs! <= timeline.ttsFirstAudioMs!)
             #expect(timeline.ttsFirstAudioMs! <= timeline.firstFrameOutMs!)
+            // Offline, nothing was waited for on a provider.
+            #expect(timeline.llmTimeToFirstTokenMs == nil && timeline.ttsTimeToFirstByteMs == nil)
             // The closing line in full, then the engine's hang-up.
             let closing = try #require(record.turns.last)
             #expect(closing.speaker == .agent && !closing.interrupted && closing.text.contains("won't be called again"))

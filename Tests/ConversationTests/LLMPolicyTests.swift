@@ -52,6 +52,8 @@ import Testing
             server.enqueue(.stream(FakeChatServer.chunks(text: "The assessment is free, with no obligation.", size: 5)))
             let outputs = try await self.outputs(dialogue.reply(to: "what does it cost", history: self.history(dialogue, "what does it cost")))
             #expect(outputs.compactMap { if case .text(let text) = $0 { text } else { nil } }.joined() == "The assessment is free, with no obligation.")
+            // The model's time to its first token comes once, before the words, for the turn's timeline.
+            #expect(outputs.indices.filter { if case .timeToFirstToken = outputs[$0] { true } else { false } } == [0])
             let request = try #require(server.requests.first)
             guard case .array(let messages)? = request.body["messages"], let system = messages.first?["content"]?.string else {
                 Issue.record("no system message")
@@ -79,7 +81,11 @@ import Testing
         try await self.withPolicy { server, _, dialogue, _ in
             server.enqueue(.stream(FakeChatServer.chunks(toolCalls: [ToolCall(id: "c1", name: "end_call", arguments: #"{"outcome":"interested"}"#)])))
             let outputs = try await self.outputs(dialogue.reply(to: "yes book it", history: self.history(dialogue, "yes book it")))
-            #expect(outputs == [
+            guard case .timeToFirstToken? = outputs.first else {
+                Issue.record("no time to the first token: \(outputs)")
+                return
+            }
+            #expect(Array(outputs.dropFirst()) == [
                 .text("Wonderful! Someone from Bright Solar will call you to pick a time. Thank you, goodbye."), .action(.endCall(.interested)),
             ])
             // The call is over: nothing more is asked of the model.

@@ -77,6 +77,7 @@ import TestSupport
                 case .text(let text): transcript.append("agent: \(text)")
                 case .action(let action): transcript.append("action: \(action)")
                 case .failover(let failover): transcript.append("failover: \(failover.reason)")
+                case .timeToFirstToken: transcript.append("a model answered")
                 }
             }
         }

@@ -140,6 +140,26 @@ import Testing
         }
     }
 
+    @Test func eachLinesTimeToItsFirstAudioIsToldOnceBeforeThatAudio() async throws {
+        try await self.withServer { server, base, logs in
+            // The double starts each line's audio 50 ms after its Flush: the time is at least that.
+            server.pauseBeforeSpeech(.milliseconds(50))
+            let synthesizer = DeepgramSynthesizer(endpoint: DeepgramEndpoint(baseURL: base, credential: .apiKey(Self.key)), logger: logs.logger())
+            let (first, second) = (CollectingSink(), CollectingSink())
+            try await synthesizer.synthesize("Hello, this is Sam from Acme Solar.", into: first)
+            // The second line goes over the same socket.
+            try await synthesizer.synthesize("Is now a good time?", into: second)
+            #expect(server.speaks.count == 1)
+            for sink in [first, second] {
+                let heard = sink.heard
+                #expect(heard.timesToFirstByte.count == 1)
+                #expect(heard.timesToFirstByte.first.map { $0.time >= .milliseconds(50) && $0.chunksBefore == 0 } == true)
+                #expect(heard.chunks > 1)
+            }
+            synthesizer.shutdown()
+        }
+    }
+
     @Test func aCallsLinesAreSpokenOnSocketsOnItsEventLoop() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let (first, second) = (group.next(), group.next())
@@ -288,6 +308,8 @@ final class CollectingSink: SpeechSink {
         var onEventLoop = 0
         /// Chunks handed over on the sink's own loop.
         var onItsLoop = 0
+        /// The service's times to the first audio it was told, each with the chunks it had by then.
+        var timesToFirstByte: [(time: Duration, chunksBefore: Int)] = []
     }
 
     private let accepting: Int
@@ -301,6 +323,10 @@ final class CollectingSink: SpeechSink {
 
     var heard: Heard { self.state.withLock { $0 } }
     var executor: (any SerialExecutor)? { self.loop?.executor }
+
+    func timeToFirstByte(_ time: Duration) {
+        self.state.withLock { $0.timesToFirstByte.append((time, $0.chunks)) }
+    }
 
     func play(_ samples: [Int16]) -> Bool {
         let current = MultiThreadedEventLoopGroup.currentEventLoop

@@ -27,6 +27,8 @@ public final class FakeChatServer: Sendable {
         case hangUp
         /// An error status with the error envelope and extra headers.
         case status(Int, type: String, code: String?, message: String, headers: [(String, String)] = [])
+        /// The reply, once the request has been read and this long has passed (a model thinking).
+        indirect case after(TimeAmount, Reply)
     }
 
     /// A request as the server read it.
@@ -297,6 +299,9 @@ final class FakeChatHandler: ChannelInboundHandler, @unchecked Sendable {
     private func respond(context: ChannelHandlerContext, reply: FakeChatServer.Reply) {
         let channel = context.channel
         switch reply {
+        case .after(let pause, let reply):
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: pause) { self.respond(context: bound.value, reply: reply) }
         case .status(let status, let type, let code, let message, let extra):
             let envelope = APIErrorBody(error: .init(message: message, type: type, code: code))
             let body = (try? JSONEncoder().encode(envelope)) ?? Data()

@@ -39,6 +39,7 @@ public final class FakeDeepgramServer: Sendable {
         var restFailures: [(HTTPResponseStatus, String)] = []
         var restRequests: [[String: [String]]] = []
         var speechStalls = false
+        var speechPause = TimeAmount.zero
     }
 
     /// One speak socket as the server saw it: the text of each Speak, and each control by type.
@@ -158,6 +159,14 @@ public final class FakeDeepgramServer: Sendable {
     }
 
     var speechStalls: Bool { self.state.withLockedValue { $0.speechStalls } }
+
+    /// From now on a speak socket's audio for a `Flush` starts this long after it (a voice
+    /// being made); `.zero` answers at once again.
+    public func pauseBeforeSpeech(_ pause: TimeAmount) {
+        self.state.withLockedValue { $0.speechPause = pause }
+    }
+
+    var speechPause: TimeAmount { self.state.withLockedValue { $0.speechPause } }
 
     public var speaks: [Speak] { self.state.withLockedValue { $0.speaks } }
     public var restSpeakRequests: [[String: [String]]] { self.state.withLockedValue { $0.restRequests } }
@@ -364,17 +373,23 @@ final class FakeSpeakHandler: ChannelInboundHandler, @unchecked Sendable {
             case .flush:
                 self.server.received(speakMessage: "Flush", on: self.index)
                 let bytes = FakeDeepgramServer.bytes(FakeDeepgramServer.speech(for: self.text))
+                self.text = ""
                 if self.server.speechStalls {
-                    self.text = ""
                     let first = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes.prefix(1_600)))
                     return context.writeAndFlush(self.wrapOutboundOut(first), promise: nil)
                 }
-                for piece in FakeDeepgramServer.oddPieces(bytes) {
-                    context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: piece))), promise: nil)
-                }
-                self.text = ""
-                self.sendText(SpeakReply.flushed(sequence: self.flushes).json, context: context)
+                let flushed = SpeakReply.flushed(sequence: self.flushes).json
                 self.flushes += 1
+                let speak: @Sendable (ChannelHandlerContext) -> Void = { context in
+                    for piece in FakeDeepgramServer.oddPieces(bytes) {
+                        context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: piece))), promise: nil)
+                    }
+                    self.sendText(flushed, context: context)
+                }
+                let pause = self.server.speechPause
+                guard pause > .zero else { return speak(context) }
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: pause) { speak(bound.value) }
             case .clear:
                 self.server.received(speakMessage: "Clear", on: self.index)
                 self.text = ""

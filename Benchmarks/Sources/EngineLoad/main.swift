@@ -133,6 +133,11 @@ enum EngineLoad {
                 idle.rssMB, start.rssMB, end.rssMB, live > 0 ? (end.rssMB - idle.rssMB) * 1024 / Double(live) : 0,
                 samples.underruns, samples.lateFrames
             ))
+            // With the cloud clients: the engine's own share, and the doubles' times at the wire.
+            print(String(
+                format: #"{"event": "shares", "engine_p50_ms": %.3f, "engine_p99_ms": %.3f, "llm_ttft_p50_ms": %.3f, "llm_ttft_p99_ms": %.3f, "tts_ttfb_p50_ms": %.3f, "tts_ttfb_p99_ms": %.3f}"#,
+                all.engine.percentile(0.5), all.engine.percentile(0.99), all.llmTimeToFirstToken.percentile(0.5), all.llmTimeToFirstToken.percentile(0.99),
+                all.ttsTimeToFirstByte.percentile(0.5), all.ttsTimeToFirstByte.percentile(0.99)))
             print(#"{"event": "turns of ended calls", "counts": "\#(samples.turns.sorted { $0.key < $1.key })"}"#)
             group.cancelAll()
         }
@@ -540,6 +545,10 @@ struct DiscardingSink: CallRecordSink {
 final class Samples: ConversationObserver {
     struct Window {
         var latencies: [Double] = []
+        /// Of each latency, what the engine added: less the providers' times at the wire.
+        var engine: [Double] = []
+        var llmTimeToFirstToken: [Double] = []
+        var ttsTimeToFirstByte: [Double] = []
         var lateness: [Double] = []
     }
     private struct State {
@@ -567,9 +576,14 @@ final class Samples: ConversationObserver {
             $0.turns["unanswered", default: 0] += record.turns.count { $0.speaker == .caller && $0.timeline?.firstFrameOutMs == nil }
         }
     }
-    func replyStarted(after latency: Duration) {
-        let milliseconds = Double(latency.components.attoseconds) / 1e15 + Double(latency.components.seconds) * 1_000
-        self.state.withLockedValue { $0.window.latencies.append(milliseconds) }
+    func replyStarted(after latency: Duration, providers: ProviderTimes) {
+        func milliseconds(_ duration: Duration) -> Double { Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1_000 }
+        self.state.withLockedValue { state in
+            state.window.latencies.append(milliseconds(latency))
+            state.window.engine.append(milliseconds(latency - providers.total))
+            if let time = providers.llmTimeToFirstToken { state.window.llmTimeToFirstToken.append(milliseconds(time)) }
+            if let time = providers.ttsTimeToFirstByte { state.window.ttsTimeToFirstByte.append(milliseconds(time)) }
+        }
     }
     func lateness(_ amount: TimeAmount) {
         let milliseconds = Double(amount.nanoseconds) / 1e6
@@ -588,6 +602,9 @@ final class Samples: ConversationObserver {
         self.state.withLockedValue { state in
             let window = state.window
             state.all.latencies += window.latencies
+            state.all.engine += window.engine
+            state.all.llmTimeToFirstToken += window.llmTimeToFirstToken
+            state.all.ttsTimeToFirstByte += window.ttsTimeToFirstByte
             state.all.lateness += window.lateness
             state.window = Window()
             return window
