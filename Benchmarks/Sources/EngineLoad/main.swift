@@ -24,7 +24,10 @@
 //
 // With --cloud the engine's providers are the production clients (DeepgramRecognizer,
 // DeepgramSynthesizer over its socket pool, LLMPolicy over HTTP) against `doubles` in a third
-// process: the latency then includes the model's request and the TTS socket on loopback.
+// process: the latency then includes the model's request and the TTS socket on loopback. The
+// `shares` line splits it as the clients measure it at the wire: the model's time to its first
+// token and the speech's time to its first audio (each from the request's last byte out to the
+// read that brought the answer: the doubles' share), and the rest, the engine's own share.
 import AudioSocket
 import ChatCompletions
 import Conversation
