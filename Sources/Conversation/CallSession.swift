@@ -252,14 +252,14 @@ struct CallSession {
                         if $0.ttsFirstAudioMs == nil { $0.ttsFirstAudioMs = milliseconds(offset(at)) }
                     }
                 case .waited(let id, let times) where id == speaking?.id:
+                    guard var kept = speaking?.providers else { continue }
                     // Each provider's first answer is the one the reply's start waited for.
-                    if speaking?.providers.llmTimeToFirstToken == nil, let time = times.llmTimeToFirstToken {
-                        speaking?.providers.llmTimeToFirstToken = time
-                        timeline { $0.llmTimeToFirstTokenMs = milliseconds(time) }
-                    }
-                    if speaking?.providers.ttsTimeToFirstByte == nil, let time = times.ttsTimeToFirstByte {
-                        speaking?.providers.ttsTimeToFirstByte = time
-                        timeline { $0.ttsTimeToFirstByteMs = milliseconds(time) }
+                    kept.llmTimeToFirstToken = kept.llmTimeToFirstToken ?? times.llmTimeToFirstToken
+                    kept.ttsTimeToFirstByte = kept.ttsTimeToFirstByte ?? times.ttsTimeToFirstByte
+                    speaking?.providers = kept
+                    timeline {
+                        $0.llmTimeToFirstTokenMs = kept.llmTimeToFirstToken.map(milliseconds)
+                        $0.ttsTimeToFirstByteMs = kept.ttsTimeToFirstByte.map(milliseconds)
                     }
                 case .firstFrameOut(let id, let at) where id == speaking?.id:
                     let sent = offset(at)

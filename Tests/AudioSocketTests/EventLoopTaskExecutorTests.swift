@@ -55,6 +55,11 @@ import Testing
         func waitUntilHeard(_ count: Int) async throws {
             while self.heard.withLockedValue({ $0.count < count }) { try await Task.sleep(for: .milliseconds(1)) }
         }
+
+        func stop() async {
+            self.words.finish()
+            await self.task.value
+        }
     }
 
     @Test func aHandOverFromTheLoopRunsTheTaskItResumedBeforeItReturns() async throws {
@@ -73,8 +78,7 @@ import Testing
         #expect(yielded == ["first", "now"])
         try await listener.waitUntilHeard(3)
         #expect(listener.heard.withLockedValue { $0 } == ["first", "now", "later"])
-        listener.words.finish()
-        await listener.task.value
+        await listener.stop()
         try await group.shutdownGracefully()
     }
 
@@ -94,10 +98,8 @@ import Testing
         #expect(heard.1 == ["first"])
         try await second.waitUntilHeard(2)
         #expect(second.heard.withLockedValue { $0 } == ["first", "now"])
-        first.words.finish()
-        second.words.finish()
-        await first.task.value
-        await second.task.value
+        await first.stop()
+        await second.stop()
         try await group.shutdownGracefully()
     }
 
@@ -121,10 +123,8 @@ import Testing
         try await remote.waitUntilHeard(2)
         #expect(local.heard.withLockedValue { $0 } == ["first", "from a task"])
         #expect(remote.heard.withLockedValue { $0 } == ["first", "from another loop"])
-        local.words.finish()
-        remote.words.finish()
-        await local.task.value
-        await remote.task.value
+        await local.stop()
+        await remote.stop()
         try await group.shutdownGracefully()
     }
 }
