@@ -24,13 +24,16 @@ public final class ChatCall: Sendable {
         var completion: (@Sendable (Result<Void, any Error>) -> Void)?
         var watchdog: Task<Void, Never>?
         var firstToken = false
+        /// When the first attempt's request went out: a retried request's time to its first
+        /// token counts the attempts before it.
+        var sentAt: NIODeadline?
     }
 
     private let client: ChatCompletionsClient
     /// The request's JSON.
     private let body: ByteBuffer
     private let receive: @Sendable (ChatStreamEvent) -> Void
-    /// Hears the model's time to its first token.
+    /// Hears the model's time to its first token, retries included.
     private let firstTokenTime: (@Sendable (Duration) -> Void)?
     private let state = Mutex(State())
 
@@ -84,7 +87,8 @@ public final class ChatCall: Sendable {
 
     private func attempt(_ target: HTTPTarget, _ retry: Int) {
         let attempt = ChatAttempt(
-            forward: { event, waited in self.forward(event, waited: waited) }, ended: { result, streamed in self.attemptEnded(target, retry, result, streamed: streamed) })
+            sent: { time in self.state.withLock { $0.sentAt = $0.sentAt ?? time } }, forward: { event, readAt in self.forward(event, readAt: readAt) },
+            ended: { result, streamed in self.attemptEnded(target, retry, result, streamed: streamed) })
         let exchange = HTTPExchange(target: target, body: self.body, receiver: attempt)
         // In place before it starts: a failure heard at once may already move the call on.
         let current = self.state.withLock { state -> Bool in
@@ -97,21 +101,21 @@ public final class ChatCall: Sendable {
         if current { self.client.http.execute(exchange) }
     }
 
-    /// An event from the reply, read `waited` after the request went out; false once the call
-    /// has ended (the attempt then stops reading).
-    private func forward(_ event: ChatStreamEvent, waited: Duration?) -> Bool {
-        let (live, first) = self.state.withLock { state -> (Bool, Bool) in
-            if case .done = state.phase { return (false, false) }
+    /// An event from the reply, from the read at `readAt`; false once the call has ended (the
+    /// attempt then stops reading).
+    private func forward(_ event: ChatStreamEvent, readAt: NIODeadline) -> Bool {
+        let (live, firstTokenSince) = self.state.withLock { state -> (Bool, NIODeadline?) in
+            if case .done = state.phase { return (false, nil) }
             switch event {
             case .content, .refusal, .toolCalls:
                 defer { state.firstToken = true }
-                return (true, !state.firstToken)
+                return (true, state.firstToken ? nil : state.sentAt)
             case .finished:
-                return (true, false)
+                return (true, nil)
             }
         }
         guard live else { return false }
-        if first, let waited { self.firstTokenTime?(waited) }
+        if let sentAt = firstTokenSince { self.firstTokenTime?(.nanoseconds((readAt - sentAt).nanoseconds)) }
         self.receive(event)
         if case .finished = event { self.finish(.success(())) }
         return true
@@ -208,8 +212,6 @@ final class ChatAttempt: HTTPResponseReceiver {
     }
 
     private struct Reading {
-        /// When the request's last byte went out.
-        var sentAt: NIODeadline?
         var status: Int?
         var parser = ServerSentEventParser()
         var assembler = ChatStreamAssembler()
@@ -219,20 +221,25 @@ final class ChatAttempt: HTTPResponseReceiver {
         var stopped = false
     }
 
-    /// Hands on one event, with the time from the request's last byte out to the read that
-    /// brought it; false when nobody listens any more.
-    private let forward: @Sendable (ChatStreamEvent, Duration?) -> Bool
+    /// Hears when the request's last byte went out.
+    private let sent: @Sendable (NIODeadline) -> Void
+    /// Hands on one event, with the time of the read that brought it; false when nobody listens any more.
+    private let forward: @Sendable (ChatStreamEvent, NIODeadline) -> Bool
     /// The attempt's outcome, and whether a 200 had arrived (the stream had then begun and is never retried).
     private let whenEnded: @Sendable (Result<Outcome, any Error>, Bool) -> Void
     private let reading = Mutex(Reading())
 
-    init(forward: @escaping @Sendable (ChatStreamEvent, Duration?) -> Bool, ended: @escaping @Sendable (Result<Outcome, any Error>, Bool) -> Void) {
+    init(
+        sent: @escaping @Sendable (NIODeadline) -> Void, forward: @escaping @Sendable (ChatStreamEvent, NIODeadline) -> Bool,
+        ended: @escaping @Sendable (Result<Outcome, any Error>, Bool) -> Void
+    ) {
+        self.sent = sent
         self.forward = forward
         self.whenEnded = ended
     }
 
     func requestSent(at time: NIODeadline) {
-        self.reading.withLock { $0.sentAt = time }
+        self.sent(time)
     }
 
     func receiveHead(_ head: HTTPResponseHead) {
@@ -244,24 +251,23 @@ final class ChatAttempt: HTTPResponseReceiver {
 
     func receiveBody(_ buffer: ByteBuffer) throws(ChatError) {
         let readAt = NIODeadline.now()
-        let (events, sentAt) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], NIODeadline?) in
-            guard !reading.stopped else { return ([], nil) }
+        let events = try self.reading.withLock { reading throws(ChatError) -> [ChatStreamEvent] in
+            guard !reading.stopped else { return [] }
             guard reading.status == 200 else {
                 if reading.errorBody.count < 64 << 10 { reading.errorBody += buffer.readableBytesView.prefix((64 << 10) - reading.errorBody.count) }
-                return ([], nil)
+                return []
             }
             var events: [ChatStreamEvent] = []
             for event in reading.parser.feed(buffer.readableBytesView) where !reading.assembler.isDone {
                 events += try reading.assembler.consume(event)
             }
-            return (events, reading.sentAt)
+            return events
         }
-        self.hand(events, readAt: readAt, sentAt: sentAt)
+        self.hand(events, readAt: readAt)
     }
 
-    private func hand(_ events: [ChatStreamEvent], readAt: NIODeadline, sentAt: NIODeadline?) {
-        let waited = sentAt.map { Duration.nanoseconds((readAt - $0).nanoseconds) }
-        for event in events where !self.forward(event, waited) {
+    private func hand(_ events: [ChatStreamEvent], readAt: NIODeadline) {
+        for event in events where !self.forward(event, readAt) {
             self.reading.withLock { $0.stopped = true }
             return
         }
@@ -272,13 +278,13 @@ final class ChatAttempt: HTTPResponseReceiver {
         if case .failure(let error) = result { return self.whenEnded(.failure(error), streamed) }
         do {
             let readAt = NIODeadline.now()
-            let (events, outcome, sentAt) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome, NIODeadline?) in
+            let (events, outcome) = try self.reading.withLock { reading throws(ChatError) -> ([ChatStreamEvent], Outcome) in
                 guard reading.status == 200 else {
-                    return ([], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody), nil)
+                    return ([], .refused(status: reading.status ?? 0, headers: reading.headers, body: reading.errorBody))
                 }
-                return (reading.stopped ? [] : try reading.assembler.end(), .streamed, reading.sentAt)
+                return (reading.stopped ? [] : try reading.assembler.end(), .streamed)
             }
-            self.hand(events, readAt: readAt, sentAt: sentAt)
+            self.hand(events, readAt: readAt)
             self.whenEnded(.success(outcome), streamed)
         } catch {
             self.whenEnded(.failure(error), streamed)

@@ -118,7 +118,8 @@ public struct ChatCompletionsClient: Sendable {
 
     /// The same, for a request written once but for its last `messages` (a dialogue's turn).
     /// `firstToken` hears, just before the first token's event, the model's time to it: from the
-    /// request's last byte out to the read that brought the token.
+    /// request's last byte out (its first attempt's, when it was retried) to the read that
+    /// brought the token.
     public func call(
         _ body: ChatRequestBody, appending messages: [ChatMessage], firstToken: (@Sendable (Duration) -> Void)? = nil,
         receive: @escaping @Sendable (ChatStreamEvent) -> Void

@@ -36,7 +36,8 @@ public struct CallRecord: Sendable, Hashable, Codable {
         public var firstFrameOutMs: Int?
         /// How long the reply waited on its cloud providers (durations, not offsets), each from
         /// the request's last byte out to the read that brought the answer: the model's time to
-        /// its first token, the speech service's time to the first audio. Absent offline.
+        /// its first token (retries included), the speech service's time to the first audio.
+        /// Absent offline.
         public var llmTimeToFirstTokenMs: Int?
         public var ttsTimeToFirstByteMs: Int?
     }

@@ -84,6 +84,25 @@ import Testing
         }
     }
 
+    @Test func aRetriedRequestsTimeToItsFirstTokenCountsFromItsFirstAttempt() async throws {
+        try await self.withServer { server, client, clock, _ in
+            // Refused 60 ms after the first attempt; the retry is answered at once.
+            server.enqueue(
+                .after(.milliseconds(60), .status(429, type: "requests", code: "rate_limit_exceeded", message: "Rate limit reached", headers: [("retry-after", "1")])),
+                .stream(FakeChatServer.chunks(text: "After the wait.")))
+            let times = Mutex<[Duration]>([])
+            let call = client.call(ChatRequestBody(leading: client.request([])), appending: [.user("Hi")], firstToken: { time in times.withLock { $0.append(time) } }) { _ in }
+            let ended = AsyncStream.makeStream(of: Void.self)
+            call.start { _ in ended.continuation.finish() }
+            // The watchdog and the retry's wait both sleep on the clock.
+            try await eventually { clock.sleepers == 2 && server.requests.count == 1 }
+            clock.advance(by: .seconds(1))
+            for await _ in ended.stream {}
+            #expect(server.requests.count == 2)
+            #expect(times.withLock { $0.count == 1 && $0[0] >= .milliseconds(60) })
+        }
+    }
+
     @Test func aRefusedKeyIsNotRetriedAndItsErrorQuotesNoKey() async throws {
         try await self.withServer(key: "sk-wrong-key-0123456789abcdefghijkl") { server, client, _, logs in
             await #expect(throws: ChatError.authentication(status: 401, code: "invalid_api_key")) {
