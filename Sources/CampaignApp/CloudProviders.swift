@@ -27,6 +27,9 @@ public struct EngineProviders: Sendable {
     public var analyzer: (@Sendable (PitchTemplate) -> LLMAnalyzer)?
     /// For logs and `campaign check`: e.g. `speech deepgram nova-3/aura-2-thalia-en, language openai gpt-4o`.
     public var summary: String
+    /// Ends what the providers keep open between calls, once the engine has stopped (Deepgram's
+    /// speak sockets say `Close` first, as Deepgram asks).
+    public var close: @Sendable () -> Void = {}
 
     public struct MissingCredential: Error, CustomStringConvertible {
         public var description: String
@@ -60,9 +63,11 @@ public struct EngineProviders: Sendable {
             if let model = settings.sttModel { listen.model = model }
             let ttsModel = settings.ttsModel ?? "aura-2-thalia-en"
             providers.recognizer = DeepgramRecognizer(endpoint: endpoint, options: listen, logger: logger)
-            providers.synthesizer = DeepgramSynthesizer(
+            let synthesizer = DeepgramSynthesizer(
                 endpoint: endpoint, model: ttsModel, transport: settings.ttsOverREST ? .rest : .webSocket, http: ProviderHTTP.client(trusting: authority),
                 logger: logger)
+            providers.synthesizer = synthesizer
+            providers.close = { synthesizer.shutdown() }
             providers.fallbackRecognizer = offlineRecognizer
             providers.fallbackSynthesizer = offlineSynthesizer
             summary.append("speech deepgram \(listen.model)/\(ttsModel)")

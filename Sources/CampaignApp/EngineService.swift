@@ -117,5 +117,6 @@ public struct EngineService: Service, CustomStringConvertible {
             while let serverEnded = try await group.next(), !serverEnded {}
             group.cancelAll()
         }
+        self.providers.close()
     }
 }

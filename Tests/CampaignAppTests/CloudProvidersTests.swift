@@ -89,6 +89,8 @@ final class RecordKeeper: CallRecordSink {
             try await tasks.waitForAll()
             return recording
         }
+        // The engine stopped: every speak socket it kept was closed as Deepgram asks.
+        try await eventually { deepgram.speaks.allSatisfy { $0.messages.last == "Close" } }
         await deepgram.stop()
         await chat.stop()
         let record = try #require(sink.finished.withLockedValue { $0.first })
