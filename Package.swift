@@ -363,6 +363,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Whole campaigns through a real Asterisk 22 (`make asterisk` builds it; never skipped).
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "CampaignApp", "CampaignCore", "CampaignStore", "Conversation", "PBXSimulator", "Speech", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "cexTests",
             dependencies: [

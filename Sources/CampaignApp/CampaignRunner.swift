@@ -305,7 +305,11 @@ public final class CampaignRunner: Service, Sendable {
                     lastRefill = ContinuousClock.now
                     tokens = min(max(1, self.campaign.callsPerSecond), tokens + elapsed.seconds * self.campaign.callsPerSecond)
                     var room = self.campaign.maxConcurrentCalls - live.count
-                    if let engine = self.options.engineCapacity?() { room = min(room, engine - live.values.filter { $0.completedAt == nil }.count) }
+                    if let engine = self.options.engineCapacity?() {
+                        // The engine's free places already leave out the calls it talks to: only
+                        // the calls not answered yet may still arrive there.
+                        room = min(room, engine - live.values.filter { $0.trace.answeredAt == nil && $0.completedAt == nil }.count)
+                    }
                     let wanted = min(room, Int(tokens))
                     if wanted > 0 {
                         let due = try self.dueLeads(now: now, limit: wanted, zones: &zones)

@@ -30,6 +30,8 @@ public enum AttemptOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     case wrongPerson = "wrong_person"
     /// Answered, but no conversation took place (nobody spoke, or the callee hung up at once).
     case noConversation = "no_conversation"
+    /// The callee spoke, then hung up before anything was decided: retried by its own rule.
+    case hungUp = "hung_up"
     /// Answered, and nobody (no agent audio) was on the line within 2 s, or the engine never
     /// attached, or the call was cut by a crash.
     case abandoned
@@ -58,6 +60,7 @@ public enum AttemptOutcome: String, Sendable, Hashable, Codable, CaseIterable {
         case .failed, .abandoned, .lost: return .failed
         case .voicemail: return .voicemail
         case .callback: return .callback
+        case .hungUp: return .hungUp
         case .notInterested: return .notInterested
         case .invalidNumber, .rejected, .interested, .doNotCall, .wrongPerson: return nil
         }
@@ -66,15 +69,15 @@ public enum AttemptOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     /// A person answered the call.
     public var isHumanAnswer: Bool {
         switch self {
-        case .interested, .notInterested, .callback, .doNotCall, .wrongPerson, .noConversation, .abandoned: return true
+        case .interested, .notInterested, .callback, .doNotCall, .wrongPerson, .noConversation, .hungUp, .abandoned: return true
         default: return false
         }
     }
 
-    /// A conversation took place.
+    /// A conversation took place (the callee spoke with the agent).
     public var isConversation: Bool {
         switch self {
-        case .interested, .notInterested, .callback, .doNotCall, .wrongPerson: return true
+        case .interested, .notInterested, .callback, .doNotCall, .wrongPerson, .hungUp: return true
         default: return false
         }
     }
@@ -88,6 +91,8 @@ public enum RetryClass: String, Sendable, Hashable, Codable, CaseIterable {
     case failed
     case voicemail
     case callback
+    /// The callee spoke and hung up before anything was decided.
+    case hungUp = "hung_up"
     /// Not retried unless the campaign has a rule for it.
     case notInterested = "not_interested"
 }

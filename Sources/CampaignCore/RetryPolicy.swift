@@ -36,6 +36,7 @@ public struct RetryPolicy: Sendable, Hashable {
             .failed: Rule(delay: .seconds(30 * 60), backoff: 2, maxAttempts: 2),
             .voicemail: Rule(delay: .seconds(4 * 3600), backoff: 1, maxAttempts: 2),
             .callback: Rule(delay: .seconds(3600), backoff: 1, maxAttempts: 2),
+            .hungUp: Rule(delay: .seconds(24 * 3600), backoff: 1, maxAttempts: 2),
         ],
         maxAttempts: 5
     )

@@ -92,6 +92,22 @@ public struct LexiconAnalyzer: Sendable {
         return TurnAnalysis(sentiment: (sentiment * 100).rounded() / 100, objections: objections, intent: intent)
     }
 
+    /// The outcome of a call that ended before the policy decided one (the callee hung up):
+    /// what was said still counts, the latest decisive turn first; a callee who spoke without
+    /// deciding hung up (retried), one who never spoke had no conversation. Never a refusal
+    /// nobody made.
+    static func undecidedOutcome(intents: [String]) -> CallOutcome {
+        for intent in intents.reversed() {
+            switch intent {
+            case "opt_out": return .doNotCall
+            case "wrong_person": return .wrongPerson
+            case "callback": return .callback
+            default: continue
+            }
+        }
+        return intents.isEmpty ? .noConversation : .hungUp
+    }
+
     public func analyze(call record: CallRecord) -> CallAnalysis {
         let callerTurns = record.turns.filter { $0.speaker == .caller && !$0.text.isEmpty }
         let analyses = callerTurns.map { $0.analysis ?? self.analyze(turn: $0.text) }
@@ -99,7 +115,7 @@ public struct LexiconAnalyzer: Sendable {
         let label = score > 0.2 ? "positive" : score < -0.2 ? "negative" : "neutral"
         var objections: [String] = []
         for analysis in analyses { for id in analysis.objections where !objections.contains(id) { objections.append(id) } }
-        let outcome = record.outcome ?? (callerTurns.isEmpty ? .noConversation : .notInterested)
+        let outcome = record.outcome ?? Self.undecidedOutcome(intents: analyses.map(\.intent))
         let callback = record.actions.compactMap { action -> Date? in
             if case .scheduleCallback(let request) = action { return request.time }
             return nil
@@ -114,6 +130,7 @@ public struct LexiconAnalyzer: Sendable {
         case .wrongPerson: motive = "not the person we meant to reach"
         case .voicemail: motive = "reached voicemail"
         case .noConversation: motive = "no conversation took place"
+        case .hungUp: motive = "hung up before deciding"
         }
         var summary = "Call about: \(self.template.goal). Outcome: \(outcome.rawValue.replacingOccurrences(of: "_", with: " "))."
         if !labels.isEmpty { summary += " Objections: \(labels.joined(separator: ", "))." }

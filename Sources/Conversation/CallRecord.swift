@@ -55,6 +55,17 @@ public struct CallRecord: Sendable, Hashable, Codable {
         public var atMs: Int
     }
 
+    /// The opening (identification, the automated-call disclosure and how to opt out), as the
+    /// caller heard it.
+    public struct Disclosure: Sendable, Hashable, Codable {
+        /// Every sample of the opening went out.
+        public var heardInFull: Bool
+        /// When its last sample went out, or when it stopped.
+        public var endMs: Int
+        /// Why it stopped short: `opt_out` (the caller opted out over it), `caller_hung_up`, `shutdown`.
+        public var cutBy: String?
+    }
+
     public var callID: UUID
     public var template: String
     public var startedAt: Date
@@ -67,6 +78,8 @@ public struct CallRecord: Sendable, Hashable, Codable {
     public var endedBy: String?
     /// When the first agent audio went out.
     public var firstAgentAudioMs: Int?
+    /// How the opening went (nil until it has ended).
+    public var disclosure: Disclosure?
     public var analysis: CallAnalysis?
     /// Providers that failed during the call, and when (nil when none did).
     public var failovers: [Failover]?

@@ -88,6 +88,8 @@ struct CallSession {
         case recognition(RecognitionEvent, at: NIODeadline)
         case recognitionFailed(String)
         case callerGone
+        /// The wait for the words of a turn the caller hung up in is over.
+        case drained
         /// The engine is shutting down: say goodbye and hang up.
         case shutdown
         /// From the speaking task of utterance `id`.
@@ -181,6 +183,15 @@ struct CallSession {
                 }
                 post.yield(.callerGone)
             }
+            // Time passes for the turn rules without inbound audio too: a leg that sends no
+            // frames while its caller is quiet still gets the turn's end and silence prompts.
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(50))
+                    let actions = rules.withLockedValue { $0.clock(at: offset()) }
+                    if !actions.isEmpty { post.yield(.turn(actions, at: .now())) }
+                }
+            }
 
             var nextID = 0
             var speaking: Speaking?
@@ -188,6 +199,11 @@ struct CallSession {
             var startTimes: [Int: Int] = [:]
             var endAfterSpeech = false
             var lastFinalMs: Int?
+            /// The caller hung up in the middle of a turn: its words are awaited, nothing is said.
+            var hangingUp = false
+            /// Why the opening (utterance 0) was cut, when the engine cut it.
+            var openingCut: String?
+            let openingID = 0
 
             func startSpeaking(
                 _ outputs: AsyncThrowingStream<PolicyOutput, any Error>, protected: Bool = false, answering: Int? = nil, turnEndedAt: NIODeadline? = nil
@@ -210,6 +226,14 @@ struct CallSession {
                     continuation.finish()
                 }
             }
+            /// A caller turn on record, with its live analysis.
+            func callerTurn(_ text: String, at now: Duration, timeline: CallRecord.Timeline? = nil) {
+                let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
+                record.turns.append(.init(
+                    speaker: .caller, text: text, startMs: lastVoicedMs ?? milliseconds(now), endMs: lastVoicedMs,
+                    interrupted: false, heard: nil, timeline: timeline, analysis: self.call.analyzer.analyze(turn: text)
+                ))
+            }
             func timeline(_ update: (inout CallRecord.Timeline) -> Void) {
                 guard let index = speaking?.answering else { return }
                 var timeline = record.turns[index].timeline ?? CallRecord.Timeline()
@@ -230,18 +254,45 @@ struct CallSession {
                 case .recognition(let event, let at):
                     arrivedAt = at
                     if case .final = event { lastFinalMs = milliseconds(now) }
+                    if !hangingUp, let text = Self.optOutOverProtectedLine(event, rules: rules), record.outcome != .doNotCall {
+                        // Only an opt-out cuts the opening or a closing, and at once.
+                        rules.withLockedValue { $0.takeOver(at: now) }
+                        if speaking?.id == openingID { openingCut = "opt_out" }
+                        history.append(DialogueTurn(speaker: .caller, text: text))
+                        startSpeaking(self.call.dialogue.reply(to: text, history: history), answering: record.turns.count, turnEndedAt: at)
+                        let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
+                        callerTurn(text, at: now, timeline: CallRecord.Timeline(speechEndMs: lastVoicedMs, endpointMs: milliseconds(now), sttFinalMs: lastFinalMs))
+                        await self.providers.sink.update(record)
+                        continue
+                    }
                     actions = rules.withLockedValue { $0.recognizer(event, at: now) }
                 case .recognitionFailed(let reason):
                     self.logger.warning("speech recognition failed", metadata: ["error": "\(reason)"])
                 case .dtmf(let digit):
                     record.dtmf.append(.init(digit: String(digit), atMs: milliseconds(now)))
-                    if let outputs = self.call.dialogue.dtmf(digit) { startSpeaking(fixed(outputs)) }
+                    if let outputs = self.call.dialogue.dtmf(digit) {
+                        if speaking?.id == openingID { openingCut = "opt_out" }
+                        startSpeaking(fixed(outputs))
+                    }
                 case .callerGone:
                     record.endedBy = record.endedBy ?? "caller"
+                    if let current = speaking, current.id == openingID { openingCut = "caller_hung_up" }
+                    guard !hangingUp, rules.withLockedValue({ $0.isCallerTurnOpen }) else { break loop }
+                    // Hung up mid-turn: what they said still counts. Wait a moment for its words.
+                    hangingUp = true
+                    session.outbound.clear()
+                    speaking?.task.cancel()
+                    recognition.finalize()
+                    Task { [post] in
+                        try? await Task.sleep(for: .seconds(1))
+                        post.yield(.drained)
+                    }
+                case .drained:
                     break loop
                 case .shutdown where !endAfterSpeech:
                     // (A call already saying its closing line finishes it.)
                     record.endedBy = "shutdown"
+                    if speaking?.id == openingID { openingCut = "shutdown" }
                     endAfterSpeech = true
                     startSpeaking(fixed(self.call.dialogue.shutdown()))
                 case .firstText(let id, let at) where id == speaking?.id:
@@ -281,27 +332,37 @@ struct CallSession {
                         "provider.role": "\(failover.role)", "provider": "\(failover.provider)", "error": "\(failover.reason)",
                     ])
                     await self.providers.sink.update(record)
-                case .action(_, let action):
+                case .action(let id, let action):
                     record.actions.append(action)
                     if case .endCall(let outcome) = action {
                         record.outcome = record.outcome ?? outcome
                         endAfterSpeech = true
+                        // The closing line is said in full: speech over it does not cut it.
+                        if id == speaking?.id { rules.withLockedValue { $0.protectAgent() } }
                     }
                     // Opt-outs and callbacks are on record at once, not at the end of the call.
                     await self.providers.sink.update(record)
                 case .finished(let id, let text, let heard, let interrupted):
                     defer { startTimes[id] = nil }
                     if !text.isEmpty {
-                        record.turns.append(.init(
-                            speaker: .agent, text: text, startMs: startTimes[id] ?? milliseconds(now), endMs: milliseconds(now),
-                            interrupted: interrupted, heard: heard
-                        ))
+                        // In the order spoken: a line cut by an opt-out ends after the caller's turn was noted.
+                        let startMs = startTimes[id] ?? milliseconds(now)
+                        let index = record.turns.lastIndex { $0.startMs <= startMs }.map { $0 + 1 } ?? 0
+                        record.turns.insert(.init(
+                            speaker: .agent, text: text, startMs: startMs, endMs: milliseconds(now), interrupted: interrupted, heard: heard
+                        ), at: index)
+                        if let answering = speaking?.answering, answering >= index { speaking?.answering = answering + 1 }
                         history.append(DialogueTurn(speaker: .agent, text: heard))
+                        await self.providers.sink.update(record)
+                    }
+                    if id == openingID, record.disclosure == nil {
+                        record.disclosure = .init(heardInFull: !interrupted, endMs: milliseconds(now), cutBy: interrupted ? openingCut ?? "caller_hung_up" : nil)
                         await self.providers.sink.update(record)
                     }
                     guard speaking?.id == id else { continue }
                     speaking = nil
-                    rules.withLockedValue { $0.agentStopped(at: now) }
+                    actions = rules.withLockedValue { $0.agentStopped(at: now) }
+                    if hangingUp { continue }
                     if endAfterSpeech {
                         record.endedBy = record.endedBy ?? "agent"
                         await session.outbound.hangup()
@@ -319,6 +380,10 @@ struct CallSession {
                         self.logger.debug("barge-in", metadata: ["call.offset_ms": "\(milliseconds(now))"])
                     case .finalizeRecognizer:
                         recognition.finalize()
+                    case .endOfTurn(let text) where hangingUp:
+                        // The words of the turn the caller hung up in.
+                        if !text.isEmpty { callerTurn(text, at: now) }
+                        break loop
                     case .endOfTurn(let text):
                         // The reply first: the turn's analysis and record are written while it is on its way.
                         history.append(DialogueTurn(speaker: .caller, text: text))
@@ -326,15 +391,10 @@ struct CallSession {
                             startSpeaking(self.call.dialogue.reply(to: text, history: history), answering: record.turns.count, turnEndedAt: arrivedAt)
                         }
                         let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
-                        var timeline = CallRecord.Timeline()
-                        timeline.speechEndMs = lastVoicedMs
-                        timeline.endpointMs = milliseconds(now)
-                        timeline.sttFinalMs = lastFinalMs
-                        record.turns.append(.init(
-                            speaker: .caller, text: text, startMs: lastVoicedMs ?? milliseconds(now), endMs: lastVoicedMs,
-                            interrupted: false, heard: nil, timeline: timeline, analysis: self.call.analyzer.analyze(turn: text)
-                        ))
+                        callerTurn(text, at: now, timeline: CallRecord.Timeline(speechEndMs: lastVoicedMs, endpointMs: milliseconds(now), sttFinalMs: lastFinalMs))
                         await self.providers.sink.update(record)
+                    case .silencePrompt where hangingUp, .maximumDurationReached where hangingUp:
+                        break
                     case .silencePrompt(let count):
                         if !endAfterSpeech { startSpeaking(fixed(self.call.dialogue.silence(count: count))) }
                     case .maximumDurationReached:
@@ -351,6 +411,17 @@ struct CallSession {
                     record.turns.append(.init(
                         speaker: .agent, text: reply.text, startMs: startTimes[current.id] ?? milliseconds(offset()), endMs: milliseconds(offset()), interrupted: true, heard: reply.heard
                     ))
+                }
+            }
+            if record.disclosure == nil {
+                record.disclosure = .init(heardInFull: false, endMs: milliseconds(offset()), cutBy: record.endedBy == "shutdown" ? "shutdown" : openingCut ?? "caller_hung_up")
+            }
+            // Words of a turn the caller never finished still count: a callback asked for, a wrong number.
+            if let text = rules.withLockedValue({ $0.unfinishedTurn() }) { callerTurn(text, at: offset()) }
+            if record.outcome == nil, let last = record.turns.last, last.speaker == .caller {
+                for action in Self.decisions(afterHangingUpOn: last.text, context: self.call.context) {
+                    record.actions.append(action)
+                    if case .endCall(let outcome) = action { record.outcome = outcome }
                 }
             }
             // Closes the session, or the one still opening as soon as it opens.
@@ -465,6 +536,31 @@ struct CallSession {
     }
 
     static func name(_ recognizer: any SpeechRecognizer) -> String { String(describing: type(of: recognizer)) }
+
+    /// The words of an opt-out the recogniser heard over a line speech cannot cut; nil otherwise.
+    static func optOutOverProtectedLine(_ event: RecognitionEvent, rules: NIOLockedValueBox<TurnTaking>) -> String? {
+        let text: String
+        switch event {
+        case .final(let words), .interim(let words): text = words
+        default: return nil
+        }
+        guard PhraseMatcher.optOut.matches(PhraseMatcher.words(text)), rules.withLockedValue({ $0.isAgentProtected }) else { return nil }
+        return text
+    }
+
+    /// What a caller's last words decide when they hung up before the policy answered them: an
+    /// opt-out, a wrong number, a callback (with its time when it can be read). Nothing else is
+    /// decided for them.
+    static func decisions(afterHangingUpOn text: String, context: CallContext) -> [PolicyAction] {
+        let words = PhraseMatcher.words(text)
+        if PhraseMatcher.optOut.matches(words) { return [.addToDoNotCall, .endCall(.doNotCall)] }
+        if PhraseMatcher.wrongPerson.matches(words) { return [.endCall(.wrongPerson)] }
+        if PhraseMatcher.callback.matches(words) {
+            let time = CallbackTime.resolve(text, now: context.startedAt, timeZone: context.timeZone)
+            return [.scheduleCallback(CallbackRequest(phrase: text, time: time, timeZone: context.timeZone.identifier)), .endCall(.callback)]
+        }
+        return []
+    }
 
     /// The words of `chunk` that went out, in proportion to the samples played.
     static func heardPrefix(of chunk: String, played: Int, given: Int) -> String {

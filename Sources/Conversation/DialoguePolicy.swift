@@ -9,6 +9,8 @@ public enum CallOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     case wrongPerson = "wrong_person"
     case voicemail
     case noConversation = "no_conversation"
+    /// The callee spoke, then hung up before anything was decided.
+    case hungUp = "hung_up"
 }
 
 /// A callback the callee asked for: the words they used and, when they could be read, the

@@ -170,7 +170,7 @@ final class LLMDialogue: DialogueSession {
         case .callback: line = closings.callback
         case .doNotCall: line = closings.doNotCall
         case .wrongPerson: line = closings.wrongPerson
-        case .voicemail, .noConversation: line = closings.noResponse
+        case .voicemail, .noConversation, .hungUp: line = closings.noResponse
         }
         return (try? self.policy.template.render(line, lead: self.context.lead)) ?? line
     }

@@ -57,9 +57,11 @@ final class ScriptedDialogue: DialogueSession {
         (try? self.policy.template.render(line, lead: self.context.lead)) ?? line
     }
 
+    /// The decision first, then the line: what was decided stands whether or not the caller
+    /// hears the line to its end.
     private func close(_ line: String, _ outcome: CallOutcome, extra: [PolicyAction] = []) -> [PolicyOutput] {
         self.state.withLock { $0.ended = true }
-        return extra.map(PolicyOutput.action) + [.text(self.render(line)), .action(.endCall(outcome))]
+        return (extra + [.endCall(outcome)]).map(PolicyOutput.action) + [.text(self.render(line))]
     }
 
     func reply(to callerText: String, history: [DialogueTurn]) -> AsyncThrowingStream<PolicyOutput, any Error> {
@@ -74,11 +76,12 @@ final class ScriptedDialogue: DialogueSession {
     func decide(_ callerText: String) -> [PolicyOutput] {
         let template = self.policy.template
         let words = PhraseMatcher.words(callerText)
-        if self.state.withLock({ $0.ended }) { return [] }
-
+        // An opt-out is honoured at any moment, after the closing too.
         if PhraseMatcher.optOut.matches(words) {
             return self.close(template.closings.doNotCall, .doNotCall, extra: [.addToDoNotCall])
         }
+        if self.state.withLock({ $0.ended }) { return [] }
+
         if PhraseMatcher.wrongPerson.matches(words) {
             return self.close(template.closings.wrongPerson, .wrongPerson)
         }
@@ -88,7 +91,10 @@ final class ScriptedDialogue: DialogueSession {
                     .scheduleCallback(CallbackRequest(phrase: "", time: nil, timeZone: self.context.timeZone.identifier))
                 ])
         }
-        if PhraseMatcher.callback.matches(words) || (words.contains("tomorrow") || words.contains("later")) {
+        // A lone "tomorrow" or "later" asks for a callback only in a turn that says no yes: the
+        // recogniser hears such words in noise, and "yes, later" is no refusal of the call.
+        let timeWord = words.contains("tomorrow") || words.contains("later")
+        if PhraseMatcher.callback.matches(words) || (timeWord && !PhraseMatcher.positive.matches(words)) {
             let time = CallbackTime.resolve(callerText, now: self.context.startedAt, timeZone: self.context.timeZone)
             let request = CallbackRequest(phrase: callerText, time: time, timeZone: self.context.timeZone.identifier)
             return self.close(template.closings.callback, .callback, extra: [.scheduleCallback(request)])

@@ -3,6 +3,12 @@ import Speech
 /// Turn-taking rules of one call, as a value: who speaks, when the caller's turn ends, when
 /// the caller interrupts the agent, when silence needs a prompt. Time is the call's offset,
 /// passed in with every event, so the rules are tested without clocks.
+///
+/// A protected utterance (the opening with its disclosure, a closing line) cannot be talked
+/// over: the caller's words over it are heard and held, and answered once it has been said in
+/// full. Only an opt-out cuts it, and the engine, not these rules, acts on that. Time passes
+/// for the rules with or without inbound audio (`clock(at:)`): a leg that sends no frames while
+/// its caller is quiet still gets its turn's end and its silence prompts.
 public struct TurnTaking: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Silence after speech before the recogniser is asked to finalise the turn.
@@ -16,8 +22,9 @@ public struct TurnTaking: Sendable {
         public var bargeInSpeech: Duration = .milliseconds(300)
         /// Caller speech over the agent that interrupts it whatever the words.
         public var bargeInBackchannelLimit: Duration = .milliseconds(900)
-        /// The start of the greeting that cannot be interrupted.
-        public var protectedGreeting: Duration = .seconds(1)
+        /// A gap in inbound audio longer than this is silence on the engine's own clock (a leg
+        /// that sends no frames while its caller is quiet).
+        public var inboundGap: Duration = .milliseconds(60)
         /// Nobody speaking this long: "are you still there?"; a second time: goodbye.
         public var silencePrompt: Duration = .seconds(7)
         /// The longest call.
@@ -53,7 +60,12 @@ public struct TurnTaking: Sendable {
     private var detector: VoiceActivityDetector
     private var caller = Caller.quiet
     private var agentSpeaking = false
-    private var agentProtectedUntil: Duration = .zero
+    /// The agent's utterance cannot be cut by speech.
+    private var agentProtected = false
+    /// Turns the caller finished over a protected utterance, answered when it ends.
+    private var held: [String] = []
+    /// When the last inbound frame ended.
+    private var lastFrame: Duration = .zero
     /// Finals of the current turn.
     private var finals: [String] = []
     private var interim = ""
@@ -78,36 +90,96 @@ public struct TurnTaking: Sendable {
 
     // MARK: events
 
-    /// The agent started an utterance; `protected` for the greeting.
+    /// Whether the agent's utterance cannot be cut by speech.
+    public var isAgentProtected: Bool { self.agentSpeaking && self.agentProtected }
+
+    /// The agent started an utterance; `protected` when speech must not cut it (the opening).
     public mutating func agentStarted(at now: Duration, protected: Bool = false) {
         self.agentSpeaking = true
-        self.agentProtectedUntil = protected ? now + self.configuration.protectedGreeting : .zero
+        self.agentProtected = protected
         self.lastActivity = now
     }
 
-    /// The agent finished, or was cut. Speech that began over its last words and goes on is
-    /// the caller's turn.
-    public mutating func agentStopped(at now: Duration) {
-        self.agentSpeaking = false
-        self.lastActivity = now
+    /// The utterance under way becomes protected (it turned out to be the closing line).
+    public mutating func protectAgent() {
+        guard self.agentSpeaking else { return }
+        self.agentProtected = true
         if case .speaking(let start, let lastVoiced, true) = self.caller {
             self.caller = .speaking(start: start, lastVoiced: lastVoiced, overAgent: false)
             self.openTurn()
         }
     }
 
+    /// The agent finished, or was cut. Speech that began over its last words and goes on is
+    /// the caller's turn; a turn the caller finished over a protected line is answered now.
+    public mutating func agentStopped(at now: Duration) -> [Action] {
+        let wasProtected = self.agentSpeaking && self.agentProtected
+        self.agentSpeaking = false
+        self.agentProtected = false
+        self.lastActivity = now
+        if case .speaking(let start, let lastVoiced, true) = self.caller {
+            self.caller = .speaking(start: start, lastVoiced: lastVoiced, overAgent: false)
+            self.openTurn()
+        }
+        guard wasProtected, !self.held.isEmpty, case .quiet = self.caller else { return [] }
+        let text = self.held.joined(separator: " ")
+        self.held.removeAll()
+        return [.endOfTurn(text: text)]
+    }
+
+    /// Forgets the caller's turn in progress and what was held: the engine acts on words
+    /// itself (an opt-out over the opening) and the agent's line is cut.
+    public mutating func takeOver(at now: Duration) {
+        self.agentSpeaking = false
+        self.agentProtected = false
+        self.held.removeAll()
+        self.turnOpen = false
+        self.finals.removeAll()
+        self.interim = ""
+        self.finalizeRequested = false
+        self.discardUtterance = true
+        self.caller = .quiet
+        self.lastActivity = now
+    }
+
+    /// The caller hung up: what they said in the turn still open (and any held over the
+    /// agent), for the record; nil when nothing was said.
+    public mutating func unfinishedTurn() -> String? {
+        let words = self.held + (self.turnOpen ? self.finals + (self.finals.isEmpty && !self.interim.isEmpty ? [self.interim] : []) : [])
+        self.held.removeAll()
+        self.turnOpen = false
+        self.finals.removeAll()
+        self.interim = ""
+        let text = words.joined(separator: " ")
+        return text.isEmpty ? nil : text
+    }
+
+    /// Whether the caller is in a turn the recogniser has not ended yet.
+    public var isCallerTurnOpen: Bool { self.turnOpen }
+
+    /// The engine's clock, at least every 20 ms: when no inbound frame has come for longer than
+    /// `inboundGap`, the gap counts as silence (without teaching the detector's noise floor).
+    public mutating func clock(at now: Duration) -> [Action] {
+        guard now - self.lastFrame > self.configuration.inboundGap else { return [] }
+        return self.apply(.silence, at: now)
+    }
+
     /// One inbound 20 ms frame, by level (dBFS), ending at `now`.
     public mutating func audioFrame(level: Double, at now: Duration) -> [Action] {
+        self.lastFrame = now
+        return self.apply(self.detector.process(level: level), at: now)
+    }
+
+    private mutating func apply(_ decision: VoiceActivityDetector.Decision, at now: Duration) -> [Action] {
         var actions: [Action] = []
-        let decision = self.detector.process(level: level)
         if decision != .silence { self.lastVoiced = now }
         switch (self.caller, decision) {
         case (.quiet, .speechStarted), (.quiet, .speech):
             let start = now - .milliseconds(20 * self.detector.configuration.onsetFrames)
-            // Speech over the greeting's protected start is not heard as anything.
-            if self.agentSpeaking && now < self.agentProtectedUntil { break }
-            self.caller = .speaking(start: start, lastVoiced: now, overAgent: self.agentSpeaking)
-            if !self.agentSpeaking { self.openTurn() }
+            // Speech over a protected line is a turn of its own, held until the line ends.
+            let overAgent = self.agentSpeaking && !self.agentProtected
+            self.caller = .speaking(start: start, lastVoiced: now, overAgent: overAgent)
+            if !overAgent { self.openTurn() }
             self.lastActivity = now
         case (.speaking(let start, _, let overAgent), .speech), (.speaking(let start, _, let overAgent), .speechStarted),
             (.speaking(let start, _, let overAgent), .voiced):
@@ -138,7 +210,7 @@ public struct TurnTaking: Sendable {
         default:
             break
         }
-        if now - self.lastActivity >= self.configuration.silencePrompt, !self.agentSpeaking, case .quiet = self.caller, !self.turnOpen {
+        if now - self.lastActivity >= self.configuration.silencePrompt, !self.agentSpeaking, case .quiet = self.caller, !self.turnOpen, self.held.isEmpty {
             self.silencePrompts += 1
             self.lastActivity = now
             actions.append(.silencePrompt(count: self.silencePrompts))
@@ -209,6 +281,13 @@ public struct TurnTaking: Sendable {
         self.silencePrompts = 0
     }
 
+    /// The held turns and this one, as one caller turn.
+    private mutating func takeHeld(_ text: String) -> String {
+        guard !self.held.isEmpty else { return text }
+        defer { self.held.removeAll() }
+        return (self.held + (text.isEmpty ? [] : [text])).joined(separator: " ")
+    }
+
     private mutating func endTurn(at now: Duration, speech: Duration) -> [Action] {
         guard self.turnOpen else {
             self.caller = .quiet
@@ -223,9 +302,14 @@ public struct TurnTaking: Sendable {
         self.finalizeRequested = false
         self.lastActivity = now
         var actions: [Action] = []
-        // Noise that never became words is not a turn. The reply goes first: the recogniser's
-        // flush does not hold it up.
-        if !text.isEmpty || speech >= .milliseconds(500) { actions.append(.endOfTurn(text: text)) }
+        if self.agentSpeaking && self.agentProtected {
+            // Said over a protected line: answered once the line is over.
+            if !text.isEmpty { self.held.append(text) }
+        } else if !text.isEmpty || speech >= .milliseconds(500) || !self.held.isEmpty {
+            // Noise that never became words is not a turn. The reply goes first: the
+            // recogniser's flush does not hold it up.
+            actions.append(.endOfTurn(text: self.takeHeld(text)))
+        }
         if !finalized { actions.append(.finalizeRecognizer) }
         return actions
     }

@@ -122,6 +122,8 @@ final class LoopWitness: Sendable {
             #expect(greeting.text.hasPrefix("Hi Ana, this is Alex from Bright Solar."))
             let heard = try #require(greeting.heard)
             #expect(!heard.isEmpty && heard.count < greeting.text.count && greeting.text.hasPrefix(heard))
+            // Only an opt-out cuts the opening, and the record says so.
+            #expect(record.disclosure?.heardInFull == false && record.disclosure?.cutBy == "opt_out")
             // The caller's words, heard by pocketsphinx, and the turn's timeline in order.
             let caller = try #require(record.turns.first { $0.speaker == .caller })
             #expect(caller.text.contains("remove me"), "\(json)")

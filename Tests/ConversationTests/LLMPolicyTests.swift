@@ -114,7 +114,7 @@ import Testing
     @Test func anOptOutNeverWaitsForTheModel() async throws {
         try await self.withPolicy { server, _, dialogue, _ in
             let outputs = try await self.outputs(dialogue.reply(to: "please remove me from your list", history: []))
-            #expect(outputs.contains(.action(.addToDoNotCall)) && outputs.last == .action(.endCall(.doNotCall)))
+            #expect(outputs.contains(.action(.addToDoNotCall)) && outputs.contains(.action(.endCall(.doNotCall))))
             #expect(server.requests.isEmpty)
         }
     }

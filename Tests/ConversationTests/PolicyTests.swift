@@ -108,7 +108,25 @@ import TestSupport
         #expect(dialogue.dtmf("5") == nil)
         #expect(dialogue.dtmf("9")?.contains(.action(.addToDoNotCall)) == true)
         #expect(dialogue.silence(count: 1) == [.text("Are you still there?")])
-        #expect(dialogue.silence(count: 2).last == .action(.endCall(.noConversation)))
+        #expect(dialogue.silence(count: 2).first == .action(.endCall(.noConversation)))
+    }
+
+    /// The decision comes before the closing line, so a caller who talks over the line or hangs
+    /// up during it cannot lose it; and an opt-out is honoured after the closing too.
+    @Test func aClosingDecidesBeforeItSpeaksAndAnOptOutStillCountsAfterIt() throws {
+        let dialogue = try #require(try Self.dialogue() as? ScriptedDialogue)
+        let closing = dialogue.decide("call me back tomorrow")
+        #expect(closing.firstIndex(of: .action(.endCall(.callback)))! < closing.firstIndex { if case .text = $0 { true } else { false } }!)
+        #expect(dialogue.decide("yes") == [])
+        #expect(dialogue.decide("stop calling me").contains(.action(.addToDoNotCall)))
+    }
+
+    /// Heard on a real PBX: "Yes please, book it." came out of pocketsphinx as "yes later but
+    /// good". A lone time word in a turn that says yes is not a callback request.
+    @Test func aLoneTimeWordBesideAYesIsNoCallback() throws {
+        let dialogue = try #require(try Self.dialogue() as? ScriptedDialogue)
+        #expect(!dialogue.decide("yes later but good").contains(.action(.endCall(.callback))))
+        #expect(try #require(try Self.dialogue() as? ScriptedDialogue).decide("maybe later").contains(.action(.endCall(.callback))))
     }
 }
 

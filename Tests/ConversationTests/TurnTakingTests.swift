@@ -101,15 +101,77 @@ struct TurnDriver {
         #expect(driver.kinds == [.bargeIn])
     }
 
-    @Test func theGreetingsFirstSecondCannotBeInterrupted() {
+    /// The opening (greeting, disclosure, how to opt out) is said in full: a callee who says
+    /// "Hello?" at 0.3 s and again at 1.3 s does not cut it, and is answered once it is over.
+    @Test func speechOverTheProtectedOpeningNeverCutsItAndIsAnsweredAfter() {
         var driver = TurnDriver()
-        driver.frames(5, level: TurnDriver.quiet)
         driver.machine.agentStarted(at: driver.now, protected: true)
-        driver.frames(40, level: TurnDriver.voice)  // 0.8 s of "hello?" over the protected start
-        #expect(driver.kinds.isEmpty)
+        driver.frames(15, level: TurnDriver.quiet)
+        driver.frames(25, level: TurnDriver.voice)  // "hello?" at 0.3 s
+        driver.recognizer(.interim("hello"))
+        driver.frames(25, level: TurnDriver.quiet)
+        driver.recognizer(.final("hello"))
+        driver.recognizer(.utteranceEnd)
+        driver.frames(50, level: TurnDriver.voice)  // "hello, who is this?" at 1.3 s, a full second long
+        driver.recognizer(.interim("hello who is this"))
+        driver.frames(30, level: TurnDriver.quiet)
+        driver.recognizer(.final("hello who is this"))
+        driver.recognizer(.utteranceEnd)
+        driver.frames(300, level: TurnDriver.quiet)  // the rest of the disclosure: no prompt, no turn, no cut
+        #expect(!driver.kinds.contains(.bargeIn))
+        #expect(!driver.kinds.contains { if case .endOfTurn = $0 { true } else { false } })
+        #expect(driver.machine.isAgentProtected)
+        let after = driver.machine.agentStopped(at: driver.now)
+        #expect(after == [.endOfTurn(text: "hello hello who is this")])
+    }
+
+    @Test func aLineProtectedOnceItTurnsOutToBeTheClosingIsNotCutEither() {
+        var driver = TurnDriver()
+        driver.machine.agentStarted(at: driver.now)
+        driver.machine.protectAgent()
+        driver.frames(5, level: TurnDriver.quiet)
+        driver.recognizer(.interim("okay bye then"))
+        driver.frames(60, level: TurnDriver.voice)
+        #expect(!driver.kinds.contains(.bargeIn))
+        #expect(driver.machine.isAgentSpeaking)
+    }
+
+    /// A leg that sends no frames while its caller is quiet (DTX, a Local channel without
+    /// transmit_silence): the turn still ends, and the silence still gets its prompt.
+    @Test func theEnginesClockEndsATurnAndPromptsWithoutInboundFrames() {
+        var driver = TurnDriver()
+        driver.frames(25, level: TurnDriver.quiet)
+        driver.frames(40, level: TurnDriver.voice)
+        // No frame from here on: only the clock.
+        for _ in 0..<30 {
+            driver.now += .milliseconds(50)
+            for action in driver.machine.clock(at: driver.now) { driver.actions.append((driver.now, action)) }
+        }
+        #expect(driver.kinds == [.finalizeRecognizer])
+        driver.recognizer(.final("yes"))
+        driver.recognizer(.utteranceEnd)
+        #expect(driver.kinds == [.finalizeRecognizer, .endOfTurn(text: "yes")])
+        for _ in 0..<150 {
+            driver.now += .milliseconds(50)
+            for action in driver.machine.clock(at: driver.now) { driver.actions.append((driver.now, action)) }
+        }
+        #expect(driver.kinds.last == .silencePrompt(count: 1))
+    }
+
+    @Test func theClockDoesNothingWhileFramesArrive() {
+        var machine = TurnTaking()
+        _ = machine.audioFrame(level: TurnDriver.voice, at: .milliseconds(1_000))
+        #expect(machine.clock(at: .milliseconds(1_040)).isEmpty)
+    }
+
+    @Test func aCallerWhoHangsUpMidTurnLeavesItsWords() {
+        var driver = TurnDriver()
         driver.frames(10, level: TurnDriver.quiet)
-        driver.frames(20, level: TurnDriver.voice)  // after the first second: heard
-        #expect(driver.kinds == [.bargeIn])
+        driver.frames(40, level: TurnDriver.voice)
+        driver.recognizer(.interim("call me back"))
+        #expect(driver.machine.isCallerTurnOpen)
+        #expect(driver.machine.unfinishedTurn() == "call me back")
+        #expect(driver.machine.unfinishedTurn() == nil)
     }
 
     /// Speech that began over the agent's last words and goes on after them is the caller's
@@ -122,7 +184,7 @@ struct TurnDriver {
         // "yes please" over the greeting's last 0.4 s: "yes" alone is a backchannel, no barge-in.
         driver.recognizer(.interim("yes"))
         driver.frames(20, level: TurnDriver.voice)
-        driver.machine.agentStopped(at: driver.now)
+        _ = driver.machine.agentStopped(at: driver.now)
         driver.frames(20, level: TurnDriver.voice)
         #expect(driver.kinds.isEmpty)
         driver.frames(20, level: TurnDriver.quiet)
@@ -147,7 +209,7 @@ struct TurnDriver {
         driver.machine.agentStarted(at: driver.now)
         driver.frames(60, level: TurnDriver.quiet)
         driver.frames(5, level: TurnDriver.voice)
-        driver.machine.agentStopped(at: driver.now)
+        _ = driver.machine.agentStopped(at: driver.now)
         driver.frames(5, level: TurnDriver.voice)
         driver.frames(130, level: TurnDriver.quiet)
         #expect(driver.kinds == [.finalizeRecognizer])
@@ -160,7 +222,7 @@ struct TurnDriver {
         var driver = TurnDriver()
         driver.machine.agentStarted(at: driver.now)
         driver.frames(50, level: TurnDriver.quiet)
-        driver.machine.agentStopped(at: driver.now)
+        _ = driver.machine.agentStopped(at: driver.now)
         driver.frames(349, level: TurnDriver.quiet)
         #expect(driver.kinds.isEmpty)
         driver.frames(1, level: TurnDriver.quiet)
