@@ -49,10 +49,9 @@ public enum CampaignDemo {
         var reports: [String] = []
         for format in ReportExporter.Format.allCases {
             let path = output.appendingPathComponent("demo-report.\(format.rawValue)").path
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try ReportExporter.export(store: store, campaignID: session.campaignID, campaign: session.campaign.name, format: format, to: handle)
-            try handle.close()
+            _ = try ReportOutput.write(to: path, campaign: session.campaign.name, format: format.rawValue) { handle in
+                try ReportExporter.export(store: store, campaignID: session.campaignID, campaign: session.campaign.name, format: format, to: handle)
+            }
             reports.append(path)
         }
         return Result(

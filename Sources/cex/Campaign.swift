@@ -442,7 +442,7 @@ extension Cex {
             @OptionGroup var store: StoreOptions
             @Option(help: "The campaign's name.") var campaign: String
             @Option(help: "csv or json.") var format: String = "csv"
-            @Option(help: "Write here instead of standard output.") var out: String?
+            @Option(help: "A file (replaced whole once written), or a folder to write <campaign>.<format> into; standard output when left out.") var out: String?
 
             func validate() throws {
                 guard ReportExporter.Format(rawValue: self.format) != nil else { throw ValidationError("--format must be csv or json") }
@@ -453,20 +453,11 @@ extension Cex {
                 guard let id = try store.campaignID(named: self.campaign) else {
                     throw CommandFailure("no campaign named \(self.campaign) in \(self.store.path)")
                 }
-                let handle: FileHandle
-                if let out = self.out {
-                    guard FileManager.default.createFile(atPath: out + ".partial", contents: nil) else { throw CommandFailure("cannot write \(out)") }
-                    handle = try FileHandle(forWritingTo: URL(fileURLWithPath: out + ".partial"))
-                } else {
-                    handle = .standardOutput
+                let format = ReportExporter.Format(rawValue: self.format)!
+                let (rows, path) = try ReportOutput.write(to: self.out, campaign: self.campaign, format: self.format) { handle in
+                    try ReportExporter.export(store: store, campaignID: id, campaign: self.campaign, format: format, to: handle)
                 }
-                let rows = try ReportExporter.export(store: store, campaignID: id, campaign: self.campaign, format: .init(rawValue: self.format)!, to: handle)
-                if let out = self.out {
-                    try handle.close()
-                    _ = try? FileManager.default.removeItem(atPath: out)
-                    try FileManager.default.moveItem(atPath: out + ".partial", toPath: out)
-                    print("\(rows) leads written to \(out)")
-                }
+                if let path { print("\(rows) leads written to \(path)") }
             }
         }
     }

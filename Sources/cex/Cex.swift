@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 
 /// The cex command line: thin commands over CampaignApp.
@@ -16,6 +17,13 @@ struct Cex: AsyncParsableCommand {
         version: Cex.version,
         subcommands: [Demo.self, CampaignCommand.self, Leads.self, DNC.self, Template.self, Report.self, Engine.self, PBX.self, Version.self]
     )
+
+    /// Every file cex makes (the store, its lock, call records, reports, rejects) holds names,
+    /// numbers or transcripts: readable by its owner only (0600, folders 0700), whatever the umask.
+    static func main() async {
+        umask(0o077)
+        await self.main(nil)
+    }
 }
 
 /// Options every command shares.
