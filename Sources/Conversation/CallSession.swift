@@ -226,9 +226,11 @@ struct CallSession {
                     continuation.finish()
                 }
             }
-            /// A caller turn on record, with its live analysis.
-            func callerTurn(_ text: String, at now: Duration, timeline: CallRecord.Timeline? = nil) {
+            /// A caller turn on record, with its live analysis; `answered`: a reply to it is under
+            /// way, and the turn gets the timeline that reply's marks go into.
+            func callerTurn(_ text: String, at now: Duration, answered: Bool) {
                 let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
+                let timeline = answered ? CallRecord.Timeline(speechEndMs: lastVoicedMs, endpointMs: milliseconds(now), sttFinalMs: lastFinalMs) : nil
                 record.turns.append(.init(
                     speaker: .caller, text: text, startMs: lastVoicedMs ?? milliseconds(now), endMs: lastVoicedMs,
                     interrupted: false, heard: nil, timeline: timeline, analysis: self.call.analyzer.analyze(turn: text)
@@ -260,8 +262,7 @@ struct CallSession {
                         if speaking?.id == openingID { openingCut = "opt_out" }
                         history.append(DialogueTurn(speaker: .caller, text: text))
                         startSpeaking(self.call.dialogue.reply(to: text, history: history), answering: record.turns.count, turnEndedAt: at)
-                        let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
-                        callerTurn(text, at: now, timeline: CallRecord.Timeline(speechEndMs: lastVoicedMs, endpointMs: milliseconds(now), sttFinalMs: lastFinalMs))
+                        callerTurn(text, at: now, answered: true)
                         await self.providers.sink.update(record)
                         continue
                     }
@@ -276,7 +277,7 @@ struct CallSession {
                     }
                 case .callerGone:
                     record.endedBy = record.endedBy ?? "caller"
-                    if let current = speaking, current.id == openingID { openingCut = "caller_hung_up" }
+                    if speaking?.id == openingID { openingCut = "caller_hung_up" }
                     guard !hangingUp, rules.withLockedValue({ $0.isCallerTurnOpen }) else { break loop }
                     // Hung up mid-turn: what they said still counts. Wait a moment for its words.
                     hangingUp = true
@@ -382,7 +383,7 @@ struct CallSession {
                         recognition.finalize()
                     case .endOfTurn(let text) where hangingUp:
                         // The words of the turn the caller hung up in.
-                        if !text.isEmpty { callerTurn(text, at: now) }
+                        if !text.isEmpty { callerTurn(text, at: now, answered: false) }
                         break loop
                     case .endOfTurn(let text):
                         // The reply first: the turn's analysis and record are written while it is on its way.
@@ -390,8 +391,7 @@ struct CallSession {
                         if !endAfterSpeech {
                             startSpeaking(self.call.dialogue.reply(to: text, history: history), answering: record.turns.count, turnEndedAt: arrivedAt)
                         }
-                        let lastVoicedMs = rules.withLockedValue { $0.lastVoiced }.map(milliseconds)
-                        callerTurn(text, at: now, timeline: CallRecord.Timeline(speechEndMs: lastVoicedMs, endpointMs: milliseconds(now), sttFinalMs: lastFinalMs))
+                        callerTurn(text, at: now, answered: true)
                         await self.providers.sink.update(record)
                     case .silencePrompt where hangingUp, .maximumDurationReached where hangingUp:
                         break
@@ -414,10 +414,11 @@ struct CallSession {
                 }
             }
             if record.disclosure == nil {
-                record.disclosure = .init(heardInFull: false, endMs: milliseconds(offset()), cutBy: record.endedBy == "shutdown" ? "shutdown" : openingCut ?? "caller_hung_up")
+                // Still under way when the call ended: whatever ended the call cut it (noted in `openingCut`).
+                record.disclosure = .init(heardInFull: false, endMs: milliseconds(offset()), cutBy: openingCut ?? "caller_hung_up")
             }
             // Words of a turn the caller never finished still count: a callback asked for, a wrong number.
-            if let text = rules.withLockedValue({ $0.unfinishedTurn() }) { callerTurn(text, at: offset()) }
+            if let text = rules.withLockedValue({ $0.unfinishedTurn() }) { callerTurn(text, at: offset(), answered: false) }
             if record.outcome == nil, let last = record.turns.last, last.speaker == .caller {
                 for action in Self.decisions(afterHangingUpOn: last.text, context: self.call.context) {
                     record.actions.append(action)
