@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -33,6 +36,11 @@ public final class AMIClient: Service, Sendable {
         public var keepaliveInterval: Duration
         public var responseTimeout: Duration
         public var connectTimeout: Duration
+        /// From the TCP connection to an accepted login (banner included).
+        public var loginTimeout: Duration
+        /// How long `run()` keeps trying without a login before it gives up with
+        /// `AMIClientError.unavailable`; nil: forever.
+        public var giveUpAfter: Duration?
         public var backoff: ReconnectBackoff
 
         public init(
@@ -45,6 +53,8 @@ public final class AMIClient: Service, Sendable {
             keepaliveInterval: Duration = .seconds(20),
             responseTimeout: Duration = .seconds(10),
             connectTimeout: Duration = .seconds(5),
+            loginTimeout: Duration = .seconds(10),
+            giveUpAfter: Duration? = nil,
             backoff: ReconnectBackoff = ReconnectBackoff()
         ) {
             self.host = host
@@ -56,6 +66,8 @@ public final class AMIClient: Service, Sendable {
             self.keepaliveInterval = keepaliveInterval
             self.responseTimeout = responseTimeout
             self.connectTimeout = connectTimeout
+            self.loginTimeout = loginTimeout
+            self.giveUpAfter = giveUpAfter
             self.backoff = backoff
         }
     }
@@ -135,10 +147,13 @@ public final class AMIClient: Service, Sendable {
     public func run() async throws {
         defer { self.finishSubscribers() }
         var attempt = 0
+        // Since when the client has been without a login.
+        var downSince = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let reason: AMIClientError
             do {
                 reason = try await self.connectAndServe(onLogin: { attempt = 0 })
+                downSince = .now
             } catch let error as AMIClientError where error.isFinal {
                 self.logger.error("AMI login refused; not retrying", metadata: ["error": "\(error)"])
                 throw error
@@ -147,7 +162,17 @@ public final class AMIClient: Service, Sendable {
             }
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
             self.broadcast(.disconnected(reason))
-            let delay = self.configuration.backoff.delay(attempt: attempt, unitRandom: Double.random(in: 0...1))
+            var wait = self.configuration.backoff.delay(attempt: attempt, unitRandom: Double.random(in: 0...1))
+            if let limit = self.configuration.giveUpAfter {
+                let left = limit - (ContinuousClock.now - downSince)
+                guard left > .zero else {
+                    let error = AMIClientError.unavailable(after: "\(limit.components.seconds) s", last: reason)
+                    self.logger.error("AMI unreachable; giving up", metadata: ["error": "\(error)"])
+                    throw error
+                }
+                wait = min(wait, left)
+            }
+            let delay = wait
             attempt += 1
             self.logger.warning(
                 "AMI connection down; reconnecting",
@@ -174,6 +199,7 @@ public final class AMIClient: Service, Sendable {
         )
         let keepalive = TimeAmount(self.configuration.keepaliveInterval)
         let responseTimeout = TimeAmount(self.configuration.responseTimeout)
+        let loginTimeout = TimeAmount(self.configuration.loginTimeout)
         let logger = self.logger
         let deliver: @Sendable (AMIEvent) -> Void = { [weak self] event in self?.broadcast(.event(event)) }
 
@@ -191,6 +217,7 @@ public final class AMIClient: Service, Sendable {
                                 configuration: machineConfiguration,
                                 keepaliveInterval: keepalive,
                                 responseTimeout: responseTimeout,
+                                loginTimeout: loginTimeout,
                                 loggedIn: loggedIn,
                                 closed: closed,
                                 logger: logger,
@@ -204,7 +231,7 @@ public final class AMIClient: Service, Sendable {
         } catch {
             loggedIn.fail(error)
             closed.succeed(nil)
-            throw AMIClientError.connectFailed("\(error)")
+            throw AMIClientError.connectFailed(Self.reason(error))
         }
 
         return try await withTaskCancellationHandler {
@@ -223,6 +250,21 @@ public final class AMIClient: Service, Sendable {
         } onCancel: {
             channel.close(promise: nil)
         }
+    }
+
+    /// Why a TCP connect failed, in words (NIO's error values name their types, not the cause).
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty {
+                return "cannot resolve \(error.host)"
+            }
+            if let first = error.connectionErrors.first { return Self.reason(first.error) }
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        if let error = error as? ChannelError, case .connectTimeout(let time) = error {
+            return "no answer within \(time.nanoseconds / 1_000_000) ms"
+        }
+        return "\(error)"
     }
 
     private func broadcast(_ event: Event) {

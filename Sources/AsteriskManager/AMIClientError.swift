@@ -11,6 +11,8 @@ public struct AMIClientError: Error, Hashable, Sendable, CustomStringConvertible
         case actionFailed(String)
         case protocolViolation(AMIProtocolError)
         case connectFailed(String)
+        case loginTimeout(String)
+        case unavailable(String, last: String)
     }
 
     private let code: Code
@@ -37,6 +39,17 @@ public struct AMIClientError: Error, Hashable, Sendable, CustomStringConvertible
     /// The TCP connection could not be made.
     public static func connectFailed(_ reason: String) -> Self { Self(.connectFailed(reason)) }
 
+    /// The server accepted the connection but sent no banner, or did not answer the login, in time.
+    public static func loginTimeout(stage: String) -> Self { Self(.loginTimeout(stage)) }
+    /// The client gave up reaching the server after trying for `duration`; `last` is the last failure.
+    public static func unavailable(after duration: String, last: AMIClientError) -> Self { Self(.unavailable(duration, last: last.description)) }
+
+    /// The client gave up: the server could not be reached in the time allowed.
+    public var isUnavailable: Bool {
+        if case .unavailable = self.code { return true }
+        return false
+    }
+
     /// Whether reconnecting cannot help.
     public var isFinal: Bool {
         if case .authenticationFailed = self.code { return true }
@@ -55,6 +68,9 @@ public struct AMIClientError: Error, Hashable, Sendable, CustomStringConvertible
         case .actionFailed(let message): return "Asterisk refused the action: \(message)"
         case .protocolViolation(let error): return "AMI protocol violation: \(error)"
         case .connectFailed(let reason): return "could not connect to the AMI server: \(reason)"
+        case .loginTimeout(let stage): return "the AMI server accepted the connection but sent no \(stage) in time"
+        case .unavailable(let duration, let last):
+            return "gave up reaching the AMI server after \(duration) (last: \(last)); check that Asterisk runs and manager.conf allows this host"
         }
     }
 }

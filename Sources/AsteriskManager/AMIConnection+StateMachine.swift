@@ -203,6 +203,21 @@ public struct AMIConnectionStateMachine: Sendable {
         return .failRequest(id: id, .responseTimeout)
     }
 
+    /// The login deadline passed: a server that has not sent its banner or answered the login
+    /// by now is not going to (a stalled PBX, or something other than AMI on the port).
+    public mutating func loginTimedOut() -> Action {
+        switch self.state {
+        case .awaitingBanner:
+            self.state = .closed
+            return .close(.loginTimeout(stage: "banner"))
+        case .challenging, .authenticating:
+            self.state = .closed
+            return .close(.loginTimeout(stage: "login reply"))
+        case .ready, .closing, .closed:
+            return .none
+        }
+    }
+
     /// The keepalive timer fired: send a Ping, or give up if the last one was never answered.
     public mutating func keepaliveTick() -> Action {
         guard case .ready = self.state else { return .none }

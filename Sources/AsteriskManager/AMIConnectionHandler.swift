@@ -24,8 +24,10 @@ final class AMIConnectionHandler: ChannelDuplexHandler {
     private let deliver: @Sendable (AMIEvent) -> Void
     private let keepaliveInterval: TimeAmount
     private let responseTimeout: TimeAmount
+    private let loginTimeout: TimeAmount
     private let logger: Logger
     private var keepalive: RepeatedTask?
+    private var loginDeadline: Scheduled<Void>?
     private var loginSettled = false
     private var closeReason: AMIClientError?
 
@@ -33,6 +35,7 @@ final class AMIConnectionHandler: ChannelDuplexHandler {
         configuration: AMIConnectionStateMachine.Configuration,
         keepaliveInterval: TimeAmount,
         responseTimeout: TimeAmount,
+        loginTimeout: TimeAmount,
         loggedIn: EventLoopPromise<Void>,
         closed: EventLoopPromise<AMIClientError?>,
         logger: Logger,
@@ -41,10 +44,23 @@ final class AMIConnectionHandler: ChannelDuplexHandler {
         self.machine = AMIConnectionStateMachine(configuration: configuration)
         self.keepaliveInterval = keepaliveInterval
         self.responseTimeout = responseTimeout
+        self.loginTimeout = loginTimeout
         self.loggedIn = loggedIn
         self.closed = closed
         self.logger = logger
         self.deliver = deliver
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // The banner and the login have a deadline: a server that accepts and stays silent must
+        // not hold the client (keepalive only starts once logged in).
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.loginDeadline = context.eventLoop.scheduleTask(in: self.loginTimeout) {
+            let handler = loopBound.value
+            handler.run(handler.machine.loginTimedOut(), context: contextBound.value)
+        }
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -93,6 +109,7 @@ final class AMIConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         self.keepalive?.cancel()
         self.keepalive = nil
+        self.loginDeadline?.cancel()
         self.run(self.machine.connectionClosed(), context: context)
         if !self.loginSettled {
             self.loginSettled = true
@@ -117,6 +134,7 @@ final class AMIConnectionHandler: ChannelDuplexHandler {
         case .write(let message):
             context.writeAndFlush(self.wrapOutboundOut(message), promise: nil)
         case .authenticated:
+            self.loginDeadline?.cancel()
             self.loginSettled = true
             self.loggedIn.succeed()
             self.startKeepalive(context: context)

@@ -71,6 +71,11 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
         public var onListening: (@Sendable (SocketAddress) -> Void)?
         /// Told after every 20 ms slot, per event loop, how late its last frame was written.
         public var onFrameLateness: (@Sendable (TimeAmount) -> Void)?
+        /// Calls served at once; a connection beyond it gets a hang-up frame as soon as its UUID
+        /// arrives, before the application sees it. nil: no limit.
+        public var maximumCalls: Int?
+        /// Told of each connection refused at the limit.
+        public var onRefusedAtLimit: (@Sendable () -> Void)?
 
         public init(
             host: String = "127.0.0.1",
@@ -98,6 +103,8 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let pacers = FramePacerRegistry()
+    /// Connections holding a place under `maximumCalls` (UUID received, not closed yet).
+    private let seats = NIOLockedValueBox(0)
 
     public init(
         configuration: Configuration,
@@ -155,6 +162,13 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
         }
     }
 
+    /// Sends the hang-up frame, then closes.
+    private static func hangUp(_ connection: AcceptedConnection) {
+        var buffer = connection.channel.allocator.buffer(capacity: 3)
+        AudioSocketFrame.hangup.encode(into: &buffer)
+        connection.channel.writeAndFlush(buffer).whenComplete { _ in connection.channel.close(promise: nil) }
+    }
+
     /// Runs one connection to its end; never throws.
     private func serve(_ connection: AcceptedConnection) async {
         var logger = self.logger
@@ -168,12 +182,24 @@ public struct AudioSocketServer<Application: AudioSocketApplication>: Service {
         }
         logger[metadataKey: "call.id"] = "\(callID)"
 
+        let limit = self.configuration.maximumCalls
+        let seated = self.seats.withLockedValue { seats in
+            guard limit.map({ seats < $0 }) ?? true else { return false }
+            seats += 1
+            return true
+        }
+        guard seated else {
+            logger.warning("AudioSocket call refused: the engine is at its call limit; hanging up", metadata: ["engine.max_calls": "\(limit ?? 0)"])
+            self.configuration.onRefusedAtLimit?()
+            Self.hangUp(connection)
+            return
+        }
+        defer { self.seats.withLockedValue { $0 -= 1 } }
+
         guard let call = await self.application.admit(callID: callID) else {
             logger.warning("AudioSocket call refused: unknown UUID; hanging up")
             connection.ending.withLockedValue { $0 = .unknownCall }
-            var buffer = connection.channel.allocator.buffer(capacity: 3)
-            AudioSocketFrame.hangup.encode(into: &buffer)
-            connection.channel.writeAndFlush(buffer).whenComplete { _ in connection.channel.close(promise: nil) }
+            Self.hangUp(connection)
             return
         }
 

@@ -5,12 +5,14 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
+import UnixSignals
 
 /// Dials a campaign: picks due leads (callee-local window open, retry time reached, not on the
 /// do-not-call list, no live attempt), writes each attempt before its Originate, follows the
 /// calls through AMI, takes the engine's record of each answered call, and settles every
-/// attempt with the retry policy. A `Service`: a graceful shutdown stops dialling and lets the
-/// live calls finish.
+/// attempt with the retry policy. A `Service`: a graceful shutdown stops dialling, lets the live
+/// calls run for the drain time, then hangs them up. The rules are `CampaignRunner.StateMachine`;
+/// this class carries out its actions (AMI, the store, the log).
 ///
 /// Crash safety: attempts a dead runner left unsettled are reconciled first, through AMI's
 /// channel list. A channel still up is followed to its end; one that is gone is settled from
@@ -25,6 +27,12 @@ public final class CampaignRunner: Service, Sendable {
         public var recordWait: Duration = .seconds(5)
         /// How long AMI may stay silent on an originated call before its channel is looked for.
         public var staleAfter: Duration = .seconds(90)
+        /// How often an unanswered look for channels is repeated.
+        public var probeRetry: Duration = .seconds(5)
+        /// How long live calls may go on after a stop request before they are hung up.
+        public var drain: Duration = .seconds(30)
+        /// How long after those hang-ups the run waits for the calls' ends before it returns.
+        public var hangupWait: Duration = .seconds(5)
         /// Calls the engine can take now, when it is in this process; nil when unknown.
         public var engineCapacity: (@Sendable () -> Int)?
         public var onProgress: (@Sendable (Progress) -> Void)?
@@ -37,6 +45,8 @@ public final class CampaignRunner: Service, Sendable {
         public var ringing = 0
         public var talking = 0
         public var settled = 0
+        /// Attempts not settled yet (ringing, talking, or waiting for the engine's record).
+        public var live = 0
         public var outcomes: [AttemptOutcome: Int] = [:]
     }
 
@@ -66,7 +76,13 @@ public final class CampaignRunner: Service, Sendable {
     public struct Summary: Sendable, Hashable, CustomStringConvertible {
         public var progress: Progress
         public var ending: Ending
-        public var description: String { self.ending.description }
+        /// Attempts whose end was not seen when the run ended: the next run reconciles them.
+        public var unsettled = 0
+        /// The signal that stopped the run, if one did.
+        public var signal: UnixSignal?
+        public var description: String {
+            self.unsettled == 0 ? self.ending.description : "\(self.ending) (\(self.unsettled) attempts left for the next run to reconcile)"
+        }
     }
 
     let campaign: Campaign
@@ -97,17 +113,8 @@ public final class CampaignRunner: Service, Sendable {
         case originateFailed(UUID, String)
         case originateQueued(UUID, Date)
         case originateUnclear(UUID)
-        case channels(Set<String>?)
+        case channels(up: Set<String>?, checked: Set<String>)
         case stop
-    }
-
-    struct Live {
-        var attempt: Attempt
-        var trace = CallTrace()
-        var lastHeard: Date
-        /// When the PBX said the call was over (for waiting on the engine's record).
-        var completedAt: Date?
-        var adopted = false
     }
 
     public func run() async throws {
@@ -135,208 +142,160 @@ public final class CampaignRunner: Service, Sendable {
 
     // MARK: The loop
 
+    /// Feeds the state machine and carries out what it asks for; the rules live there.
     private func loop(_ inputs: AsyncStream<Input>, post: AsyncStream<Input>.Continuation) async throws -> Summary {
-        var live: [String: Live] = [:]
-        var progress = Progress()
-        var connected = false
-        var reconciled = false
-        var reconciling = false
-        var stopping: Ending?
-        var tokens = 1.0
-        var lastRefill = ContinuousClock.now
+        var machine = StateMachine(configuration: self.machineConfiguration)
         var zones = ZoneLists()
-
-        func report() {
-            progress.ringing = live.values.filter { $0.trace.ringingAt != nil && $0.trace.answeredAt == nil }.count
-            progress.talking = live.values.filter { $0.trace.answeredAt != nil && $0.completedAt == nil }.count
-            self.options.onProgress?(progress)
+        var connected = false
+        let adopted = try self.store.unsettledAttempts(campaignID: self.campaignID)
+        machine.adopt(adopted, at: self.options.now())
+        if !adopted.isEmpty {
+            self.logger.notice("unsettled attempts from an earlier run", metadata: ["attempts": "\(adopted.count)"])
         }
-
-        func reconcile() {
-            guard !reconciling else { return }
-            reconciling = true
-            Task {
-                do {
-                    let response = try await self.ami.send(.coreShowChannels)
-                    post.yield(.channels(Set(response.items.compactMap { $0["Uniqueid"] })))
-                } catch {
-                    post.yield(.channels(nil))
-                }
-            }
-        }
-
-        func settle(_ key: String, _ settlement: Settlement) {
-            guard let entry = live.removeValue(forKey: key) else { return }
-            do {
-                try self.store.settle(entry.attempt.id, settlement, now: self.options.now(), policy: self.campaign.retry, window: self.campaign.window)
-            } catch {
-                self.logger.error("attempt not settled", metadata: ["call.id": "\(key)", "error": "\(error)"])
-            }
-            progress.settled += 1
-            progress.outcomes[settlement.outcome, default: 0] += 1
-            self.logger.info(
-                "call settled",
-                metadata: [
-                    "call.id": "\(key)", "call.outcome": "\(settlement.outcome.rawValue)", "call.dial_result": "\(settlement.dialResult?.rawValue ?? "-")",
-                ])
-            self.checkAbandonRate(&stopping)
-        }
-
-        /// Settles a call the PBX is done with, once the engine's record is in (answered calls).
-        func finish(_ key: String, force: Bool) {
-            guard var entry = live[key] else { return }
-            let now = self.options.now()
-            if entry.completedAt == nil {
-                entry.completedAt = now
-                live[key] = entry
-            }
-            var engine: EngineReport?
-            if entry.trace.result == .answered || entry.adopted {
-                let record = try? self.store.callRecord(entry.attempt.id)
-                let waited = now.timeIntervalSince(entry.completedAt!) >= self.options.recordWait.seconds
-                if record?.finished != true, !waited, !force { return }
-                engine = record.map {
-                    EngineReport(outcome: $0.summary.outcome.flatMap(AttemptOutcome.init(rawValue:)), firstAudioAt: $0.summary.firstAudioAt, callbackAt: $0.summary.callbackAt)
-                }
-            }
-            var trace = entry.trace
-            if trace.answeredAt == nil { trace.answeredAt = entry.attempt.answeredAt }
-            var (outcome, abandoned) = AttemptOutcome.settle(trace: trace, engine: engine)
-            if entry.adopted, trace.reason == nil, trace.cause == nil {
-                // Followed after a restart: AMI's early events are gone; the stored answer time
-                // and the engine's record tell. A conversation cut by the crash is lost, not
-                // abandoned, when the agent had spoken within the limit.
-                if let answeredAt = trace.answeredAt {
-                    abandoned = engine?.firstAudioAt.map { $0.timeIntervalSince(answeredAt) > AttemptOutcome.abandonLimit } ?? true
-                    outcome = engine?.outcome ?? (abandoned ? .abandoned : .lost)
-                } else {
-                    (outcome, abandoned) = (.lost, false)
-                }
-            }
-            settle(
-                key,
-                Settlement(
-                    outcome: outcome, trace: trace, dialResult: trace.reason != nil || trace.cause != nil ? trace.result : nil,
-                    firstAudioAt: engine?.firstAudioAt, callbackAt: engine?.callbackAt, abandoned: abandoned))
-        }
-
-        // Attempts a previous runner left behind are followed or settled before any dialling.
-        for attempt in try self.store.unsettledAttempts(campaignID: self.campaignID) {
-            live[attempt.callID] = Live(attempt: attempt, lastHeard: self.options.now(), adopted: true)
-        }
-        if !live.isEmpty {
-            self.logger.notice("unsettled attempts from an earlier run", metadata: ["attempts": "\(live.count)"])
-        } else {
-            reconciled = true
-        }
-
         for await input in inputs {
             let now = self.options.now()
+            let actions: [StateMachine.Action]
             switch input {
             case .stop:
-                if stopping == nil { stopping = .stopped }
-                self.logger.notice("stopping: no new calls", metadata: ["live": "\(live.count)"])
-
+                self.logger.notice(
+                    "stopping: no new calls", metadata: ["live": "\(machine.live.count)", "drain": "\(self.options.drain)"])
+                actions = machine.stop(at: now)
             case .ami(.connected):
                 connected = true
-                // After a reconnect, events may have been missed: look at what is still up.
-                if !live.isEmpty { reconcile() }
-
+                actions = machine.connected(at: now)
             case .ami(.disconnected(let error)):
                 if connected { self.logger.warning("AMI connection lost", metadata: ["error": "\(error)"]) }
                 connected = false
-
+                machine.disconnected(at: now)
+                actions = []
             case .ami(.event(let event)):
                 guard let id = event.uniqueID else { continue }
                 let key = id.split(separator: ";").first.map(String.init) ?? id
-                guard var entry = live[key], let change = CallProgress(event, callID: key) else { continue }
-                let before = entry.trace
-                entry.trace.apply(change, at: now)
-                entry.lastHeard = now
-                live[key] = entry
-                if entry.trace.ringingAt != before.ringingAt || entry.trace.answeredAt != before.answeredAt || entry.trace.amdStatus != before.amdStatus {
-                    try? self.store.recordProgress(entry.attempt.id, trace: entry.trace)
-                }
-                if entry.trace.isComplete || (entry.adopted && entry.trace.hungUp) { finish(key, force: false) }
-
+                guard let change = CallProgress(event, callID: key) else { continue }
+                actions = machine.event(change, key: key, at: now)
             case .originateQueued(let id, let time):
-                try? self.store.markOriginated(id, at: time)
-
+                actions = machine.originateQueued(id, at: time)
             case .originateFailed(let id, let message):
-                settle(id.uuidString.lowercased(), Settlement(outcome: .failed, dialResult: .failed, originateError: message))
-
+                actions = machine.originateFailed(id, message, at: now)
             case .originateUnclear(let id):
-                // No answer to the Originate: the call may be ringing. Look for its channel.
                 self.logger.warning("Originate unanswered; looking for the channel", metadata: ["call.id": "\(id)"])
-                reconcile()
-
-            case .channels(let channels):
-                reconciling = false
-                guard let channels else { continue }
-                let up = Set(channels.map { $0.split(separator: ";").first.map(String.init) ?? $0 })
-                for (key, entry) in live where !up.contains(key) {
-                    let silent = now.timeIntervalSince(entry.lastHeard)
-                    // A channel not yet created is normal for a fresh Originate: only settle the quiet ones.
-                    if entry.adopted || silent >= self.options.staleAfter.seconds || entry.trace.hungUp {
-                        finish(key, force: true)
-                    }
-                }
-                reconciled = true
-
+                actions = machine.originateUnclear(id, at: now)
+            case .channels(let up, let checked):
+                actions = machine.channelsListed(up: up, checked: checked, at: now)
             case .tick:
-                break
+                actions = machine.tick(at: now, engineFree: self.options.engineCapacity?())
             }
-
-            // Calls the PBX finished, waiting for the engine's record.
-            for key in live.keys where live[key]?.completedAt != nil { finish(key, force: false) }
-            // Calls AMI has been quiet about for too long.
-            if connected, live.values.contains(where: { now.timeIntervalSince($0.lastHeard) >= self.options.staleAfter.seconds }) {
-                for key in live.keys { live[key]?.lastHeard = now }
-                reconcile()
-            }
-            if connected, !reconciled { reconcile() }
-
-            // Dial.
-            if stopping == nil, connected, reconciled {
-                if let reason = try self.store.pauseReason(campaignID: self.campaignID) {
-                    stopping = .paused(reason)
-                } else {
-                    let elapsed = ContinuousClock.now - lastRefill
-                    lastRefill = ContinuousClock.now
-                    tokens = min(max(1, self.campaign.callsPerSecond), tokens + elapsed.seconds * self.campaign.callsPerSecond)
-                    var room = self.campaign.maxConcurrentCalls - live.count
-                    if let engine = self.options.engineCapacity?() {
-                        // The engine's free places already leave out the calls it talks to: only
-                        // the calls not answered yet may still arrive there.
-                        room = min(room, engine - live.values.filter { $0.trace.answeredAt == nil && $0.completedAt == nil }.count)
-                    }
-                    let wanted = min(room, Int(tokens))
-                    if wanted > 0 {
-                        let due = try self.dueLeads(now: now, limit: wanted, zones: &zones)
-                        for lead in due {
-                            guard case .started(let attempt) = try self.store.beginAttempt(leadID: lead.id, now: now, channel: self.campaign.channel(for:))
-                            else { continue }
-                            tokens -= 1
-                            live[attempt.callID] = Live(attempt: attempt, lastHeard: now)
-                            progress.dialled += 1
-                            self.originate(attempt, post: post)
-                        }
-                        if due.isEmpty, live.isEmpty, self.options.stopWhenIdle {
-                            if let idle = try self.idleEnding(now: now) {
-                                stopping = idle
-                            } else {
-                                zones.fetchedAt = nil  // due leads the cached lists do not cover
-                            }
-                        }
-                    }
+            if let summary = try self.perform(actions, on: &machine, zones: &zones, post: post) {
+                if summary.unsettled > 0 {
+                    self.logger.warning(
+                        "attempts left for the next run to reconcile: their end was not seen",
+                        metadata: ["attempts": "\(summary.unsettled)"])
                 }
+                return summary
             }
-            report()
-            if let stopping, live.isEmpty {
-                return Summary(progress: progress, ending: stopping)
+            self.options.onProgress?(machine.reported)
+        }
+        // Cancelled (a second signal): what is live is reconciled by the next run.
+        return Summary(progress: machine.reported, ending: machine.stopping ?? .stopped, unsettled: machine.live.count)
+    }
+
+    var machineConfiguration: StateMachine.Configuration {
+        var configuration = StateMachine.Configuration(
+            maxConcurrentCalls: self.campaign.maxConcurrentCalls, callsPerSecond: self.campaign.callsPerSecond)
+        configuration.recordWait = self.options.recordWait.seconds
+        configuration.staleAfter = self.options.staleAfter.seconds
+        configuration.probeRetry = self.options.probeRetry.seconds
+        configuration.drain = self.options.drain.seconds
+        configuration.hangupWait = self.options.hangupWait.seconds
+        configuration.stopWhenIdle = self.options.stopWhenIdle
+        return configuration
+    }
+
+    /// Carries out the machine's actions, feeding it the answers the store gives at once; the
+    /// summary when the run is over.
+    private func perform(
+        _ actions: [StateMachine.Action], on machine: inout StateMachine, zones: inout ZoneLists, post: AsyncStream<Input>.Continuation
+    ) throws -> Summary? {
+        var queue = actions[...]
+        while let action = queue.popFirst() {
+            let now = self.options.now()
+            switch action {
+            case .listChannels(let checking):
+                Task {
+                    let up = try? await self.ami.send(.coreShowChannels).items.compactMap { $0["Uniqueid"] }
+                    post.yield(.channels(up: up.map(Set.init), checked: checking))
+                }
+            case .readRecord(let key, let attemptID):
+                let record = (try? self.store.callRecord(attemptID)).map { record in
+                    (
+                        report: EngineReport(
+                            outcome: record.summary.outcome.flatMap(AttemptOutcome.init(rawValue:)), firstAudioAt: record.summary.firstAudioAt,
+                            callbackAt: record.summary.callbackAt),
+                        finished: record.finished
+                    )
+                }
+                queue.append(contentsOf: machine.recordRead(key, record, at: now))
+            case .recordProgress(let attemptID, let trace):
+                try? self.store.recordProgress(attemptID, trace: trace)
+            case .markOriginated(let attemptID, let time):
+                try? self.store.markOriginated(attemptID, at: time)
+            case .settle(let key, let attempt, let settlement):
+                self.settle(key, attempt, settlement)
+                if let reason = self.abandonRatePassed() { machine.pause(reason) }
+            case .dial(let count, let endIfIdle):
+                if let reason = try self.store.pauseReason(campaignID: self.campaignID) {
+                    machine.pause(reason)
+                    continue
+                }
+                let due = try self.dueLeads(now: now, limit: count, zones: &zones)
+                for lead in due {
+                    guard case .started(let attempt) = try self.store.beginAttempt(leadID: lead.id, now: now, channel: self.campaign.channel(for:))
+                    else { continue }
+                    machine.dialled(attempt, at: now)
+                    self.originate(attempt, post: post)
+                }
+                if due.isEmpty, endIfIdle {
+                    let ending = try self.idleEnding(now: now)
+                    if ending == nil { zones.fetchedAt = nil }  // due leads the cached lists do not cover
+                    machine.idle(ending)
+                }
+            case .hangUp(let keys):
+                self.logger.notice("drain time over: hanging up the live calls", metadata: ["live": "\(keys.count)"])
+                Task { await self.hangUp(keys) }
+            case .end(let summary):
+                return summary
             }
         }
-        return Summary(progress: progress, ending: stopping ?? .stopped)
+        return nil
+    }
+
+    func settle(_ key: String, _ attempt: Attempt, _ settlement: Settlement) {
+        do {
+            try self.store.settle(attempt.id, settlement, now: self.options.now(), policy: self.campaign.retry, window: self.campaign.window)
+        } catch {
+            self.logger.error("attempt not settled", metadata: ["call.id": "\(key)", "error": "\(error)"])
+        }
+        self.logger.info(
+            "call settled",
+            metadata: [
+                "call.id": "\(key)", "call.outcome": "\(settlement.outcome.rawValue)", "call.dial_result": "\(settlement.dialResult?.rawValue ?? "-")",
+            ])
+    }
+
+    /// Hangs up, through AMI, every channel of these calls (their names come from the channel list).
+    func hangUp(_ keys: Set<String>) async {
+        do {
+            let channels = try await self.ami.send(.coreShowChannels).items
+            for item in channels {
+                guard let id = item["Uniqueid"], let name = item["Channel"], keys.contains(String(id.split(separator: ";")[0])) else { continue }
+                let response = try await self.ami.send(.hangup(channel: name))
+                if !response.isSuccess {
+                    self.logger.warning("hang-up refused", metadata: ["call.id": "\(id)", "error": "\(response.text ?? response.status)"])
+                }
+            }
+        } catch {
+            self.logger.warning("could not hang up the live calls", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The waiting leads' zone lists, fetched again at most once a minute: the query reads every
@@ -400,17 +359,29 @@ public final class CampaignRunner: Service, Sendable {
         }
     }
 
-    /// Pauses the campaign when abandoned calls pass the limit over the last 30 days.
-    func checkAbandonRate(_ stopping: inout Ending?) {
+    /// Pauses the campaign when abandoned calls pass the limit over the last 30 days (or since
+    /// the last resume); the reason, when it did.
+    func abandonRatePassed() -> String? {
         guard let rate = try? self.store.abandonRate(campaignID: self.campaignID, since: self.options.now().addingTimeInterval(-30 * 86_400)),
-            rate.answered > 0, Double(rate.abandoned) * 100 / Double(rate.answered) > self.campaign.abandonLimitPercent
-        else { return }
+            AbandonRate.passes(abandoned: rate.abandoned, answered: rate.answered, limitPercent: self.campaign.abandonLimitPercent)
+        else { return nil }
         let reason = "abandon rate \(rate.abandoned)/\(rate.answered) passed \(self.campaign.abandonLimitPercent)% over 30 days"
         self.logger.error("pausing the campaign", metadata: ["reason": "\(reason)"])
         try? self.store.setPaused(campaignID: self.campaignID, true, reason: reason)
-        if stopping == nil { stopping = .paused(reason) }
+        return reason
     }
+}
 
+/// When abandoned calls pass the campaign's limit.
+enum AbandonRate {
+    /// The share is taken over at least the smallest sample in which one abandoned call stays
+    /// within the limit (34 answered calls at 3%): a single abandoned call early in a campaign is
+    /// not yet a rate, while a second one (or an engine abandoning every call) pauses it.
+    static func passes(abandoned: Int, answered: Int, limitPercent: Double) -> Bool {
+        guard abandoned > 0 else { return false }
+        let sample = limitPercent > 0 ? Int((100 / limitPercent).rounded(.up)) : 1
+        return Double(abandoned) * 100 / Double(max(answered, sample)) > limitPercent
+    }
 }
 
 /// Where `run()` leaves its summary.

@@ -20,12 +20,13 @@ public struct CampaignSession: Sendable {
     public var campaignID: Int64
     public var logger: Logger
 
-    /// Loads and checks everything that can be checked without the network.
-    public init(campaignFile: String, store: CampaignStore, logger: Logger) throws {
+    /// Loads and checks everything that can be checked without the network. `register: false`
+    /// stores nothing: the campaign keeps the id it has in the store (0 when it has none).
+    public init(campaignFile: String, store: CampaignStore, logger: Logger, register: Bool = true) throws {
         self.campaign = try CampaignFile.load(path: campaignFile)
         self.template = try PitchTemplate.load(path: self.campaign.template)
         self.store = store
-        self.campaignID = try store.campaignID(self.campaign)
+        self.campaignID = register ? try store.campaignID(self.campaign) : try store.existingCampaignID(self.campaign) ?? 0
         var logger = logger
         logger[metadataKey: "campaign"] = "\(self.campaign.name)"
         self.logger = logger
@@ -61,6 +62,8 @@ public struct CampaignSession: Sendable {
         /// Overrides where the embedded engine listens.
         public var engine: (host: String, port: Int)?
         public var secret: String?
+        /// Overrides the AMI keepalive interval (a stalled link is found after two of them).
+        public var amiKeepalive: Duration?
         public var engineDrain: Duration = .seconds(30)
         public var onEngineListening: (@Sendable (SocketAddress) -> Void)?
         public init() {}
@@ -73,10 +76,12 @@ public struct CampaignSession: Sendable {
         let ami = AMIClient(
             configuration: .init(
                 host: options.ami?.host ?? self.campaign.ami.host, port: options.ami?.port ?? self.campaign.ami.port,
-                username: self.campaign.ami.username, secret: secret),
+                username: self.campaign.ami.username, secret: secret, keepaliveInterval: options.amiKeepalive ?? .seconds(20),
+                giveUpAfter: self.campaign.ami.giveUpAfter),
             logger: self.logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: ami)]
         var runnerOptions = options.runner
+        runnerOptions.drain = self.campaign.drain
         if case .embedded(let host, let port) = self.campaign.engine {
             var configuration = EngineService.Configuration()
             configuration.host = options.engine?.host ?? host
@@ -103,10 +108,38 @@ public struct CampaignSession: Sendable {
         let runner = CampaignRunner(
             campaign: self.campaign, campaignID: self.campaignID, store: self.store, ami: ami, options: runnerOptions, logger: self.logger)
         services.append(.init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
-        try await group.run()
-        return runner.summary ?? CampaignRunner.Summary(progress: .init(), ending: .stopped)
+        let group = ServiceGroup(configuration: .init(services: services, logger: self.logger))
+        let caught = try await Self.run(group, logger: self.logger)
+        var summary = runner.summary ?? CampaignRunner.Summary(progress: .init(), ending: .stopped)
+        summary.signal = caught
+        return summary
+    }
+
+    /// Runs the group; the first SIGINT or SIGTERM asks it to shut down gracefully (the runner
+    /// stops dialling and drains), a second ends it now. The first signal caught, if any.
+    static func run(_ group: ServiceGroup, logger: Logger) async throws -> UnixSignal? {
+        struct SecondSignal: Error {}
+        let first = NIOLockedValueBox<UnixSignal?>(nil)
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                tasks.addTask {
+                    for await signal in signals {
+                        guard first.withLockedValue({ $0 }) == nil else {
+                            logger.warning("second signal: ending now", metadata: ["signal": "\(signal)"])
+                            throw SecondSignal()
+                        }
+                        first.withLockedValue { $0 = signal }
+                        logger.notice("signal: stopping (a second signal ends now)", metadata: ["signal": "\(signal)"])
+                        await group.triggerGracefulShutdown()
+                    }
+                }
+                try await tasks.next()
+                tasks.cancelAll()
+            }
+        } catch is SecondSignal {}
+        return first.withLockedValue { $0 }
     }
 }
 

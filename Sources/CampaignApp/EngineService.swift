@@ -17,7 +17,8 @@ public struct EngineService: Service, CustomStringConvertible {
     public struct Configuration: Sendable {
         public var host = "127.0.0.1"
         public var port = 9092
-        /// Calls talking at once (each holds a recogniser decoder, about 90 MB).
+        /// Calls talking at once (each holds a recogniser decoder, about 90 MB); more are refused
+        /// at accept with a hang-up frame.
         public var maximumCalls = 4
         /// How long live calls may go on after a shutdown request.
         public var drain: Duration = .seconds(30)
@@ -80,8 +81,10 @@ public struct EngineService: Service, CustomStringConvertible {
         var serverConfiguration = AudioSocketServer<ConversationEngine>.Configuration(
             host: self.configuration.host, port: self.configuration.port, onListening: self.configuration.onListening
         )
+        serverConfiguration.maximumCalls = self.configuration.maximumCalls
         if let metrics = self.configuration.metrics {
             serverConfiguration.onFrameLateness = { metrics.frameLateness($0) }
+            serverConfiguration.onRefusedAtLimit = { metrics.callRefusedAtLimit() }
         }
         let server = AudioSocketServer(
             configuration: serverConfiguration,

@@ -6,7 +6,8 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// Resolves AudioSocket UUIDs through the campaign store: the UUID must be an attempt that is
-/// not settled yet; its lead's record gives the template variables. Anything else is refused.
+/// not settled yet and not admitted before (one connection per attempt); its lead's record
+/// gives the template variables. Anything else is refused.
 public final class StoreCallResolver: CallResolver {
     let store: CampaignStore
     let logger: Logger
@@ -22,7 +23,7 @@ public final class StoreCallResolver: CallResolver {
 
     public func resolve(callID: UUID) async -> ResolvedCall? {
         do {
-            guard let target = try self.store.callTarget(callID) else { return nil }
+            guard let target = try self.store.admitCall(callID) else { return nil }
             let template = try self.template(at: target.template)
             let columns = try LeadColumns(header: target.header)
             let lead = columns.fields(of: target.values)

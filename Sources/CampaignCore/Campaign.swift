@@ -10,6 +10,8 @@ public struct Campaign: Sendable, Hashable {
         public var secretEnvironment: String
         /// A file holding the secret; wins over the environment.
         public var secretFile: String?
+        /// How long the runner tries to reach AMI before it gives up (`ami.give_up_after`).
+        public var giveUpAfter: Duration = .seconds(60)
     }
 
     /// What the answered channel runs.
@@ -61,6 +63,8 @@ public struct Campaign: Sendable, Hashable {
     public var maxConcurrentCalls: Int
     public var callsPerSecond: Double
     public var ringTimeout: Duration
+    /// How long live calls may go on after a stop request before they are hung up (`drain`).
+    public var drain: Duration = .seconds(30)
     public var window: CallingWindow
     public var retry: RetryPolicy
     public var dnc: [String]

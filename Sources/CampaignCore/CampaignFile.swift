@@ -46,6 +46,15 @@ public enum CampaignFile {
         return try Builder(raw: raw, node: node, file: file).build()
     }
 
+    /// The `name:` a campaign file declares, without checking the rest; nil when the file cannot
+    /// be read or has none.
+    public static func declaredName(path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8),
+            let node = try? Yams.compose(yaml: text)
+        else { return nil }
+        return node.mapping?["name"]?.string
+    }
+
     static func line(of error: any Error) -> Int? {
         guard let yaml = error as? YamlError else { return nil }
         switch yaml {
@@ -129,9 +138,11 @@ struct RawCampaign: Decodable {
         var secretEnv: String?
         var secretFile: String?
         var secret: String?
+        var giveUpAfter: String?
 
         enum CodingKeys: String, CodingKey {
             case host, port, username, secret
+            case giveUpAfter = "give_up_after"
             case secretEnv = "secret_env"
             case secretFile = "secret_file"
         }
@@ -215,6 +226,7 @@ struct RawCampaign: Decodable {
     var maxConcurrentCalls: Int?
     var callsPerSecond: Double?
     var ringTimeout: String?
+    var drain: String?
     var window: Window?
     var retry: Retry?
     var dnc: OneOrMany?
@@ -224,7 +236,7 @@ struct RawCampaign: Decodable {
     var analysisFields: [String: String]?
 
     enum CodingKeys: String, CodingKey {
-        case name, leads, template, columns, ami, dial, answered, engine, amd, window, retry, dnc, providers
+        case name, leads, template, columns, ami, dial, answered, engine, amd, window, retry, dnc, providers, drain
         case callerID = "caller_id"
         case defaultCountry = "default_country"
         case defaultTimeZone = "default_time_zone"
@@ -240,7 +252,7 @@ struct RawCampaign: Decodable {
     static let knownKeys: Set<String> = [
         "name", "leads", "template", "caller_id", "default_country", "default_time_zone", "columns", "ami", "dial", "answered",
         "engine", "amd", "max_concurrent_calls", "calls_per_second", "ring_timeout", "window", "retry", "dnc", "test_numbers",
-        "abandon_limit_percent", "providers", "analysis_fields",
+        "abandon_limit_percent", "drain", "providers", "analysis_fields",
     ]
 }
 
@@ -315,12 +327,15 @@ struct Builder {
         if raw.ami.secret != nil {
             throw self.fail(["ami", "secret"], "secrets never go in campaign files: set secret_env (default CEX_AMI_SECRET) or secret_file")
         }
+        let giveUp = try self.duration(raw.ami.giveUpAfter ?? "60s", path: ["ami", "give_up_after"])
+        guard giveUp >= .seconds(5), giveUp <= .seconds(3600) else { throw self.fail(["ami", "give_up_after"], "must be 5s–1h") }
         let ami = Campaign.AMI(
             host: raw.ami.host ?? "127.0.0.1",
             port: raw.ami.port ?? 5038,
             username: raw.ami.username ?? "",
             secretEnvironment: raw.ami.secretEnv ?? "CEX_AMI_SECRET",
-            secretFile: raw.ami.secretFile.map(self.resolve)
+            secretFile: raw.ami.secretFile.map(self.resolve),
+            giveUpAfter: giveUp
         )
         guard (1...65535).contains(ami.port) else { throw self.fail(["ami", "port"], "must be 1–65535") }
         guard !ami.username.isEmpty else { throw self.fail(["ami", "username"], "is required") }
@@ -366,6 +381,8 @@ struct Builder {
         guard ring >= .seconds(15), ring <= .seconds(120) else {
             throw self.fail(["ring_timeout"], "must be 15s–120s (callees get at least 15 s to answer)")
         }
+        let drain = try self.duration(raw.drain ?? "30s", path: ["drain"])
+        guard drain <= .seconds(600) else { throw self.fail(["drain"], "must be 0s–10m") }
 
         let window = try self.window(raw.window)
         let retry = try self.retry(raw.retry)
@@ -395,7 +412,7 @@ struct Builder {
         return Campaign(
             name: raw.name, file: self.file, leads: leads, template: template, callerID: callerID, defaultCountry: country.uppercased(),
             defaultTimeZone: raw.defaultTimeZone, columns: raw.columns ?? [:], ami: ami, dial: raw.dial, answered: answered, engine: engine,
-            amd: amd, maxConcurrentCalls: maxCalls, callsPerSecond: cps, ringTimeout: ring, window: window, retry: retry, dnc: dnc,
+            amd: amd, maxConcurrentCalls: maxCalls, callsPerSecond: cps, ringTimeout: ring, drain: drain, window: window, retry: retry, dnc: dnc,
             testNumbers: testNumbers, abandonLimitPercent: abandon, providers: providers, analysisFields: analysisFields
         )
     }

@@ -272,9 +272,16 @@ extension CampaignStore {
 
     // MARK: Pause
 
-    public func setPaused(campaignID: Int64, _ paused: Bool, reason: String?) throws {
+    /// Pauses or resumes dialling. A resume also restarts the abandon-rate count: the operator
+    /// has dealt with what paused the campaign, and the calls before it must not pause it again
+    /// at the next settle.
+    public func setPaused(campaignID: Int64, _ paused: Bool, reason: String?, now: Date = Date()) throws {
         try self.writer.write { db in
-            try db.execute(sql: "UPDATE campaign SET paused = ?, pause_reason = ? WHERE id = ?", arguments: [paused, paused ? reason : nil, campaignID])
+            if paused {
+                try db.execute(sql: "UPDATE campaign SET paused = 1, pause_reason = ? WHERE id = ?", arguments: [reason, campaignID])
+            } else {
+                try db.execute(sql: "UPDATE campaign SET paused = 0, pause_reason = NULL, resumed_at = ? WHERE id = ?", arguments: [now, campaignID])
+            }
         }
     }
 
@@ -289,15 +296,21 @@ extension CampaignStore {
     }
 
     /// Abandoned calls over calls a person answered, settled since `since`.
+    /// Abandoned calls and calls answered by a person, settled since `since` (or since the last
+    /// resume, when later). A call cut by a crash after the answer counts as answered (lost, or
+    /// abandoned when no agent audio came in time): leaving it out would make one crash read as
+    /// a 100% rate.
     public func abandonRate(campaignID: Int64, since: Date) throws -> (abandoned: Int, answered: Int) {
         try self.writer.read { db in
             let human = AttemptOutcome.allCases.filter(\.isHumanAnswer).map { "'\($0.rawValue)'" }.joined(separator: ", ")
             let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT coalesce(sum(abandoned), 0) AS abandoned, coalesce(sum(outcome IN (\(human))), 0) AS answered
-                    FROM attempt WHERE campaign_id = ? AND settled_at >= ?
-                    """, arguments: [campaignID, since])!
+                    SELECT coalesce(sum(abandoned), 0) AS abandoned,
+                        coalesce(sum(outcome IN (\(human)) OR abandoned = 1 OR (outcome = 'lost' AND answered_at IS NOT NULL)), 0) AS answered
+                    FROM attempt
+                    WHERE campaign_id = ? AND settled_at >= max(?, coalesce((SELECT resumed_at FROM campaign WHERE id = ?), ?))
+                    """, arguments: [campaignID, since, campaignID, since])!
             return (row["abandoned"], row["answered"])
         }
     }

@@ -61,10 +61,13 @@ public struct StoredCallRecord: Sendable, Hashable {
 }
 
 extension CampaignStore {
-    /// The call an AudioSocket UUID belongs to: an attempt that is not settled yet. Anything
-    /// else (unknown, or already over) is not ours to talk to.
-    public func callTarget(_ attemptID: UUID) throws -> CallTarget? {
-        try self.writer.read { db in
+    /// Admits an AudioSocket connection to the call its UUID names: an attempt that is not settled
+    /// and that no connection has been admitted to before. Anything else (unknown, over, or
+    /// already talking on another connection: a replayed UUID) is not ours to talk to: nil.
+    /// The admission is written in the same transaction, so two connections never both get it.
+    public func admitCall(_ attemptID: UUID, now: Date = Date()) throws -> CallTarget? {
+        try self.writer.write { db in
+            let id = attemptID.uuidString.lowercased()
             guard
                 let row = try Row.fetchOne(
                     db,
@@ -73,10 +76,11 @@ extension CampaignStore {
                             campaign.analysis_fields
                         FROM attempt JOIN lead ON lead.id = attempt.lead_id JOIN lead_import ON lead_import.id = lead.import_id
                         JOIN campaign ON campaign.id = attempt.campaign_id
-                        WHERE attempt.id = ? AND attempt.outcome IS NULL
-                        """, arguments: [attemptID.uuidString.lowercased()]),
+                        WHERE attempt.id = ? AND attempt.outcome IS NULL AND attempt.engine_admitted_at IS NULL
+                        """, arguments: [id]),
                 let phone = PhoneNumber(e164: row["phone"])
             else { return nil }
+            try db.execute(sql: "UPDATE attempt SET engine_admitted_at = ? WHERE id = ?", arguments: [now, id])
             let header = (try? JSONDecoder().decode([String].self, from: Data((row["header"] as String).utf8))) ?? []
             return CallTarget(
                 attemptID: attemptID, campaign: row["name"], template: row["template"], phone: phone, header: header,

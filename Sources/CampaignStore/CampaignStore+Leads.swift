@@ -9,7 +9,9 @@ extension CampaignStore {
     public func campaignID(_ campaign: Campaign, now: Date = Date()) throws -> Int64 {
         let fields = String(decoding: try JSONEncoder().encode(campaign.analysisFields), as: UTF8.self)
         return try self.writer.write { db in
-            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM campaign WHERE name = ?", arguments: [campaign.name]) {
+            if let row = try Row.fetchOne(db, sql: "SELECT id, file FROM campaign WHERE name = ?", arguments: [campaign.name]) {
+                let id: Int64 = row["id"]
+                try Self.checkName(campaign, stored: row["file"])
                 try db.execute(
                     sql: "UPDATE campaign SET file = ?, template = ?, analysis_fields = ? WHERE id = ?",
                     arguments: [campaign.file, campaign.template, fields, id])
@@ -20,6 +22,32 @@ extension CampaignStore {
                 arguments: [campaign.name, campaign.file, campaign.template, fields, now])
             return db.lastInsertedRowID
         }
+    }
+
+    /// The id of the campaign the file names, without storing anything (nil when the store has
+    /// none by that name); fails as `campaignID(_:)` does when another file holds the name.
+    public func existingCampaignID(_ campaign: Campaign) throws -> Int64? {
+        try self.writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, file FROM campaign WHERE name = ?", arguments: [campaign.name]) else { return nil }
+            try Self.checkName(campaign, stored: row["file"])
+            return row["id"]
+        }
+    }
+
+    static func checkName(_ campaign: Campaign, stored: String) throws {
+        guard let other = Self.otherFile(claiming: campaign.name, stored: stored, current: campaign.file) else { return }
+        throw StoreError(
+            "campaign name \(campaign.name) is already used by \(other) in this store; give \(campaign.file) a `name:` of its own "
+                + "(two files with one name would merge their leads)")
+    }
+
+    /// The file stored for a campaign name when it is another file that still declares that
+    /// name; nil when it is the same file, or one that was moved away or renamed (the new file
+    /// takes the campaign over).
+    static func otherFile(claiming name: String, stored: String, current: String) -> String? {
+        func real(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        guard real(stored) != real(current), CampaignFile.declaredName(path: stored) == name else { return nil }
+        return stored
     }
 
     /// The campaign's own analysis fields, as its file last gave them.

@@ -13,6 +13,15 @@ public final class CampaignStore: Sendable {
     let writer: any DatabaseWriter
     public let path: String
 
+    /// A store in memory, for commands that must store nothing (`campaign check` before any run).
+    public init(inMemoryAt path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        self.writer = try DatabaseQueue(configuration: configuration)
+        self.path = path
+        try Self.migrator.migrate(self.writer)
+    }
+
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     public init(path: String) throws {
         var configuration = Configuration()
@@ -41,6 +50,9 @@ public final class CampaignStore: Sendable {
         }
         migrator.registerMigration("v3: a campaign's own analysis fields") { db in
             try db.execute(sql: Schema.v3)
+        }
+        migrator.registerMigration("v4: an attempt is admitted to the engine once") { db in
+            try db.execute(sql: Schema.v4)
         }
         return migrator
     }
@@ -184,5 +196,13 @@ enum Schema {
     static let v3 = """
         ALTER TABLE campaign ADD COLUMN analysis_fields TEXT NOT NULL DEFAULT '[]';
         ALTER TABLE call_record ADD COLUMN custom TEXT;
+        """
+
+    /// When the engine took the attempt's AudioSocket connection: a second connection with the
+    /// same UUID (a replay, a stale dialplan) is refused and never writes the call's record.
+    /// `resumed_at`: the abandon rate counts from the last resume.
+    static let v4 = """
+        ALTER TABLE attempt ADD COLUMN engine_admitted_at DATETIME;
+        ALTER TABLE campaign ADD COLUMN resumed_at DATETIME;
         """
 }

@@ -39,6 +39,7 @@ public final class EngineMetrics: ConversationObserver {
     }
 
     private struct State {
+        var callsRefused = 0
         var callsStarted = 0
         var callsEnded = 0
         var callerTurns = 0
@@ -58,6 +59,9 @@ public final class EngineMetrics: ConversationObserver {
     public init() {}
 
     public func callStarted() { self.state.withLock { $0.callsStarted += 1 } }
+
+    /// A connection refused because the engine was at its call limit.
+    public func callRefusedAtLimit() { self.state.withLock { $0.callsRefused += 1 } }
 
     public func replyStarted(after latency: Duration, providers: ProviderTimes) {
         func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
@@ -90,6 +94,8 @@ public final class EngineMetrics: ConversationObserver {
         var lines = [
             "# HELP cex_calls_started_total Calls the engine admitted.", "# TYPE cex_calls_started_total counter",
             "cex_calls_started_total \(state.callsStarted)",
+            "# HELP cex_calls_refused_total Connections refused because the engine was at its call limit.",
+            "# TYPE cex_calls_refused_total counter", "cex_calls_refused_total \(state.callsRefused)",
             "# HELP cex_calls_active Calls in progress.", "# TYPE cex_calls_active gauge",
             "cex_calls_active \(state.callsStarted - state.callsEnded)",
             "# HELP cex_calls_ended_total Calls ended, by outcome.", "# TYPE cex_calls_ended_total counter",

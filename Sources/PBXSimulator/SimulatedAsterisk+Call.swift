@@ -31,7 +31,7 @@ extension SimulatedAsterisk {
     func runCall(_ spec: OriginateSpec, sendOriginateResponse: Bool) async -> Int {
         let destination = spec.destination
         let behaviour = self.configuration.directory[destination] ?? self.configuration.defaultBehaviour
-        let (hangupStream, hangupContinuation) = AsyncStream.makeStream(of: Void.self)
+        let hangup = HangupSignal()
 
         // Allocate the channel; a live channel with the same forced Uniqueid makes allocation fail.
         let allocation: (uniqueID: String, name: String)? = self.state.withLockedValue { state in
@@ -47,7 +47,7 @@ extension SimulatedAsterisk {
                 let endpoint = spec.dialled.split(separator: "@").dropFirst().first.map(String.init) ?? destination
                 name = "\(tech)/\(endpoint)-\(suffix)"
             }
-            state.live[uniqueID] = LiveCall(channelName: name, state: .down, hangup: hangupContinuation)
+            state.live[uniqueID] = LiveCall(channelName: name, state: .down, hangup: hangup)
             return (uniqueID, name)
         }
 
@@ -110,8 +110,8 @@ extension SimulatedAsterisk {
                     return false
                 }
                 group.addTask {
-                    for await _ in hangupStream { return true }
-                    return false
+                    await hangup.wait()
+                    return hangup.fired
                 }
                 let first = await group.next() ?? false
                 group.cancelAll()
@@ -228,7 +228,9 @@ extension SimulatedAsterisk {
                 notUp: behaviour == .answerNotUp
             )
             if !respondFirst { originateResponse(success: true, reason: 4, channel: channelName, uniqueID: uniqueID) }
+            let (hangupStream, stopBridge) = hangup.stream()
             let result = await caller.run(eventLoopGroup: self.group, hangupSignal: hangupStream)
+            stopBridge()
             recording = result
             if result.ending == .connectFailed { cause = HangupCause.networkOutOfOrder }
         }

@@ -28,7 +28,7 @@ public final class SimulatedAsterisk: Service, Sendable {
     struct LiveCall {
         var channelName: String
         var state: ChannelState
-        var hangup: AsyncStream<Void>.Continuation
+        var hangup: HangupSignal
     }
 
     struct State {
@@ -119,12 +119,12 @@ public final class SimulatedAsterisk: Service, Sendable {
     /// Hangs up a live call from the far end.
     public func hangup(uniqueID: String) {
         let call = self.state.withLockedValue { $0.live[uniqueID] }
-        call?.hangup.yield()
+        call?.hangup.fire()
     }
 
     private func hangupAll() {
         let calls = self.state.withLockedValue { Array($0.live.values) }
-        for call in calls { call.hangup.yield() }
+        for call in calls { call.hangup.fire() }
     }
 
     /// Calls finished so far.
@@ -310,7 +310,7 @@ public final class SimulatedAsterisk: Service, Sendable {
             self.send(self.response("Error", request, message: "No such channel"), to: channel)
             return
         }
-        call.hangup.yield()
+        call.hangup.fire()
         self.send(self.response("Success", request, message: "Channel Hungup"), to: channel)
     }
 

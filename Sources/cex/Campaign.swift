@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsteriskManager
 import CampaignApp
 import CampaignCore
 import CampaignStore
@@ -7,6 +8,7 @@ import Conversation
 import Foundation
 import Logging
 import Reports
+import UnixSignals
 
 /// Where the campaign store lives.
 struct StoreOptions: ParsableArguments {
@@ -22,12 +24,44 @@ struct StoreOptions: ParsableArguments {
             throw CommandFailure("cannot open the store \(self.path): \(error)")
         }
     }
+
+    /// The store, for commands that only look at what runs left: a missing store is an error,
+    /// never created empty.
+    func openExisting() throws -> CampaignStore {
+        guard FileManager.default.fileExists(atPath: self.path) else {
+            throw CommandFailure(
+                "no store at \(self.path): pass --store PATH (or set CEX_STORE) to the store a campaign ran with", exitCode: CommandFailure.noInput)
+        }
+        return try self.open()
+    }
+
+    /// The store as it is, or an empty one in memory when there is none: for `campaign check`,
+    /// which stores nothing.
+    func openForChecking() throws -> CampaignStore {
+        guard FileManager.default.fileExists(atPath: self.path) else { return try CampaignStore(inMemoryAt: self.path) }
+        return try self.open()
+    }
 }
 
-/// An error the CLI prints as is, exiting non-zero.
+/// An error the CLI prints as is, exiting with its code (sysexits where one fits).
 struct CommandFailure: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    var exitCode: Int32
+    init(_ description: String, exitCode: Int32 = 1) {
+        self.description = description
+        self.exitCode = exitCode
+    }
+
+    /// EX_DATAERR: the input data was wrong.
+    static let badData: Int32 = 65
+    /// EX_NOINPUT: a file the command needs is not there.
+    static let noInput: Int32 = 66
+    /// EX_UNAVAILABLE: a service (Asterisk) could not be reached.
+    static let unavailable: Int32 = 69
+    /// EX_TEMPFAIL: try again later (the disk is full, the store is busy).
+    static let tryLater: Int32 = 75
+    /// 128 + SIGINT.
+    static let interrupted: Int32 = 130
 }
 
 extension Cex {
@@ -41,13 +75,13 @@ extension Cex {
 }
 
 /// Loads a campaign, turning every known error into a one-line message.
-func loadSession(_ file: String, store: CampaignStore, logger: Logger) throws -> CampaignSession {
+func loadSession(_ file: String, store: CampaignStore, logger: Logger, register: Bool = true) throws -> CampaignSession {
     do {
-        return try CampaignSession(campaignFile: file, store: store, logger: logger)
+        return try CampaignSession(campaignFile: file, store: store, logger: logger, register: register)
     } catch let error as CampaignFileError {
-        throw CommandFailure("\(error)")
+        throw CommandFailure("\(error)", exitCode: CommandFailure.badData)
     } catch {
-        throw CommandFailure("\(file): \(error)")
+        throw CommandFailure("\(file): \(error)", exitCode: CommandFailure.badData)
     }
 }
 
@@ -90,7 +124,7 @@ func importAndReport(_ session: CampaignSession) throws {
             print(line)
         }
     } catch let error as LeadImporter.ImportError {
-        throw CommandFailure("\(error) (nothing from this file was imported)")
+        throw CommandFailure("\(error) (nothing from this file was imported)", exitCode: CommandFailure.badData)
     }
 }
 
@@ -104,7 +138,11 @@ func dial(_ session: CampaignSession) async throws -> CampaignRunner.Summary {
     do {
         summary = try await session.dial(options: options)
     } catch let error as SecretSource.MissingSecret {
+        last.finish()
         throw CommandFailure("AMI secret: \(error.description)")
+    } catch let error as AMIClientError where error.isUnavailable {
+        last.finish()
+        throw CommandFailure("\(session.campaign.name): \(error)", exitCode: CommandFailure.unavailable)
     }
     last.finish()
     return summary
@@ -166,8 +204,9 @@ extension Cex.CampaignCommand {
                 }
                 return try await dial(session)
             }
-            print("\(session.campaign.name): \(summary.ending)")
+            print("\(session.campaign.name): \(summary)")
             print(Funnel(try store.funnel(campaignID: session.campaignID)).line)
+            if summary.signal == .sigint { throw ExitCode(CommandFailure.interrupted) }
         }
     }
 
@@ -190,7 +229,7 @@ extension Cex.CampaignCommand {
             self.global.bootstrapLogging()
             let logger = Logger(label: "cex.campaign")
             let store = try self.store.open()
-            var failures: [String] = []
+            var failures: [Int32] = []
             for file in self.files {
                 do {
                     let session = try loadSession(file, store: store, logger: logger)
@@ -209,13 +248,23 @@ extension Cex.CampaignCommand {
                         try importAndReport(session)
                         return try await dial(session)
                     }
-                    print("\(session.campaign.name): \(summary.ending)")
+                    print("\(session.campaign.name): \(summary)")
+                    // A stop request covers the campaigns not started yet too.
+                    if let signal = summary.signal {
+                        if signal == .sigint { throw ExitCode(CommandFailure.interrupted) }
+                        break
+                    }
+                } catch let exit as ExitCode {
+                    throw exit
                 } catch {
-                    failures.append("\(error)")
+                    failures.append((error as? CommandFailure)?.exitCode ?? 1)
                     print("error: \(error)")
                 }
             }
-            if !failures.isEmpty { throw ExitCode(1) }
+            // Asterisk unreachable wins: cron mail should say what to fix first.
+            if let code = failures.contains(CommandFailure.unavailable) ? CommandFailure.unavailable : failures.max() {
+                throw ExitCode(code)
+            }
         }
     }
 
@@ -234,8 +283,8 @@ extension Cex.CampaignCommand {
 
         func run() async throws {
             self.global.bootstrapLogging()
-            let store = try self.store.open()
-            let session = try loadSession(self.file, store: store, logger: Logger(label: "cex.check"))
+            let store = try self.store.openForChecking()
+            let session = try loadSession(self.file, store: store, logger: Logger(label: "cex.check"), register: false)
             let report = await CampaignCheck(session: session).run()
             for item in report.items {
                 print("\(item.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(item.subject): \(item.detail)")
@@ -257,7 +306,7 @@ extension Cex.CampaignCommand {
         @Argument(help: "The campaign file.") var file: String
 
         func run() async throws {
-            let store = try self.store.open()
+            let store = try self.store.openExisting()
             let campaign = try loadCampaignFile(self.file)
             guard let id = try store.campaignID(named: campaign.name) else {
                 throw CommandFailure("campaign \(campaign.name) has never run with the store \(self.store.path)")
@@ -305,7 +354,7 @@ func loadCampaignFile(_ file: String) throws -> Campaign {
     do {
         return try CampaignFile.load(path: file)
     } catch {
-        throw CommandFailure("\(error)")
+        throw CommandFailure("\(error)", exitCode: CommandFailure.badData)
     }
 }
 
@@ -403,7 +452,7 @@ extension Cex {
             func run() async throws {
                 self.global.bootstrapLogging()
                 let logger = Logger(label: "cex.report")
-                let store = try self.store.open()
+                let store = try self.store.openExisting()
                 guard let id = try store.campaignID(named: self.campaign), let files = try store.campaignFiles(campaignID: id) else {
                     throw CommandFailure("no campaign named \(self.campaign) in \(self.store.path)")
                 }
@@ -449,7 +498,7 @@ extension Cex {
             }
 
             func run() async throws {
-                let store = try self.store.open()
+                let store = try self.store.openExisting()
                 guard let id = try store.campaignID(named: self.campaign) else {
                     throw CommandFailure("no campaign named \(self.campaign) in \(self.store.path)")
                 }

@@ -20,9 +20,24 @@ struct Cex: AsyncParsableCommand {
 
     /// Every file cex makes (the store, its lock, call records, reports, rejects) holds names,
     /// numbers or transcripts: readable by its owner only (0600, folders 0700), whatever the umask.
+    ///
+    /// Exit codes (sysexits): 0 done, 1 failed, 64 usage, 65 bad data, 69 Asterisk unreachable,
+    /// 75 try later, 130 interrupted by SIGINT.
     static func main() async {
         umask(0o077)
-        await self.main(nil)
+        do {
+            var command = try self.parseAsRoot(nil)
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CommandFailure {
+            FileHandle.standardError.write(Data("Error: \(failure)\n".utf8))
+            Foundation.exit(failure.exitCode)
+        } catch {
+            self.exit(withError: error)
+        }
     }
 }
 

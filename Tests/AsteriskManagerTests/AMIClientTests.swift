@@ -297,6 +297,56 @@ struct AMIHarness {
         }
     }
 
+    /// Sends the banner and never answers anything.
+    final class BannerOnly: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelActive(context: ChannelHandlerContext) {
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "Asterisk Call Manager/9.0.0\r\n")), promise: nil)
+        }
+    }
+
+    /// A server that accepts and then says nothing, or only its banner.
+    func withSilentServer(banner: Bool, _ body: (Int) async throws -> Void) async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                guard banner else { return channel.eventLoop.makeSucceededVoidFuture() }
+                return channel.pipeline.addHandler(BannerOnly())
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        try await body(server.localAddress!.port!)
+        try await server.close()
+    }
+
+    @Test(arguments: [(false, "banner"), (true, "login reply")])
+    func aServerThatAcceptsAndStaysSilentIsLeftAtTheLoginDeadline(banner: Bool, stage: String) async throws {
+        try await self.withSilentServer(banner: banner) { port in
+            let client = AMIClient(
+                configuration: .init(
+                    host: "127.0.0.1", port: port, username: "u", secret: "s", loginTimeout: .milliseconds(200),
+                    backoff: ReconnectBackoff(initial: .seconds(5), maximum: .seconds(5))))
+            let events = client.subscribe()
+            await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await client.run() }
+                var iterator = events.makeAsyncIterator()
+                let first = await iterator.next()
+                #expect(first == .disconnected(.loginTimeout(stage: stage)))
+                group.cancelAll()
+            }
+        }
+    }
+
+    @Test func aClientThatCannotLogInGivesUpAfterTheTimeAllowed() async throws {
+        try await self.withSilentServer(banner: false) { port in
+            let client = AMIClient(
+                configuration: .init(
+                    host: "127.0.0.1", port: port, username: "u", secret: "s", loginTimeout: .milliseconds(100),
+                    giveUpAfter: .milliseconds(500), backoff: ReconnectBackoff(initial: .milliseconds(50), maximum: .milliseconds(100))))
+            let error = await #expect(throws: AMIClientError.self) { try await client.run() }
+            #expect(error?.isUnavailable == true)
+            #expect(error?.description.contains("sent no banner") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func aServerThatIsNotThereIsRetriedWithBackoff() async throws {
         // Bind and close to find a port nobody listens on.
         let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()

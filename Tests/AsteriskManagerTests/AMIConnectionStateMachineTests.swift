@@ -23,6 +23,18 @@ import Testing
         #expect(machine.isReady)
     }
 
+    @Test func theLoginDeadlineClosesASilentConnectionAndNothingOnceLoggedIn() {
+        var silent = Machine(configuration: .init(username: "ai", secret: "s3cret"))
+        #expect(silent.loginTimedOut() == .close(.loginTimeout(stage: "banner")))
+        var bannerOnly = Machine(configuration: .init(username: "ai", secret: "s3cret"))
+        _ = bannerOnly.bannerReceived("Asterisk Call Manager/11.0.0")
+        #expect(bannerOnly.loginTimedOut() == .close(.loginTimeout(stage: "login reply")))
+        #expect(!AMIClientError.loginTimeout(stage: "banner").isFinal, "a stalled PBX may come back: retried")
+        var ready = self.readyMachine()
+        #expect(ready.loginTimedOut() == .none)
+        #expect(ready.isReady)
+    }
+
     @Test func refusedLoginIsFinal() {
         var machine = Machine(configuration: .init(username: "ai", secret: "wrong"))
         _ = machine.bannerReceived("Asterisk Call Manager/11.0.0")

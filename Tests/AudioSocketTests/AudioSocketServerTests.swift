@@ -32,13 +32,15 @@ struct ListeningApp: AudioSocketApplication {
     func withServer(
         _ app: ListeningApp,
         uuidTimeout: TimeAmount = .seconds(2),
+        maximumCalls: Int? = nil,
+        onRefused: (@Sendable () -> Void)? = nil,
         _ body: @Sendable (Int) async throws -> Void
     ) async throws {
         let port = PortWaiter()
-        let server = AudioSocketServer(
-            configuration: .init(port: 0, uuidTimeout: uuidTimeout, onListening: { port.set($0.port) }),
-            application: app
-        )
+        var configuration = AudioSocketServer<ListeningApp>.Configuration(port: 0, uuidTimeout: uuidTimeout, onListening: { port.set($0.port) })
+        configuration.maximumCalls = maximumCalls
+        configuration.onRefusedAtLimit = onRefused
+        let server = AudioSocketServer(configuration: configuration, application: app)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             try await body(try await port.wait())
@@ -55,6 +57,32 @@ struct ListeningApp: AudioSocketApplication {
             #expect(recording.duration < .seconds(1))
         }
         #expect(app.events.withLockedValue { $0 }.isEmpty)
+    }
+
+    @Test func callsBeyondTheLimitAreHungUpAtAcceptAndCountedAndAPlaceFreedIsTakenAgain() async throws {
+        let ids = (0..<4).map { _ in UUID() }
+        let app = ListeningApp(known: Set(ids))
+        let refused = NIOLockedValueBox(0)
+        try await self.withServer(app, maximumCalls: 2, onRefused: { refused.withLockedValue { $0 += 1 } }) { port in
+            let short = CallerScript(steps: [], maximumDuration: .seconds(2))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for id in ids[0..<2] {
+                    group.addTask { _ = await SimulatedCaller(host: "127.0.0.1", port: port, callID: id, script: short).run() }
+                }
+                try await eventually(within: .seconds(5)) { app.events.withLockedValue { $0 }.count == 2 }
+                let third = await SimulatedCaller(host: "127.0.0.1", port: port, callID: ids[2], script: short).run()
+                #expect(third.ending == .engineHungUp)
+                #expect(third.received.map(\.kind) == [0x00])
+                try await group.waitForAll()
+            }
+            // The first two have gone: a new call gets a place.
+            let fourth = await SimulatedCaller(host: "127.0.0.1", port: port, callID: ids[3], script: short).run()
+            #expect(fourth.ending != .engineHungUp)
+        }
+        let events = app.events.withLockedValue { $0 }
+        #expect(!events.contains("start \(ids[2])"), "the refused call never reached the application")
+        #expect(events.contains("start \(ids[3])"))
+        #expect(refused.withLockedValue { $0 } == 1)
     }
 
     @Test func silenceFromTheEngineKeepsAQuietCallAlivePastTwoSeconds() async throws {

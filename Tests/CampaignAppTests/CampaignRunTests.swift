@@ -19,7 +19,11 @@ struct CampaignFixture {
     let file: String
 
     /// `leads`: (phone, persona) pairs; `extra` is appended to the campaign file.
-    init(leads: [(String, String)], maxConcurrentCalls: Int = 4, window: String = "{start: \"09:00\", end: \"21:00\"}", extra: String = "") throws {
+    /// `ami` is added to the file's `ami:` mapping.
+    init(
+        leads: [(String, String)], maxConcurrentCalls: Int = 4, window: String = "{start: \"09:00\", end: \"21:00\"}", ami: String? = nil,
+        extra: String = ""
+    ) throws {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("cex-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let csv = "phone,first_name,city,persona\n" + leads.enumerated().map { "\($1.0),Lead\($0 + 1),Springfield,\($1.1)\n" }.joined()
@@ -29,7 +33,7 @@ struct CampaignFixture {
             leads: leads.csv
             template: \(Self.repository.appendingPathComponent("templates/solar-assessment.yaml").path)
             caller_id: '"Bright Solar" <+12125550100>'
-            ami: {host: 127.0.0.1, port: 5038, username: cex}
+            ami: {host: 127.0.0.1, port: 5038, username: cex\(ami.map { ", \($0)" } ?? "")}
             dial: PJSIP/{phone}@trunk
             answered: {context: ai-outbound, exten: s, priority: "1"}
             engine: {mode: embedded, address: "127.0.0.1:9092"}

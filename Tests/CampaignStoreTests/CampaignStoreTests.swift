@@ -26,7 +26,9 @@ func campaign(_ name: String = "spring") throws -> Campaign {
         dial: PJSIP/{phone}@trunk
         retry: {max_attempts: 3, busy: {delay: 10m, max: 2}}
         """
-    return try CampaignFile.parse(yaml, file: directory.appendingPathComponent("campaigns/c.yaml").path)
+    let file = directory.appendingPathComponent("campaigns/c.yaml")
+    try yaml.write(to: file, atomically: true, encoding: .utf8)
+    return try CampaignFile.parse(yaml, file: file.path)
 }
 
 /// Imports leads given as (line, E.164, zones).
@@ -52,6 +54,7 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
         #expect(
             try freshStore().appliedMigrations() == [
                 "v1: campaigns, leads, attempts, call records, do-not-call", "v2: runs", "v3: a campaign's own analysis fields",
+                "v4: an attempt is admitted to the engine once",
             ])
     }
 
@@ -66,7 +69,7 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
         }
         try old.close()
         let store = try CampaignStore(path: path)
-        #expect(try store.appliedMigrations().last == "v3: a campaign's own analysis fields")
+        #expect(try store.appliedMigrations().last == "v4: an attempt is admitted to the engine once")
         let id = try #require(try store.campaignID(named: "spring"))
         #expect(try store.analysisFields(campaignID: id).isEmpty)
 
@@ -80,7 +83,7 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
             Issue.record("no attempt")
             return
         }
-        #expect(try store.callTarget(attempt.id)?.analysisFields == spring.analysisFields)
+        #expect(try store.admitCall(attempt.id)?.analysisFields == spring.analysisFields)
         try store.saveCallRecord(attempt.id, json: "{}", summary: CallRecordSummary(summary: "s", custom: ["roof_type": "slate"]), finished: false)
         #expect(try store.callRecord(attempt.id)?.summary.custom == ["roof_type": "slate"])
         try store.saveCallRecord(attempt.id, json: "{}", summary: CallRecordSummary(summary: "s"), finished: true)
@@ -140,11 +143,52 @@ func importLeads(_ store: CampaignStore, _ campaignID: Int64, _ leads: [(Int, St
         try importLeads(store, id, [(2, "+12125550101", "America/New_York")])
         let lead = try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 1)[0]
         guard case .started(let attempt) = try store.beginAttempt(leadID: lead.id, now: self.monday10NewYork, channel: { "\($0)" }) else { return }
-        #expect(try store.callTarget(attempt.id)?.values == ["+12125550101"])
+        #expect(try store.admitCall(attempt.id)?.values == ["+12125550101"])
+        // The same UUID again while the call is live (a replay): refused, once admitted.
+        #expect(try store.admitCall(attempt.id) == nil)
         try store.settle(attempt.id, Settlement(outcome: .doNotCall), now: self.monday10NewYork, policy: campaign.retry, window: campaign.window)
         #expect(try store.isDoNotCall(PhoneNumber(e164: "+12125550101")!))
         // A settled attempt is no longer a call the engine may take.
-        #expect(try store.callTarget(attempt.id) == nil)
+        #expect(try store.admitCall(attempt.id) == nil)
+    }
+
+    @Test func aCallCutByACrashAfterTheAnswerCountsAsAnsweredAndAResumeRestartsTheCount() throws {
+        let store = try freshStore()
+        let campaign = try campaign()
+        let id = try store.campaignID(campaign)
+        try importLeads(store, id, [(2, "+12125550101", "America/New_York"), (3, "+12125550102", "America/New_York")])
+        let due = try store.dueLeads(campaignID: id, zones: ["America/New_York"], now: self.monday10NewYork, limit: 2)
+        var attempts: [Attempt] = []
+        for lead in due {
+            guard case .started(let attempt) = try store.beginAttempt(leadID: lead.id, now: self.monday10NewYork, channel: { "\($0)" }) else { return }
+            attempts.append(attempt)
+        }
+        var answered = CallTrace()
+        answered.answeredAt = self.monday10NewYork
+        try store.recordProgress(attempts[0].id, trace: answered)
+        // Cut by a crash after the answer, the agent never heard: lost, and abandoned.
+        try store.settle(attempts[0].id, Settlement(outcome: .lost, trace: answered, abandoned: true), now: self.monday10NewYork, policy: campaign.retry, window: campaign.window)
+        // A crash before the answer: not an answered call at all.
+        try store.settle(attempts[1].id, Settlement(outcome: .lost), now: self.monday10NewYork, policy: campaign.retry, window: campaign.window)
+        let since = self.monday10NewYork.addingTimeInterval(-86_400)
+        #expect(try store.abandonRate(campaignID: id, since: since) == (1, 1))
+        try store.setPaused(campaignID: id, true, reason: "abandon rate")
+        try store.setPaused(campaignID: id, false, reason: nil, now: self.monday10NewYork.addingTimeInterval(60))
+        #expect(try store.abandonRate(campaignID: id, since: since) == (0, 0), "a resume restarts the count")
+    }
+
+    @Test func aSecondFileWithTheSameCampaignNameIsRefusedNamingBothAndAMovedFileTakesOver() throws {
+        let store = try freshStore()
+        let first = try campaign("spring")
+        let id = try store.campaignID(first)
+        let second = try campaign("spring")
+        let error = #expect(throws: StoreError.self) { try store.campaignID(second) }
+        #expect(error?.message.contains(first.file) == true && error?.message.contains(second.file) == true, "\(String(describing: error))")
+        #expect(try store.campaignFiles(campaignID: id)?.file == first.file, "the first file keeps its campaign")
+        // The first file moved away: the campaign follows the file that now has its name.
+        try FileManager.default.removeItem(atPath: first.file)
+        #expect(try store.campaignID(second) == id)
+        #expect(try store.campaignFiles(campaignID: id)?.file == second.file)
     }
 
     @Test func aFailedImportLeavesNothingBehind() throws {

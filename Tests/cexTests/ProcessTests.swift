@@ -99,7 +99,8 @@ func zoneInsideTheWindowNow() -> String {
     }
 
     func campaignFile(
-        name: String = "crash", leads: String = "leads.csv", amiPort: Int = 5038, enginePort: Int = 9092, maxConcurrentCalls: Int = 3
+        name: String = "crash", leads: String = "leads.csv", amiPort: Int = 5038, enginePort: Int = 9092, maxConcurrentCalls: Int = 3,
+        extra: String = ""
     ) throws -> String {
         try self.write(
             "\(name).yaml",
@@ -116,6 +117,7 @@ func zoneInsideTheWindowNow() -> String {
             calls_per_second: 5
             ring_timeout: 15s
             window: {start: "09:00", end: "21:00"}
+            \(extra)
             """)
     }
 
@@ -214,7 +216,8 @@ func zoneInsideTheWindowNow() -> String {
         let pbx = standIn.pbx
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pbx.run() }
-            let file = try self.campaignFile(name: "stop", amiPort: try await standIn.amiPort.wait(), enginePort: standIn.enginePort, maxConcurrentCalls: 1)
+            let file = try self.campaignFile(
+                name: "stop", amiPort: try await standIn.amiPort.wait(), enginePort: standIn.enginePort, maxConcurrentCalls: 1, extra: "drain: 5m")
             let runner = try CexProcess(
                 ["campaign", "start", file, "--store", self.store, "--log-level", "info"], environment: ["CEX_AMI_SECRET": standIn.secret],
                 output: self.directory.appendingPathComponent("stop.txt"))
@@ -232,6 +235,88 @@ func zoneInsideTheWindowNow() -> String {
             let runs = try self.rows("SELECT ending FROM run").map { $0["ending"] as String? }
             #expect(runs == ["stopped on request"])
         }
+    }
+
+    /// SIGINT with a call that outlasts the drain time: the call is hung up through AMI and
+    /// settled, and cex exits 130 soon after the drain time (not when the call would have ended).
+    @Test func aCallStillLiveAfterTheDrainTimeIsHungUpAndSettledAndSIGINTExits130() async throws {
+        let standIn = try await self.standIn(phones: ["+12125550161", "+12125550162"])
+        let pbx = standIn.pbx
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pbx.run() }
+            let file = try self.campaignFile(
+                name: "drain", amiPort: try await standIn.amiPort.wait(), enginePort: standIn.enginePort, maxConcurrentCalls: 1, extra: "drain: 1s")
+            let runner = try CexProcess(
+                ["campaign", "start", file, "--store", self.store, "--log-level", "info"], environment: ["CEX_AMI_SECRET": standIn.secret],
+                output: self.directory.appendingPathComponent("drain.txt"))
+            defer { runner.stop() }
+            try await self.waitForCallsTalking(1)
+            let signalled = ContinuousClock.now
+            kill(runner.process.processIdentifier, SIGINT)
+            let status = try await runner.exit(within: .seconds(60))
+            let took = signalled.duration(to: .now)
+            group.cancelAll()
+            #expect(status == 130, "\(runner.text)")
+            #expect(took < .seconds(20), "exited \(took) after SIGINT with a 1 s drain: \(runner.text)")
+            #expect(runner.text.contains("hanging up the live calls"), "\(runner.text)")
+            let attempts = try self.rows("SELECT outcome FROM attempt")
+            #expect(attempts.count == 1)
+            #expect(attempts.first?["outcome"] as String? != nil, "the hung-up call is settled")
+            #expect(pbx.reports.count == 1, "the call was hung up, not left to run")
+        }
+    }
+
+    /// A second signal ends the run at once, whatever is live; the attempt is left for the next
+    /// run to reconcile (never settled blind).
+    @Test func aSecondSignalEndsTheRunAtOnce() async throws {
+        let standIn = try await self.standIn(phones: ["+12125550171"])
+        let pbx = standIn.pbx
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pbx.run() }
+            let file = try self.campaignFile(
+                name: "twice", amiPort: try await standIn.amiPort.wait(), enginePort: standIn.enginePort, maxConcurrentCalls: 1, extra: "drain: 5m")
+            let runner = try CexProcess(
+                ["campaign", "start", file, "--store", self.store, "--log-level", "info"], environment: ["CEX_AMI_SECRET": standIn.secret],
+                output: self.directory.appendingPathComponent("twice.txt"))
+            defer { runner.stop() }
+            try await self.waitForCallsTalking(1)
+            kill(runner.process.processIdentifier, SIGTERM)
+            try await Task.sleep(for: .milliseconds(500))
+            let signalled = ContinuousClock.now
+            kill(runner.process.processIdentifier, SIGTERM)
+            _ = try await runner.exit(within: .seconds(60))
+            let took = signalled.duration(to: .now)
+            group.cancelAll()
+            #expect(took < .seconds(10), "exited \(took) after the second signal")
+            #expect(runner.text.contains("second signal"), "\(runner.text)")
+            #expect(try self.rows("SELECT count(*) AS n FROM attempt")[0]["n"] as Int == 1)
+        }
+    }
+
+    /// Commands that only look store nothing: `campaign check` creates no store and no campaign
+    /// row; `report export` and `campaign status` without a store say so and create none.
+    @Test func lookingCommandsNeverCreateAStore() async throws {
+        _ = try self.write("leads.csv", "phone,first_name,city\n+12125550160,Ana,Springfield\n")
+        let file = try self.campaignFile(name: "look", amiPort: try await CampaignDemo.freePort())
+        let check = try await CexProcess.run(["campaign", "check", file, "--store", self.store], environment: ["CEX_AMI_SECRET": "x"], in: self.directory)
+        #expect(check.status == 1, "AMI is not there: \(check.output)")
+        #expect(check.output.contains("dialable: "), "\(check.output)")
+        #expect(!FileManager.default.fileExists(atPath: self.store), "check created the store")
+        let export = try await CexProcess.run(["report", "export", "--campaign", "look", "--store", self.store], in: self.directory)
+        #expect(export.status == 66, "\(export.output)")
+        #expect(export.output.contains("no store at"), "\(export.output)")
+        let status = try await CexProcess.run(["campaign", "status", file, "--store", self.store], in: self.directory)
+        #expect(status.status == 66, "\(status.output)")
+        #expect(!FileManager.default.fileExists(atPath: self.store))
+        // A second file claiming the same campaign name is refused, naming both files.
+        let imported = try await CexProcess.run(["leads", "import", file, "--store", self.store], in: self.directory)
+        #expect(imported.status == 0, "\(imported.output)")
+        let copy = try self.write("look-copy.yaml", try String(contentsOfFile: file, encoding: .utf8))
+        let clash = try await CexProcess.run(["leads", "import", copy, "--store", self.store], in: self.directory)
+        #expect(clash.status == 65, "\(clash.output)")
+        #expect(clash.output.contains("look-copy.yaml") && clash.output.contains("look.yaml"), "\(clash.output)")
+        let checkClash = try await CexProcess.run(["campaign", "check", copy, "--store", self.store], environment: ["CEX_AMI_SECRET": "x"], in: self.directory)
+        #expect(checkClash.status != 0 && checkClash.output.contains("already used by"), "\(checkClash.output)")
     }
 
     /// Broken campaign files and lead lists, through the CLI: a message with file, line and
@@ -268,7 +353,7 @@ func zoneInsideTheWindowNow() -> String {
             file = try self.write("bad.yaml", yaml.replacingOccurrences(of: "template: T", with: "template: \(template)"))
         }
         let result = try await CexProcess.run(["leads", "import", file, "--store", self.store], in: self.directory)
-        #expect(result.status != 0, "\(name): \(result.output)")
+        #expect(result.status == 65, "\(name): bad data exits EX_DATAERR: \(result.output)")
         #expect(result.output.contains(expected), "\(name): \(result.output)")
         #expect(!result.output.contains("hunter2"))
         #expect(try self.snapshot() == before, "\(name)")
