@@ -370,8 +370,9 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "CampaignApp", "CampaignCore", "CampaignStore", "Conversation", "PBXSimulator", "Speech", "TestSupport",
+                "CampaignApp", "CampaignCore", "CampaignStore", "Conversation", "PBXSimulator", "Speech", "TestSupport", "AsteriskManager",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -78,6 +78,9 @@ extension AMIAction {
     /// All live channels: a list response, one `CoreShowChannel` event each, then `CoreShowChannelsComplete`.
     public static var coreShowChannels: AMIAction { try! AMIAction(name: "CoreShowChannels") }
 
+    /// The PBX's status; `CoreStartupDate` and `CoreStartupTime` tell one run of Asterisk from the next.
+    public static var coreStatus: AMIAction { try! AMIAction(name: "CoreStatus") }
+
     /// An asynchronous Originate (main/manager.c `action_originate`).
     public static func originate(_ originate: Originate) throws -> AMIAction {
         try originate.validate()

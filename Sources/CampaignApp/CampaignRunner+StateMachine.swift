@@ -16,8 +16,10 @@ extension CampaignRunner {
     ///   AMI gap, an Originate without a reply, quiet for `staleAfter`) has its channel looked
     ///   for (CoreShowChannels) as soon as AMI is up, again every `probeRetry` until answered.
     ///   One that is not in the answer is over; its end is settled from the engine's record.
-    /// - A call that ended unseen (no Hangup from AMI) after the answer is `lost` unless the
-    ///   engine decided an outcome before the line went.
+    /// - A call that ended unseen (no Hangup from AMI) on a PBX that kept running (the same
+    ///   CoreStatus startup time after the gap) ended normally: the engine's record settles it.
+    ///   One whose PBX restarted, or may have, or whose runner died, is `lost` unless the engine
+    ///   decided an outcome before the line went.
     /// - A stop request ends dialling at once; live calls have `drain` to finish, then are hung up
     ///   through AMI; `hangupWait` later the run ends, leaving any attempt whose end was not
     ///   seen to the next run's reconciliation (never settled blind, never dialled twice).
@@ -70,6 +72,8 @@ extension CampaignRunner {
             var unsure = false
             /// The channel was not in a channel list: the call ended without AMI saying so.
             var gone = false
+            /// Across the gap the PBX restarted (or may have): an unseen end is the PBX's, not the caller's.
+            var pbxRestarted = false
             var probedAt: Date?
 
             /// Answered, or its end was not seen: the engine may hold a record of it.
@@ -83,6 +87,8 @@ extension CampaignRunner {
         private(set) var progress = Progress()
         private(set) var stopping: Ending?
         private var connected = false
+        /// The run of Asterisk the calls were placed on (its startup time).
+        private var pbx: String?
         /// No dial before the attempts a dead runner left are looked at.
         private var reconciled = true
         private var probing = false
@@ -106,9 +112,16 @@ extension CampaignRunner {
             if !attempts.isEmpty { self.reconciled = false }
         }
 
-        mutating func connected(at now: Date) -> [Action] {
+        /// Logged in to AMI; `pbx` names this run of Asterisk (its startup time), nil when unknown.
+        /// Calls live across the gap whose PBX restarted, or may have, ended with it.
+        mutating func connected(at now: Date, pbx: String? = nil) -> [Action] {
             self.connected = true
             if self.lastRefill == nil { self.lastRefill = now }
+            let restarted = pbx == nil || self.pbx.map { $0 != pbx } ?? false
+            for key in self.live.keys where self.live[key]?.unsure == true && restarted {
+                self.live[key]?.pbxRestarted = true
+            }
+            if let pbx { self.pbx = pbx }
             return self.tick(at: now, engineFree: nil, dial: false)
         }
 
@@ -294,11 +307,21 @@ extension CampaignRunner {
             var trace = entry.trace
             if trace.answeredAt == nil { trace.answeredAt = entry.attempt.answeredAt }
             var (outcome, abandoned) = AttemptOutcome.settle(trace: trace, engine: engine)
-            let unseenEnd = entry.gone || (entry.adopted && trace.reason == nil && trace.cause == nil)
-            if unseenEnd {
-                // The end went unseen (a crash, an AMI gap, a PBX restart): the stored answer time
-                // and the engine's record tell. A conversation cut with nothing decided is lost,
-                // not abandoned, when the agent had spoken within the limit.
+            let crashed = entry.adopted && trace.reason == nil && trace.cause == nil
+            if entry.gone, !entry.pbxRestarted, !crashed {
+                // Ended while AMI was away, on a PBX that kept running: a normal end (the callee
+                // or the agent hung up) that was not heard. The engine's record tells how it went.
+                if trace.answeredAt != nil || engine?.firstAudioAt != nil {
+                    if trace.dialStatus == nil { trace.dialStatus = "ANSWER" }
+                    if trace.answeredAt == nil { trace.answeredAt = engine?.firstAudioAt }
+                    (outcome, abandoned) = AttemptOutcome.settle(trace: trace, engine: engine)
+                } else {
+                    (outcome, abandoned) = (.lost, false)
+                }
+            } else if entry.gone || crashed {
+                // The end went unseen and the PBX (or the runner) went down with the call: the
+                // stored answer time and the engine's record tell. A conversation cut with
+                // nothing decided is lost, not abandoned, when the agent had spoken within the limit.
                 let decided = engine?.outcome.flatMap { $0.isDecided ? $0 : nil }
                 if let answeredAt = trace.answeredAt {
                     abandoned = engine?.firstAudioAt.map { $0.timeIntervalSince(answeredAt) > AttemptOutcome.abandonLimit } ?? true

@@ -109,6 +109,8 @@ public final class CampaignRunner: Service, Sendable {
 
     enum Input: Sendable {
         case ami(AMIClient.Event)
+        /// Logged in, and the PBX's startup time read (nil when CoreStatus did not say).
+        case identified(pbx: String?)
         case tick
         case originateFailed(UUID, String)
         case originateQueued(UUID, Date)
@@ -161,8 +163,19 @@ public final class CampaignRunner: Service, Sendable {
                     "stopping: no new calls", metadata: ["live": "\(machine.live.count)", "drain": "\(self.options.drain)"])
                 actions = machine.stop(at: now)
             case .ami(.connected):
+                // Which run of Asterisk this is decides how calls that ended unseen are settled.
+                Task {
+                    let status = try? await self.ami.send(.coreStatus)
+                    let startup = status.flatMap { status in
+                        status.message["CoreStartupDate"].map { "\($0) \(status.message["CoreStartupTime"] ?? "")" }
+                    }
+                    post.yield(.identified(pbx: startup))
+                }
+                continue
+            case .identified(let pbx):
+                guard self.ami.isConnected else { continue }
                 connected = true
-                actions = machine.connected(at: now)
+                actions = machine.connected(at: now, pbx: pbx)
             case .ami(.disconnected(let error)):
                 if connected { self.logger.warning("AMI connection lost", metadata: ["error": "\(error)"]) }
                 connected = false

@@ -37,6 +37,8 @@ public final class SimulatedAsterisk: Service, Sendable {
         var counter = 0
         var random: SplitMix64
         var reports: [CallReport] = []
+        /// When this PBX started, as CoreStatus reports it.
+        var startup = Date()
         var reportSubscribers: [Int: AsyncStream<CallReport>.Continuation] = [:]
         var nextSubscriber = 0
     }
@@ -240,6 +242,12 @@ public final class SimulatedAsterisk: Service, Sendable {
             self.originate(request, from: channel, user: user!)
         case "hangup": self.hangupAction(request, from: channel)
         case "status": self.listChannels(request, from: channel, item: "Status", complete: "StatusComplete", message: "Channel status will follow")
+        case "corestatus":
+            let startup = self.state.withLockedValue { $0.startup }
+            let day = Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day().format(startup)
+            let time = Date.ISO8601FormatStyle(timeZone: .gmt).time(includingFractionalSeconds: true).format(startup)
+            self.send(
+                self.response("Success", request, [("CoreStartupDate", day), ("CoreStartupTime", time), ("CoreCurrentCalls", "0")]), to: channel)
         case "coreshowchannels":
             self.listChannels(request, from: channel, item: "CoreShowChannel", complete: "CoreShowChannelsComplete", message: "Channels will follow")
         default:

@@ -75,6 +75,22 @@ import Testing
         #expect(settlement.abandoned == false)
     }
 
+    @Test func aCallThatEndedUnheardOnAPBXThatKeptRunningKeepsTheEnginesOutcomeAndOneOnARestartedPBXIsLost() throws {
+        for (after, expected) in [("2026-07-13 09:00:00", AttemptOutcome.hungUp), ("2026-07-13 18:00:05", .lost)] {
+            var machine = self.machine()
+            _ = machine.connected(at: self.at(0), pbx: "2026-07-13 09:00:00")
+            let attempt = try self.attempt(1)
+            machine.dialled(attempt, at: self.at(0))
+            _ = machine.event(.answered, key: attempt.callID, at: self.at(1))
+            _ = machine.event(.originateResponse(reason: 4), key: attempt.callID, at: self.at(1))
+            machine.disconnected(at: self.at(10))
+            let checking = try #require(self.checked(machine.connected(at: self.at(20), pbx: after)))
+            _ = machine.channelsListed(up: [], checked: checking, at: self.at(20))
+            let settled = machine.recordRead(attempt.callID, self.record(.hungUp, firstAudio: self.at(1.1)), at: self.at(20))
+            #expect(self.settlements(settled) == [expected], "PBX started \(after)")
+        }
+    }
+
     @Test func aCallStillUpAfterTheGapIsFollowedToItsEnd() throws {
         var (machine, attempt) = try self.talking()
         machine.disconnected(at: self.at(10))

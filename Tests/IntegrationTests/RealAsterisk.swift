@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PBXSimulator
@@ -26,7 +27,7 @@ final class RealAsterisk: Sendable {
     let amiPort: Int
     let username = "cex"
     let secret = UUID().uuidString
-    private let process: Process
+    private let process: NIOLockedValueBox<Process>
 
     /// Starts Asterisk with `dialplan` as extensions.conf. `transmitSilence`: a channel that
     /// plays nothing sends silence frames (a phone line does); without it the AudioSocket peer
@@ -84,15 +85,7 @@ final class RealAsterisk: Sendable {
         ]
         for (name, text) in files { try text.write(to: etc.appendingPathComponent(name), atomically: true, encoding: .utf8) }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["-C", etc.appendingPathComponent("asterisk.conf").path, "-f", "-n", "-q"]
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        self.process = NIOLockedValueBox(try Self.launch(binary: binary, configuration: etc.appendingPathComponent("asterisk.conf").path))
         do {
             try await self.waitForAMI()
             _ = try self.cli("core waitfullybooted")
@@ -100,6 +93,28 @@ final class RealAsterisk: Sendable {
             self.kill()
             throw error
         }
+    }
+
+    private static func launch(binary: String, configuration: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["-C", configuration, "-f", "-n", "-q"]
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// A crash and a restart: SIGKILL (every channel, the AMI and AudioSocket sockets gone at
+    /// once, as a power cut leaves them), then the same PBX started again on the same ports.
+    func crashAndRestart() async throws {
+        self.kill()
+        let process = try Self.launch(binary: Self.prefix + "/sbin/asterisk", configuration: self.directory.appendingPathComponent("etc/asterisk.conf").path)
+        self.process.withLockedValue { $0 = process }
+        try await self.waitForAMI()
+        _ = try self.cli("core waitfullybooted")
     }
 
     /// Modules loaded: AMI is core; Local channels are core; these add the rest.
@@ -139,21 +154,23 @@ final class RealAsterisk: Sendable {
 
     func stop() async {
         _ = try? self.cli("core stop now")
-        for _ in 0..<100 where self.process.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<100 where self.process.withLockedValue({ $0 }).isRunning { try? await Task.sleep(for: .milliseconds(50)) }
         self.kill()
         try? FileManager.default.removeItem(at: self.directory)
     }
 
     private func kill() {
-        if self.process.isRunning {
-            Foundation.kill(self.process.processIdentifier, SIGKILL)
-            self.process.waitUntilExit()
+        let process = self.process.withLockedValue { $0 }
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
         }
     }
 
     private func waitForAMI() async throws {
         for _ in 0..<400 {
-            guard self.process.isRunning else { throw StartFailed(description: "asterisk exited with \(self.process.terminationStatus): \(self.log)") }
+            let process = self.process.withLockedValue { $0 }
+            guard process.isRunning else { throw StartFailed(description: "asterisk exited with \(process.terminationStatus): \(self.log)") }
             if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: self.amiPort).get() {
                 try? await channel.close()
                 return
