@@ -114,6 +114,9 @@ extension CampaignRunner {
 
         /// Logged in to AMI; `pbx` names this run of Asterisk (its startup time), nil when unknown.
         /// Calls live across the gap whose PBX restarted, or may have, ended with it.
+        /// The run's work, for the progress line.
+        mutating func expect(leads: Int) { self.progress.leadsDue = leads }
+
         mutating func connected(at now: Date, pbx: String? = nil) -> [Action] {
             self.connected = true
             if self.lastRefill == nil { self.lastRefill = now }

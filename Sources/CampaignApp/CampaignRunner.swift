@@ -41,6 +41,8 @@ public final class CampaignRunner: Service, Sendable {
 
     /// Live counters, for the progress line.
     public struct Progress: Sendable, Hashable {
+        /// Leads due when the run started (and live attempts taken over): the run's work.
+        public var leadsDue = 0
         public var dialled = 0
         public var ringing = 0
         public var talking = 0
@@ -48,6 +50,7 @@ public final class CampaignRunner: Service, Sendable {
         /// Attempts not settled yet (ringing, talking, or waiting for the engine's record).
         public var live = 0
         public var outcomes: [AttemptOutcome: Int] = [:]
+        public init() {}
     }
 
     public enum Ending: Sendable, Hashable, CustomStringConvertible {
@@ -151,6 +154,7 @@ public final class CampaignRunner: Service, Sendable {
         var connected = false
         let adopted = try self.store.unsettledAttempts(campaignID: self.campaignID)
         machine.adopt(adopted, at: self.options.now())
+        machine.expect(leads: adopted.count + ((try? self.store.dueLeadCount(campaignID: self.campaignID, now: self.options.now(), only: self.testNumbers)) ?? 0))
         if !adopted.isEmpty {
             self.logger.notice("unsettled attempts from an earlier run", metadata: ["attempts": "\(adopted.count)"])
         }

@@ -127,6 +127,23 @@ extension CampaignStore {
         }
     }
 
+    /// How many of the campaign's leads are due by `now` (whatever their window): the work a run
+    /// that starts now has before it, for its progress line.
+    public func dueLeadCount(campaignID: Int64, now: Date, only: Set<String>? = nil) throws -> Int {
+        guard only?.isEmpty != true else { return 0 }
+        return try self.writer.read { db in
+            let (numbers, numberArguments) = Self.phoneFilter(only)
+            var arguments: StatementArguments = [campaignID, now]
+            arguments += numberArguments
+            return try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) FROM lead
+                    WHERE campaign_id = ? AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \(numbers)
+                    """, arguments: arguments) ?? 0
+        }
+    }
+
     public enum AttemptStart: Sendable, Hashable {
         case started(Attempt)
         /// Not dialled; the lead's state says why (DNC found at the last moment, no longer due, …).

@@ -112,68 +112,35 @@ extension RunLock {
 
 func importAndReport(_ session: CampaignSession) throws {
     let dnc = try session.loadDoNotCallFiles()
-    if dnc.added > 0 { print("do-not-call: \(dnc.added) new numbers from the campaign's lists") }
+    if dnc.added > 0 { say("do-not-call: \(dnc.added) new numbers from the campaign's lists") }
     for (file, lines) in dnc.skipped {
-        print("do-not-call: \(file): \(lines.count) lines are not numbers (first: line \(lines[0]))")
+        say("do-not-call: \(file): \(lines.count) lines are not numbers (first: line \(lines[0]))")
     }
     do {
         for report in try session.importLeads() {
             let c = report.counts
             var line = "leads: \(report.file): \(c.imported) imported, \(c.unchanged) already in the campaign, \(c.rejected) rejected"
             if let rejects = report.rejectsFile { line += " (reasons in \(rejects))" }
-            print(line)
+            say(line)
         }
     } catch let error as LeadImporter.ImportError {
         throw CommandFailure("\(error) (nothing from this file was imported)", exitCode: CommandFailure.badData)
     }
 }
 
-/// Dials, printing a live line on a terminal and plain log lines otherwise; exits non-zero on errors.
+/// Dials, with the progress line below the log on a terminal and timestamped lines otherwise.
 func dial(_ session: CampaignSession) async throws -> CampaignRunner.Summary {
-    let tty = isatty(STDOUT_FILENO) != 0
     var options = CampaignSession.RunOptions()
-    let last = ProgressPrinter(tty: tty)
-    options.runner.onProgress = { last.show($0) }
-    let summary: CampaignRunner.Summary
+    let terminal = Terminal.shared
+    terminal.begin()
+    options.runner.onProgress = { terminal.show($0) }
+    defer { terminal.finish() }
     do {
-        summary = try await session.dial(options: options)
+        return try await session.dial(options: options)
     } catch let error as SecretSource.MissingSecret {
-        last.finish()
         throw CommandFailure("AMI secret: \(error.description)")
     } catch let error as AMIClientError where error.isUnavailable {
-        last.finish()
         throw CommandFailure("\(session.campaign.name): \(error)", exitCode: CommandFailure.unavailable)
-    }
-    last.finish()
-    return summary
-}
-
-final class ProgressPrinter: @unchecked Sendable {
-    let tty: Bool
-    private let lock = NSLock()
-    private var lastSettled = -1
-    private var lastLine = ""
-
-    init(tty: Bool) { self.tty = tty }
-
-    func show(_ progress: CampaignRunner.Progress) {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        let outcomes = progress.outcomes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
-        let line = "dialled \(progress.dialled)  ringing \(progress.ringing)  talking \(progress.talking)  done \(progress.settled)"
-            + (outcomes.isEmpty ? "" : "  [\(outcomes)]")
-        if self.tty {
-            guard line != self.lastLine else { return }
-            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
-        } else if progress.settled != self.lastSettled {
-            print(line)
-        }
-        self.lastLine = line
-        self.lastSettled = progress.settled
-    }
-
-    func finish() {
-        if self.tty { print("") }
     }
 }
 
@@ -204,8 +171,8 @@ extension Cex.CampaignCommand {
                 }
                 return try await dial(session)
             }
-            print("\(session.campaign.name): \(summary)")
-            print(Funnel(try store.funnel(campaignID: session.campaignID)).line)
+            say("\(session.campaign.name): \(summary)")
+            say(Funnel(try store.funnel(campaignID: session.campaignID)).line)
             if summary.signal == .sigint { throw ExitCode(CommandFailure.interrupted) }
         }
     }
@@ -234,21 +201,21 @@ extension Cex.CampaignCommand {
                 do {
                     let session = try loadSession(file, store: store, logger: logger)
                     if let reason = try store.pauseReason(campaignID: session.campaignID) {
-                        print("\(session.campaign.name): paused (\(reason)), skipped")
+                        say("\(session.campaign.name): paused (\(reason)), skipped")
                         continue
                     }
                     let lock: RunLock
                     do {
                         lock = try store.lockRun(campaignID: session.campaignID, campaign: session.campaign.name, command: "campaign run")
                     } catch let busy as RunLock.Busy {
-                        print("\(busy), skipped")
+                        say("\(busy), skipped")
                         continue
                     }
                     let summary = try await lock.holding {
                         try importAndReport(session)
                         return try await dial(session)
                     }
-                    print("\(session.campaign.name): \(summary)")
+                    say("\(session.campaign.name): \(summary)")
                     // A stop request covers the campaigns not started yet too.
                     if let signal = summary.signal {
                         if signal == .sigint { throw ExitCode(CommandFailure.interrupted) }
@@ -258,7 +225,7 @@ extension Cex.CampaignCommand {
                     throw exit
                 } catch {
                     failures.append((error as? CommandFailure)?.exitCode ?? 1)
-                    print("error: \(error)")
+                    say("error: \(error)")
                 }
             }
             // Asterisk unreachable wins: cron mail should say what to fix first.
@@ -287,13 +254,13 @@ extension Cex.CampaignCommand {
             let session = try loadSession(self.file, store: store, logger: Logger(label: "cex.check"), register: false)
             let report = await CampaignCheck(session: session).run()
             for item in report.items {
-                print("\(item.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(item.subject): \(item.detail)")
+                say("\(item.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(item.subject): \(item.detail)")
             }
             let now = report.dialable.reduce(0) { $0 + $1.now }
             let later = report.dialable.reduce(0) { $0 + $1.next24Hours }
-            print("dialable: \(now) now, \(later) within 24 h")
+            say("dialable: \(now) now, \(later) within 24 h")
             for zone in report.dialable {
-                print("  \(zone.zones.replacingOccurrences(of: "|", with: " + ")): \(zone.now) now, \(zone.next24Hours) within 24 h")
+                say("  \(zone.zones.replacingOccurrences(of: "|", with: " + ")): \(zone.now) now, \(zone.next24Hours) within 24 h")
             }
             if !report.passed { throw ExitCode(1) }
         }
@@ -311,14 +278,14 @@ extension Cex.CampaignCommand {
             guard let id = try store.campaignID(named: campaign.name) else {
                 throw CommandFailure("campaign \(campaign.name) has never run with the store \(self.store.path)")
             }
-            print("\(campaign.name): \(try store.pauseReason(campaignID: id).map { "paused (\($0))" } ?? "not paused")")
+            say("\(campaign.name): \(try store.pauseReason(campaignID: id).map { "paused (\($0))" } ?? "not paused")")
             if let holder = try store.currentRun(campaignID: id) {
-                print("being run by \(holder)")
+                say("being run by \(holder)")
             } else if let last = try store.lastRun(campaignID: id) {
-                print("last run: \(last.holder), \(last.ending ?? "ended")")
+                say("last run: \(last.holder), \(last.ending ?? "ended")")
             }
-            print("live attempts: \(try store.liveAttemptCount(campaignID: id))")
-            print(Funnel(try store.funnel(campaignID: id)).line)
+            say("live attempts: \(try store.liveAttemptCount(campaignID: id))")
+            say(Funnel(try store.funnel(campaignID: id)).line)
         }
     }
 
@@ -332,7 +299,7 @@ extension Cex.CampaignCommand {
             let store = try self.store.open()
             let id = try store.campaignID(try loadCampaignFile(self.file))
             try store.setPaused(campaignID: id, true, reason: self.reason)
-            print("paused")
+            say("paused")
         }
     }
 
@@ -345,7 +312,7 @@ extension Cex.CampaignCommand {
             let store = try self.store.open()
             let id = try store.campaignID(try loadCampaignFile(self.file))
             try store.setPaused(campaignID: id, false, reason: nil)
-            print("resumed")
+            say("resumed")
         }
     }
 }
@@ -402,7 +369,7 @@ extension Cex {
                     }
                 }
                 let added = try self.store.open().addDoNotCall(parsed, source: "manual")
-                print("\(added) added, \(parsed.count - added) already listed")
+                say("\(added) added, \(parsed.count - added) already listed")
             }
         }
 
@@ -415,7 +382,7 @@ extension Cex {
             func run() async throws {
                 let (numbers, bad) = try DoNotCallFile.read(path: self.file, defaultRegion: self.country)
                 let added = try self.store.open().addDoNotCall(numbers, source: "file \(URL(fileURLWithPath: self.file).lastPathComponent)")
-                print("\(added) added, \(numbers.count - added) already listed, \(bad.count) lines not numbers\(bad.first.map { " (first: line \($0))" } ?? "")")
+                say("\(added) added, \(numbers.count - added) already listed, \(bad.count) lines not numbers\(bad.first.map { " (first: line \($0))" } ?? "")")
             }
         }
     }
@@ -479,7 +446,7 @@ extension Cex {
                         template: template, client: client, customFields: AnalysisField.descriptions(try store.analysisFields(campaignID: id))),
                     since: self.since.flatMap(self.date),
                     logger: logger)
-                print("\(result.analysed) calls analysed with \(client.endpoint.model), \(result.failed) failed")
+                say("\(result.analysed) calls analysed with \(client.endpoint.model), \(result.failed) failed")
                 if result.failed > 0 { throw ExitCode(1) }
             }
         }
@@ -506,7 +473,7 @@ extension Cex {
                 let (rows, path) = try ReportOutput.write(to: self.out, campaign: self.campaign, format: self.format) { handle in
                     try ReportExporter.export(store: store, campaignID: id, campaign: self.campaign, format: format, to: handle)
                 }
-                if let path { print("\(rows) leads written to \(path)") }
+                if let path { say("\(rows) leads written to \(path)") }
             }
         }
     }

@@ -49,7 +49,7 @@ struct GlobalOptions: ParsableArguments {
     func bootstrapLogging() {
         let level = self.logLevel
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = StreamLogHandler(label: label, stream: Terminal.LogStream(terminal: .shared))
             handler.logLevel = level
             return handler
         }
@@ -63,7 +63,7 @@ extension Cex {
         static let configuration = CommandConfiguration(abstract: "Print the cex version.")
 
         func run() {
-            print("cex \(Cex.version)")
+            say("cex \(Cex.version)")
         }
     }
 }

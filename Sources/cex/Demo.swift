@@ -25,15 +25,15 @@ extension Cex {
 
         func run() async throws {
             self.global.bootstrapLogging()
-            let printer = ProgressPrinter(tty: isatty(STDOUT_FILENO) != 0)
+            let terminal = Terminal.shared
             let result = try await CampaignDemo.run(
                 campaignFile: self.campaign, output: URL(fileURLWithPath: self.out), logger: Logger(label: "cex.demo"),
-                onProgress: { printer.show($0) })
-            printer.finish()
-            print("demo: \(result.summary.ending)")
-            print(result.funnel.line)
-            for report in result.reports { print("report: \(report)") }
-            print("store: \(result.store)")
+                onProgress: { terminal.show($0) })
+            terminal.finish()
+            say("demo: \(result.summary.ending)")
+            say(result.funnel.line)
+            for report in result.reports { say("report: \(report)") }
+            say("store: \(result.store)")
         }
     }
 }

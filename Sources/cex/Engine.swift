@@ -140,13 +140,13 @@ extension Cex.Engine {
             configuration.templates = prepared
             configuration.providers = ProviderSettings(
                 speech: ProviderSettings.Speech(rawValue: self.speech)!, language: ProviderSettings.Language(rawValue: self.language)!, llmModel: self.llmModel)
-            configuration.onListening = { address in print("cex engine: AudioSocket on \(address)") }
+            configuration.onListening = { address in say("cex engine: AudioSocket on \(address)") }
             var services: [any Service] = []
             if let address = self.metrics {
                 let metrics = EngineMetrics()
                 configuration.metrics = metrics
                 services.append(MetricsServer(host: address.host, port: address.port, metrics: metrics, logger: logger) { address in
-                    print("cex engine: metrics on \(address), path /metrics")
+                    say("cex engine: metrics on \(address), path /metrics")
                 })
             }
             services.insert(try EngineService(configuration: configuration, resolver: resolver, logger: logger), at: 0)

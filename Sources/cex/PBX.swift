@@ -129,7 +129,7 @@ extension Cex.PBX {
                     defaultBehaviour: try behaviour(self.defaultBehaviour),
                     ringTime: .milliseconds(self.ringMilliseconds),
                     seed: self.seed,
-                    onListening: { address in print("simulated Asterisk: AMI on \(address)") }
+                    onListening: { address in say("simulated Asterisk: AMI on \(address)") }
                 ),
                 logger: logger
             )

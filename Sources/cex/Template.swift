@@ -36,9 +36,9 @@ extension Cex {
                 } catch {
                     throw CommandFailure("\(error)")
                 }
-                print("opening: \(preview.opening)")
-                for (index, step) in preview.pitch.enumerated() { print("pitch \(index + 1): \(step)") }
-                print("question: \(preview.question)")
+                say("opening: \(preview.opening)")
+                for (index, step) in preview.pitch.enumerated() { say("pitch \(index + 1): \(step)") }
+                say("question: \(preview.question)")
             }
         }
     }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CampaignApp
+import CampaignCore
 import Testing
 
 @testable import cex
@@ -59,5 +61,25 @@ import Testing
     @Test func helpListsTheCommands() {
         let help = Cex.helpMessage()
         for command in ["demo", "engine", "pbx", "version"] { #expect(help.contains(command)) }
+    }
+
+    @Test func theProgressLineHasTheTotalThePercentageTheLiveCallsTheElapsedTimeAndAnETA() {
+        var progress = CampaignRunner.Progress()
+        progress.leadsDue = 40
+        progress.settled = 10
+        progress.live = 3
+        progress.ringing = 1
+        progress.talking = 2
+        progress.dialled = 13
+        progress.outcomes = [.interested: 4, .busy: 6]
+        #expect(
+            Terminal.line(progress, elapsed: .seconds(130))
+                == "done 10/40 (25%)  live 3 (ringing 1, talking 2)  dialled 13  elapsed 2m10s  ETA 6m30s  [busy 6, interested 4]")
+        progress.settled = 40
+        (progress.live, progress.ringing, progress.talking) = (0, 0, 0)
+        #expect(Terminal.line(progress, elapsed: .seconds(4000)).hasPrefix("done 40/40 (100%)  live 0 (ringing 0, talking 0)  dialled 13  elapsed 1h06m  ["))
+        // Retries in the run never push it past 100%.
+        progress.settled = 45
+        #expect(Terminal.line(progress, elapsed: .seconds(5)).hasPrefix("done 45/45 (100%)"))
     }
 }

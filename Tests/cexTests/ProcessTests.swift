@@ -223,6 +223,9 @@ func zoneInsideTheWindowNow() -> String {
                 output: self.directory.appendingPathComponent("stop.txt"))
             defer { runner.stop() }
             try await self.waitForCallsTalking(1)
+            // Standard output is a file, as in cron: what is printed is there at once, not at exit.
+            #expect(runner.text.contains("leads: "), "\(runner.text)")
+            #expect(runner.text.contains(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* done 0\/3 \(0%\)/), "\(runner.text)")
             kill(runner.process.processIdentifier, SIGTERM)
             let status = try await runner.exit(within: .seconds(90))
             group.cancelAll()
