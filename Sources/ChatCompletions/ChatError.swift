@@ -1,3 +1,5 @@
+import StreamingHTTP
+
 /// What can go wrong with a chat-completions call. Descriptions carry the server's status, type
 /// and code, never the API key, the prompt or the reply.
 public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -23,14 +25,14 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .authentication(let status, let code):
-            return "the API key was refused (HTTP \(status)\(code.map { ", \($0)" } ?? ""))"
+            return "the API key was refused (HTTP \(status)\(code.map { ", \(Self.redacted($0))" } ?? ""))"
         case .insufficientQuota:
             return "the account has no quota left (HTTP 429, insufficient_quota)"
         case .status(let status, let type, let code, let message):
-            let detail = [type, code].compactMap { $0 }.joined(separator: ", ")
+            let detail = [type, code].compactMap { $0 }.map(Self.redacted).joined(separator: ", ")
             return "the server answered HTTP \(status)\(detail.isEmpty ? "" : " (\(detail))")\(message.map { ": \(Self.redacted($0))" } ?? "")"
         case .streamError(let type, let code, let message):
-            let detail = [type, code].compactMap { $0 }.joined(separator: ", ")
+            let detail = [type, code].compactMap { $0 }.map(Self.redacted).joined(separator: ", ")
             return "the stream reported an error\(detail.isEmpty ? "" : " (\(detail))")\(message.map { ": \(Self.redacted($0))" } ?? "")"
         case .firstTokenTimeout(let limit):
             return "no reply within \(Self.text(limit))"
@@ -52,11 +54,5 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// A server's message, cut short and with anything like a key masked: OpenAI's 401 message
     /// quotes part of the key.
-    static func redacted(_ message: String) -> String {
-        let words = message.prefix(300).split(separator: " ", omittingEmptySubsequences: false).map { word -> Substring in
-            let plain = word.trimmingPrefix { !$0.isLetter && !$0.isNumber }
-            return plain.hasPrefix("sk-") || plain.hasPrefix("sk_") || (plain.count >= 32 && !plain.contains(where: \.isWhitespace)) ? "[redacted]" : word
-        }
-        return words.joined(separator: " ")
-    }
+    static func redacted(_ message: String) -> String { Redaction.mask(message) }
 }

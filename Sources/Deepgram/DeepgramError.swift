@@ -18,6 +18,14 @@ public enum DeepgramCredential: Sendable, Hashable, CustomStringConvertible, Cus
     public var debugDescription: String { self.description }
     public var customMirror: Mirror { Mirror(self, children: [:], displayStyle: .enum) }
 
+    /// The secret itself, for masking it in what Deepgram sends back.
+    var secret: String {
+        switch self {
+        case .apiKey(let key): key
+        case .accessToken(let token): token
+        }
+    }
+
     var authorization: (String, String) {
         switch self {
         case .apiKey(let key): ("Authorization", "Token \(key)")
@@ -48,7 +56,7 @@ public enum DeepgramError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .refused(let status, let code, let message):
             let what = status == 401 || status == 403 ? "Deepgram refused the credentials" : "Deepgram refused the request"
-            return "\(what) (HTTP \(status)\(code.map { ", \($0)" } ?? ""))\(message.map { ": \($0.prefix(200))" } ?? "")"
+            return "\(what) (HTTP \(status)\(code.map { ", \(Redaction.mask($0, limit: 100))" } ?? ""))\(message.map { ": \(Redaction.mask($0, limit: 200))" } ?? "")"
         case .closed(let code, let reason):
             let meaning: String
             switch true {
@@ -57,7 +65,7 @@ public enum DeepgramError: Error, Sendable, Hashable, CustomStringConvertible {
             case reason.contains("DATA-0000"): meaning = "Deepgram could not decode the audio"
             default: meaning = "Deepgram closed the stream"
             }
-            return "\(meaning) (close \(code.map(String.init) ?? "without a code")\(reason.isEmpty ? "" : ", \(reason.prefix(100))"))"
+            return "\(meaning) (close \(code.map(String.init) ?? "without a code")\(reason.isEmpty ? "" : ", \(Redaction.mask(reason, limit: 100))"))"
         case .unreachable(let reason):
             return "Deepgram could not be reached (\(reason))"
         case .untrusted(let reason):
@@ -69,6 +77,19 @@ public enum DeepgramError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension DeepgramError {
+    /// The error with every copy of the credential's secret that Deepgram sent back masked.
+    func redacting(_ credential: DeepgramCredential) -> DeepgramError {
+        let secrets = [credential.secret]
+        switch self {
+        case .refused(let status, let code, let message):
+            return .refused(status: status, code: code.map { Redaction.mask($0, secrets: secrets) }, message: message.map { Redaction.mask($0, secrets: secrets) })
+        case .closed(let code, let reason):
+            return .closed(code: code, reason: Redaction.mask(reason, secrets: secrets))
+        case .unreachable, .untrusted, .malformed:
+            return self
+        }
+    }
+
     /// Worth trying again: a 429, a server error, or no answer at all (never a refused key or a bad request).
     var isTransient: Bool {
         switch self {

@@ -88,6 +88,7 @@ public struct DeepgramRecognizer: SpeechRecognizer {
         } catch let refused as WebSocketUpgradeRefused {
             let body = try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data(refused.body.utf8))
             throw DeepgramError.refused(status: refused.status, code: refused.headers["dg-error"] ?? body?.code, message: body?.message)
+                .redacting(endpoint.credential)
         } catch {
             throw DeepgramError.connecting(error)
         }

@@ -263,7 +263,9 @@ extension DeepgramEndpoint {
         guard response.head.status == .ok else {
             let body = try? await response.collect(upTo: 16 << 10)
             let error = body.flatMap { try? JSONDecoder().decode(DeepgramErrorBody.self, from: Data($0.readableBytesView)) }
-            throw DeepgramError.refused(status: Int(response.head.status.code), code: response.head.headers.first(name: "dg-error") ?? error?.code, message: error?.message)
+            throw DeepgramError.refused(
+                status: Int(response.head.status.code), code: response.head.headers.first(name: "dg-error") ?? error?.code, message: error?.message
+            ).redacting(self.credential)
         }
         return response
     }

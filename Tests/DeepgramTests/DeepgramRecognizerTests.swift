@@ -123,6 +123,23 @@ import Testing
         }
     }
 
+    @Test(arguments: ["dg-wrong-key-0123456789abcdef01234567", "short-key"])
+    func anUpstreamThatEchoesTheKeyInItsErrorNeverPutsItInTheErrorOrTheLog(key: String) async throws {
+        try await self.withServer(key: key) { server, recognizer, _, logs in
+            server.echoAuthorizationInRefusals()
+            do {
+                _ = try await recognizer.open(RecognitionOptions())
+                Issue.record("a wrong key was accepted")
+            } catch let error as DeepgramError {
+                #expect(error.isAuthentication)
+                #expect(!"\(error)".contains(key), "\(error)")
+                #expect("\(error)".contains("[redacted]"), "\(error)")
+                #expect(!String(reflecting: error).contains(key))
+            }
+            #expect(!logs.all.joined().contains(key))
+        }
+    }
+
     @Test func keepAliveGoesOutOnlyWhenNoAudioFlowed() async throws {
         try await self.withServer { server, recognizer, clock, _ in
             let session = try await recognizer.open(RecognitionOptions())

@@ -40,6 +40,7 @@ public final class FakeDeepgramServer: Sendable {
         var restRequests: [[String: [String]]] = []
         var speechStalls = false
         var speechPause = TimeAmount.zero
+        var echoesAuthorization = false
     }
 
     /// One speak socket as the server saw it: the text of each Speak, and each control by type.
@@ -105,6 +106,12 @@ public final class FakeDeepgramServer: Sendable {
 
     public var listens: [Listen] { self.state.withLockedValue { $0.listens } }
 
+    /// From now on a refused request's error code and message quote the Authorization header
+    /// it came with, as a careless upstream or proxy does.
+    public func echoAuthorizationInRefusals() {
+        self.state.withLockedValue { $0.echoesAuthorization = true }
+    }
+
     // MARK: Serving
 
     struct Refusal: Error {
@@ -116,6 +123,10 @@ public final class FakeDeepgramServer: Sendable {
     /// Why an upgrade request is refused, nil when it is accepted.
     func refusal(_ head: HTTPRequestHead) -> Refusal? {
         guard self.authorizes(head.headers.first(name: "authorization")) else {
+            if self.state.withLockedValue({ $0.echoesAuthorization }) {
+                let sent = head.headers.first(name: "authorization") ?? ""
+                return Refusal(status: .unauthorized, code: "INVALID_AUTH(\(sent))", message: "Invalid credentials: \(sent) is not a key")
+            }
             return Refusal(status: .unauthorized, code: "INVALID_AUTH", message: "Invalid credentials.")
         }
         let query = Self.query(head.uri)
