@@ -127,6 +127,7 @@ let package = Package(
                 "Speech",
                 "ChatCompletions",
                 "JSON",
+                "YAMLSource",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,10 +136,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // YAML files read for good errors: lines of coding paths, unknown keys, decoding errors in words.
+        .target(
+            name: "YAMLSource",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // The campaign domain, pure: leads, phone numbers, calling windows, retries, outcomes, campaign files.
         .target(
             name: "CampaignCore",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["YAMLSource", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // The only door to SQL: GRDB on the system libsqlite3, WAL, append-only migrations.
@@ -246,6 +253,7 @@ let package = Package(
             path: "Tests/ProviderDoubles",
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "YAMLSourceTests", dependencies: ["YAMLSource"], swiftSettings: swiftSettings),
         .testTarget(
             name: "JSONTests",
             dependencies: ["JSON"],

@@ -1,4 +1,5 @@
 import Foundation
+import YAMLSource
 import Yams
 
 /// Reads `campaigns/NAME.yaml`. Relative paths are relative to the campaign file; the template
@@ -13,37 +14,35 @@ public enum CampaignFile {
     }
 
     public static func parse(_ text: String, file: String) throws(CampaignFileError) -> Campaign {
-        let node: Node
+        func fail(_ problem: YAMLSource.Problem) -> CampaignFileError {
+            CampaignFileError(file: file, line: problem.line, field: problem.field, message: problem.message)
+        }
+        let source: YAMLSource
         do {
-            guard let composed = try Yams.compose(yaml: text) else {
-                throw CampaignFileError(file: file, line: nil, field: nil, message: "is empty")
-            }
-            node = composed
-        } catch let error as CampaignFileError {
-            throw error
+            source = try YAMLSource(text)
         } catch {
-            throw CampaignFileError(file: file, line: Self.line(of: error), field: nil, message: "is not valid YAML")
+            throw fail(error)
         }
         // Unknown keys first: a misspelt key explains the "missing" one that would be reported otherwise.
-        for key in node.mapping.map({ Array($0.keys) }) ?? [] {
-            guard let name = key.string, !RawCampaign.knownKeys.contains(name) else { continue }
-            throw CampaignFileError(file: file, line: key.mark?.line, field: name, message: "is not a campaign setting")
+        if var unknown = source.unknownKey(known: RawCampaign.knownKeys) {
+            unknown.message = "is not a campaign setting"
+            throw fail(unknown)
         }
-        for key in node.mapping?["providers"]?.mapping.map({ Array($0.keys) }) ?? [] {
-            guard let name = key.string, !RawCampaign.Providers.keys.contains(name) else { continue }
-            throw CampaignFileError(
-                file: file, line: key.mark?.line, field: "providers.\(name)",
-                message: "is not a provider setting (\(RawCampaign.Providers.keys.joined(separator: ", ")))")
+        if var unknown = source.unknownKey(at: ["providers"], known: Set(RawCampaign.Providers.keys)) {
+            unknown.message = "is not a provider setting (\(RawCampaign.Providers.keys.joined(separator: ", ")))"
+            throw fail(unknown)
+        }
+        if var unknown = source.unknownKey(at: ["ami"], known: RawCampaign.AMI.keys) {
+            unknown.message = "is not an AMI setting (\(RawCampaign.AMI.keys.sorted().joined(separator: ", ")))"
+            throw fail(unknown)
         }
         let raw: RawCampaign
         do {
-            raw = try YAMLDecoder().decode(RawCampaign.self, from: node)
-        } catch let error as DecodingError {
-            throw Self.describe(error, node: node, file: file)
+            raw = try source.decode(RawCampaign.self)
         } catch {
-            throw CampaignFileError(file: file, line: nil, field: nil, message: "cannot be read")
+            throw fail(error)
         }
-        return try Builder(raw: raw, node: node, file: file).build()
+        return try Builder(raw: raw, node: source.root, file: file).build()
     }
 
     /// The `name:` a campaign file declares, without checking the rest; nil when the file cannot
@@ -55,78 +54,6 @@ public enum CampaignFile {
         return node.mapping?["name"]?.string
     }
 
-    static func line(of error: any Error) -> Int? {
-        guard let yaml = error as? YamlError else { return nil }
-        switch yaml {
-        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _): return mark.line
-        default: return nil
-        }
-    }
-
-    static func describe(_ error: DecodingError, node: Node, file: String) -> CampaignFileError {
-        switch error {
-        case .keyNotFound(let key, let context):
-            let path = context.codingPath + [key]
-            return CampaignFileError(file: file, line: Locator.line(of: context.codingPath, in: node), field: Locator.name(path), message: "is missing")
-        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
-            return CampaignFileError(
-                file: file, line: Locator.line(of: context.codingPath, in: node), field: Locator.name(context.codingPath),
-                message: "should be \(Self.kind(type))")
-        case .dataCorrupted(let context):
-            return CampaignFileError(
-                file: file, line: Locator.line(of: context.codingPath, in: node), field: Locator.name(context.codingPath),
-                message: context.debugDescription)
-        @unknown default:
-            return CampaignFileError(file: file, line: nil, field: nil, message: "cannot be read")
-        }
-    }
-
-    static func kind(_ type: Any.Type) -> String {
-        switch type {
-        case is Int.Type: return "a whole number"
-        case is Double.Type: return "a number"
-        case is Bool.Type: return "true or false"
-        case is String.Type: return "text"
-        case is Node.Scalar.Type: return "a single value"
-        case is Node.Mapping.Type: return "a mapping of names to values"
-        case is Node.Sequence.Type: return "a list"
-        default: return "a \(String(describing: type).lowercased())"
-        }
-    }
-}
-
-/// Finds a coding path's line in the composed YAML.
-enum Locator {
-    static func line(of path: [any CodingKey], in root: Node) -> Int? {
-        var node = root
-        var line = root.mark?.line
-        for key in path {
-            if let index = key.intValue, let sequence = node.sequence, index < sequence.count {
-                node = sequence[index]
-            } else if let mapping = node.mapping, let child = mapping[key.stringValue] {
-                // The key's own line reads better than the value's for block values.
-                if let keyNode = mapping.keys.first(where: { $0.string == key.stringValue }) { line = keyNode.mark?.line }
-                node = child
-                continue
-            } else {
-                break
-            }
-            line = node.mark?.line ?? line
-        }
-        return line
-    }
-
-    static func name(_ path: [any CodingKey]) -> String {
-        var name = ""
-        for key in path {
-            if let index = key.intValue {
-                name += "[\(index)]"
-            } else {
-                name += name.isEmpty ? key.stringValue : ".\(key.stringValue)"
-            }
-        }
-        return name
-    }
 }
 
 /// The file as written: everything optional, checked by `Builder`.
@@ -139,6 +66,8 @@ struct RawCampaign: Decodable {
         var secretFile: String?
         var secret: String?
         var giveUpAfter: String?
+
+        static let keys: Set<String> = ["host", "port", "username", "secret", "give_up_after", "secret_env", "secret_file"]
 
         enum CodingKeys: String, CodingKey {
             case host, port, username, secret
@@ -281,7 +210,7 @@ struct Builder {
             if let index = Int(component) { return AnyKey(intValue: index) }
             return AnyKey(stringValue: component)
         }
-        return CampaignFileError(file: self.file, line: Locator.line(of: keys, in: self.node), field: Locator.name(keys), message: message)
+        return CampaignFileError(file: self.file, line: YAMLSource(root: self.node).line(of: keys), field: YAMLSource.name(keys), message: message)
     }
 
     var directory: URL { URL(fileURLWithPath: self.file).deletingLastPathComponent() }

@@ -1,5 +1,6 @@
 import Foundation
 import Mustache
+import YAMLSource
 import Yams
 
 /// A campaign's pitch, written by a sales manager as YAML (see `templates/README.md`).
@@ -30,6 +31,8 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
         public var doNotCall: String
         public var wrongPerson: String
         public var noResponse: String
+
+        static let keys: Set<String> = ["interested", "not_interested", "callback", "do_not_call", "wrong_person", "no_response"]
 
         enum CodingKeys: String, CodingKey {
             case interested
@@ -87,19 +90,34 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
     }
 
     public static func parse(_ yaml: String, file: String) throws -> PitchTemplate {
+        func fail(_ problem: YAMLSource.Problem) -> TemplateError {
+            TemplateError(file: file, line: problem.line, field: problem.field, message: problem.message)
+        }
         let template: PitchTemplate
-        do {
-            template = try YAMLDecoder().decode(PitchTemplate.self, from: yaml)
-        } catch DecodingError.dataCorrupted(let context) where context.underlyingError is YamlError {
-            throw TemplateError(yaml: context.underlyingError as! YamlError, file: file)
-        } catch let error as DecodingError {
-            throw TemplateError(decoding: error, file: file)
-        } catch let error as YamlError {
-            throw TemplateError(yaml: error, file: file)
+        do throws(YAMLSource.Problem) {
+            let source = try YAMLSource(yaml)
+            // A misspelt key (`gaol:`) is a mistake, not a default.
+            let checks = [
+                source.unknownKey(known: Self.keys), source.unknownKey(at: ["closings"], known: Closings.keys),
+                source.unknownKeyInItems(of: "faq", known: ["when", "say"]),
+                source.unknownKeyInItems(of: "objections", known: ["id", "label", "when", "say"]),
+            ]
+            if var unknown = checks.lazy.compactMap({ $0 }).first {
+                unknown.message = "is not a template setting"
+                throw unknown
+            }
+            template = try source.decode(PitchTemplate.self)
+        } catch {
+            throw fail(error)
         }
         try template.validate(file: file, source: yaml)
         return template
     }
+
+    static let keys: Set<String> = [
+        "name", "company", "goal", "greeting", "disclosure", "pitch", "question", "faq", "objections", "closings", "agent_name",
+        "opt_out_key", "required_fields",
+    ]
 
     /// The compliance rules every template meets, and Mustache that parses.
     func validate(file: String, source: String) throws {
@@ -190,28 +208,6 @@ public struct TemplateError: Error, Hashable, CustomStringConvertible {
         self.line = line
         self.field = field
         self.message = message
-    }
-
-    init(decoding error: DecodingError, file: String) {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            let parent = path(context)
-            self.init(file: file, line: nil, field: parent.isEmpty ? key.stringValue : "\(parent).\(key.stringValue)", message: "is missing")
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            self.init(file: file, line: nil, field: path(context), message: context.debugDescription)
-        @unknown default:
-            self.init(file: file, line: nil, field: nil, message: "cannot be read")
-        }
-    }
-
-    init(yaml error: YamlError, file: String) {
-        var line: Int?
-        if case .scanner(_, _, let mark, _) = error { line = mark.line }
-        if case .parser(_, _, let mark, _) = error { line = mark.line }
-        self.init(file: file, line: line, field: nil, message: "is not valid YAML")
     }
 
     public var description: String {

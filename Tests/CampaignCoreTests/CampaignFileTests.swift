@@ -70,6 +70,8 @@ struct ScratchProject {
         ("max_concurrent_calls: 4", "max_concurrent_calls: four", 10, "max_concurrent_calls", "whole number"),
         ("max_concurrent_calls: 4", "max_concurent_calls: 4", 10, "max_concurent_calls", "not a campaign setting"),
         ("  username: cex", "  username: cex\n  secret: hunter2", 9, "ami.secret", "never go in campaign files"),
+        ("  username: cex", "  username: cex\n  secert_env: MY_SECRET", 9, "ami.secert_env", "is not an AMI setting"),
+        ("  username: cex", "  username: cex\n  give_up_after: 2s", 9, "ami.give_up_after", "5s–1h"),
         ("  start: \"09:00\"", "  start: \"07:00\"", 15, "window.start", "only narrow"),
         ("  end: \"20:00\"", "  end: \"22:30\"", 16, "window.end", "only narrow"),
         ("days: [mon, tue, wed, thu, fri]", "days: [mon, tue, wed, thu, fry]", 14, "window.days[4]", "not a day"),

@@ -45,12 +45,30 @@ import TestSupport
             try PitchTemplate.parse("name: x\ncompany: y\n", file: "t.yaml")
         } throws: { error in
             let description = String(describing: error)
-            return description.hasPrefix("t.yaml: ") && description.hasSuffix(": is missing")
+            return description.hasPrefix("t.yaml:1: ") && description.hasSuffix(": is missing")
         }
         #expect {
             try PitchTemplate.parse("name: x\n  bad: [\n", file: "t.yaml")
         } throws: { error in
-            String(describing: error).hasPrefix("t.yaml:2")
+            String(describing: error).hasPrefix("t.yaml:2: is not valid YAML: ")
+        }
+    }
+
+    @Test func anUnknownKeyOrAWrongTypeIsNamedWithItsLine() throws {
+        let good = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
+        #expect(throws: TemplateError(file: "t.yaml", line: 1, field: "gaol", message: "is not a template setting")) {
+            try PitchTemplate.parse("gaol: sell\n" + good, file: "t.yaml")
+        }
+        let closings = good.replacingOccurrences(of: "closings:\n", with: "closings:\n  intrested: Great.\n")
+        #expect(throws: TemplateError.self) { try PitchTemplate.parse(closings, file: "t.yaml") }
+        do {
+            _ = try PitchTemplate.parse(closings, file: "t.yaml")
+        } catch {
+            #expect("\(error)".contains("closings.intrested: is not a template setting"), "\(error)")
+        }
+        let wrongType = good.replacingOccurrences(of: "\ngoal: book a free home energy assessment\n", with: "\ngoal: [book, sell]\n")
+        #expect(throws: TemplateError(file: "t.yaml", line: 7, field: "goal", message: "should be a single value, not a list or a mapping")) {
+            try PitchTemplate.parse(wrongType, file: "t.yaml")
         }
     }
 }
