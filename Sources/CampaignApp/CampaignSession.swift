@@ -33,9 +33,7 @@ public struct CampaignSession: Sendable {
     }
 
     /// Template variables a lead must bring (the template fills company, agent_name, opt_out_key).
-    public var requiredVariables: Set<String> {
-        self.template.variables.subtracting(["company", "agent_name", "opt_out_key"]).union(self.template.requiredFields ?? [])
-    }
+    public var requiredVariables: Set<String> { self.template.leadVariables }
 
     /// Loads the campaign's DNC files; returns how many numbers were new. Lines that are not
     /// numbers are counted, not fatal: a suppression list should suppress what it can.

@@ -50,8 +50,13 @@ public enum TemplatePreview {
         throw PreviewError(file: file, line: line, message: "no record starts on this line")
     }
 
+    /// A variable the lead lacks, or has empty, is a `TemplateError` naming it: the import rejects
+    /// such a lead, so no call would ever say "Hi , this is…".
     public static func render(_ template: PitchTemplate, lead: [String: String]) throws -> Preview {
-        Preview(
+        for variable in template.leadVariables.sorted() where (lead[variable] ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw TemplateError(file: "", line: nil, field: variable, message: lead[variable] == nil ? "is not in the lead" : "is empty")
+        }
+        return Preview(
             opening: try template.render(template.openingSource, lead: lead),
             pitch: try template.pitch.map { try template.render($0, lead: lead) },
             question: try template.render(template.question, lead: lead))

@@ -152,6 +152,12 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
         return nil
     }
 
+    /// The variables a lead must bring, non-empty: every one the lines use but those the template
+    /// fills itself, and its `required_fields`.
+    public var leadVariables: Set<String> {
+        self.variables.subtracting(["company", "agent_name", "opt_out_key"]).union(self.requiredFields ?? [])
+    }
+
     /// Every variable the template's lines use.
     public var variables: Set<String> {
         let sources = [self.openingSource, self.question] + self.pitch + self.faq.map(\.say) + self.objections.map(\.say)

@@ -32,7 +32,7 @@ extension Cex {
                 do {
                     preview = try TemplatePreview.render(template, lead: try TemplatePreview.lead(file: file, line: line, columns: overrides))
                 } catch let error as TemplateError {
-                    throw CommandFailure("\(file):\(line): \(error.field.map { "{{\($0)}}" } ?? "template"): \(error.message); such a lead is rejected at import")
+                    throw CommandFailure("\(file):\(line): \(error.field.map { "{{\($0)}}" } ?? "template"): \(error.message); such a lead is rejected at import", exitCode: CommandFailure.badData)
                 } catch {
                     throw CommandFailure("\(error)")
                 }

@@ -89,6 +89,10 @@ import Testing
         #expect(preview.pitch.first?.contains("Springfield") == true)
         #expect(throws: TemplatePreview.PreviewError.self) { try TemplatePreview.lead(file: leads, line: 3) }
         #expect(throws: TemplateError.self) { try TemplatePreview.render(template, lead: ["city": "X"]) }
+        // An empty value is as good as none: the import rejects the lead, so the preview refuses it.
+        #expect(throws: TemplateError(file: "", line: nil, field: "first_name", message: "is empty")) {
+            try TemplatePreview.render(template, lead: ["first_name": " ", "city": "X"])
+        }
     }
 
     @Test func theEngineIsGivenOnlyUnsettledAttemptsOfThisStore() async throws {
