@@ -23,11 +23,15 @@ extension CallProgress {
             self = .originateResponse(reason: response.reason.rawValue)
         case .hangup(let hangup):
             self = .hangup(cause: hangup.cause, techCause: hangup.techCause, ownLeg: id == callID)
+        // AMD() sets both variables; the VarSet events carry them whatever the dialplan reports.
         case .varSet(let variable) where variable.variable == "AMDSTATUS":
             self = .amd(status: variable.value, cause: nil)
-        case .userEvent(let user) where user.name == "AIAmd":
-            guard let status = user.fields["Status"] else { return nil }
-            self = .amd(status: status, cause: user.fields["Cause"])
+        case .varSet(let variable) where variable.variable == "AMDCAUSE":
+            self = .amd(status: nil, cause: variable.value)
+        // The README's UserEvent, or any whose name says AMD (`AIAmd`, `AMD`, `amd-result`).
+        case .userEvent(let user) where user.name.lowercased().contains("amd"):
+            guard let status = user.fields["Status"] ?? user.fields["AMDSTATUS"] else { return nil }
+            self = .amd(status: status, cause: user.fields["Cause"] ?? user.fields["AMDCAUSE"])
         default:
             return nil
         }

@@ -13,8 +13,9 @@ public enum CallProgress: Sendable, Hashable {
     case originateResponse(reason: Int)
     /// A Hangup on the originated channel (`ownLeg`) or on its Local partner.
     case hangup(cause: Int?, techCause: Int?, ownLeg: Bool)
-    /// AMD's verdict (AMDSTATUS, AMDCAUSE).
-    case amd(status: String, cause: String?)
+    /// AMD's verdict (AMDSTATUS, AMDCAUSE); either may come alone (two VarSet events) or
+    /// together (the UserEvent).
+    case amd(status: String?, cause: String?)
 }
 
 /// One attempt's dial state, folded from `CallProgress`s with the time each arrived.
@@ -27,6 +28,8 @@ public struct CallTrace: Sendable, Hashable {
     public var techCause: Int?
     public var amdStatus: String?
     public var amdCause: String?
+    /// When AMD's verdict arrived.
+    public var amdAt: Date?
     public var hungUp = false
     public var ringingAt: Date?
     public var answeredAt: Date?
@@ -56,9 +59,27 @@ public struct CallTrace: Sendable, Hashable {
                 self.endedAt = time
             }
         case .amd(let status, let cause):
-            self.amdStatus = status
-            self.amdCause = cause
+            if let status, !status.isEmpty {
+                self.amdStatus = status
+                if self.amdAt == nil { self.amdAt = time }
+            }
+            if let cause, !cause.isEmpty { self.amdCause = cause }
         }
+    }
+
+    /// When the callee's greeting ended, as the abandonment rule reads it (16 CFR
+    /// 310.4(b)(1)(iv): the agent within 2 s of the completed greeting). With AMD in front of the
+    /// engine, its verdict less the silence it waited for after the greeting (`HUMAN-<silence>-<setting>`),
+    /// or the verdict time when it gave no such silence; without AMD, the answer.
+    public var greetingEndedAt: Date? {
+        guard let amdAt = self.amdAt else { return self.answeredAt }
+        if let cause = self.amdCause, cause.hasPrefix("HUMAN-"),
+            let silence = cause.split(separator: "-").dropFirst().first.flatMap({ Int($0) }), silence >= 0
+        {
+            let end = amdAt.addingTimeInterval(-Double(silence) / 1000)
+            return self.answeredAt.map { max($0, end) } ?? end
+        }
+        return amdAt
     }
 
     /// Over as far as the PBX is concerned: our leg hung up and OriginateResponse seen.

@@ -119,13 +119,14 @@ extension AttemptOutcome {
     public static let abandonLimit: TimeInterval = 2
 
     /// An attempt's outcome from the PBX's account and the engine's. An answered call the engine
-    /// never took is abandoned; one whose first agent audio came more than 2 s after the answer
-    /// keeps its conversation outcome and counts as abandoned.
+    /// never took is abandoned; one whose first agent audio came more than 2 s after the callee's
+    /// completed greeting (`CallTrace.greetingEndedAt`: after AMD, the end of the greeting it
+    /// heard) keeps its conversation outcome and counts as abandoned.
     public static func settle(trace: CallTrace, engine: EngineReport?) -> (outcome: AttemptOutcome, abandoned: Bool) {
         let dial = trace.result
         guard dial == .answered else { return (AttemptOutcome(dial: dial), false) }
         guard let engine, let firstAudio = engine.firstAudioAt else { return (.abandoned, true) }
-        let late = trace.answeredAt.map { firstAudio.timeIntervalSince($0) > Self.abandonLimit } ?? false
+        let late = trace.greetingEndedAt.map { firstAudio.timeIntervalSince($0) > Self.abandonLimit } ?? false
         return (engine.outcome ?? .noConversation, late)
     }
 }

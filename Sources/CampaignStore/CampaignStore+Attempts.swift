@@ -245,11 +245,13 @@ extension CampaignStore {
                 sql: """
                     UPDATE attempt SET ringing_at = coalesce(?, ringing_at), answered_at = coalesce(?, answered_at), first_audio_at = ?,
                     ended_at = ?, originate_error = ?, originate_reason = ?, dial_status = ?, hangup_cause = ?, tech_cause = ?,
-                    amd_status = ?, amd_cause = ?, dial_result = ?, outcome = ?, abandoned = ?, settled_at = ?, note = ? WHERE id = ?
+                    amd_status = ?, amd_cause = ?, greeting_end_at = ?, dial_result = ?, outcome = ?, abandoned = ?, settled_at = ?, note = ?
+                    WHERE id = ?
                     """,
                 arguments: [
                     trace.ringingAt, trace.answeredAt, settlement.firstAudioAt, trace.endedAt ?? now, settlement.originateError, trace.reason,
-                    trace.dialStatus, trace.cause, trace.techCause, trace.amdStatus, trace.amdCause, settlement.dialResult?.rawValue,
+                    trace.dialStatus, trace.cause, trace.techCause, trace.amdStatus, trace.amdCause,
+                    settlement.dialResult == .answered ? trace.greetingEndedAt : nil, settlement.dialResult?.rawValue,
                     outcome.rawValue, settlement.abandoned || outcome == .abandoned, now, settlement.note, id,
                 ])
 

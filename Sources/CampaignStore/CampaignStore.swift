@@ -200,9 +200,12 @@ enum Schema {
 
     /// When the engine took the attempt's AudioSocket connection: a second connection with the
     /// same UUID (a replay, a stale dialplan) is refused and never writes the call's record.
-    /// `resumed_at`: the abandon rate counts from the last resume.
+    /// `resumed_at`: the abandon rate counts from the last resume. `greeting_end_at`: when the
+    /// callee's greeting ended (after AMD, the end of the greeting it heard), the start of the
+    /// abandonment clock that `first_audio_at` ends.
     static let v4 = """
         ALTER TABLE attempt ADD COLUMN engine_admitted_at DATETIME;
+        ALTER TABLE attempt ADD COLUMN greeting_end_at DATETIME;
         ALTER TABLE campaign ADD COLUMN resumed_at DATETIME;
         """
 }

@@ -40,4 +40,15 @@ import Testing
         #expect(trace.result == .noAnswer)
         #expect(!trace.isComplete)
     }
+
+    @Test func amdsVerdictAndCauseAreReadFromTheVariablesOrAnyAMDUserEvent() {
+        let variables = self.trace([
+            AMIMessage([("Event", "VarSet"), ("Uniqueid", "u"), ("Variable", "AMDSTATUS"), ("Value", "HUMAN")]),
+            AMIMessage([("Event", "VarSet"), ("Uniqueid", "u"), ("Variable", "AMDCAUSE"), ("Value", "HUMAN-800-800")]),
+        ])
+        #expect(variables.amdStatus == "HUMAN" && variables.amdCause == "HUMAN-800-800")
+        let user = self.trace([AMIMessage([("Event", "UserEvent"), ("UserEvent", "AMD"), ("Uniqueid", "u"), ("Status", "MACHINE"), ("Cause", "MAXWORDS-4-4")])])
+        #expect(user.amdStatus == "MACHINE" && user.amdCause == "MAXWORDS-4-4")
+        #expect(user.result == .machine)
+    }
 }

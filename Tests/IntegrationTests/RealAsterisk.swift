@@ -82,6 +82,19 @@ final class RealAsterisk: Sendable {
                 write = originate,call,system
                 """,
             "extensions.conf": dialplan,
+            // Asterisk's sample settings: app_amd declines to load without the file.
+            "amd.conf": """
+                [general]
+                total_analysis_time = 5000
+                silence_threshold = 256
+                initial_silence = 2500
+                after_greeting_silence = 800
+                greeting = 1500
+                min_word_length = 100
+                maximum_word_length = 5000
+                between_words_silence = 50
+                maximum_number_of_words = 2
+                """,
         ]
         for (name, text) in files { try text.write(to: etc.appendingPathComponent(name), atomically: true, encoding: .utf8) }
 

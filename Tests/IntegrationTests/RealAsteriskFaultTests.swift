@@ -24,18 +24,16 @@ import Testing
         let session: CampaignSession
         let enginePort: Int
 
-        init(callees: [(digits: String, steps: [String])], amiPort: ((Int) async throws -> Int)? = nil) async throws {
+        /// `answered`: the ai-outbound context's dialplan, with ENGINE for the engine's address
+        /// (AudioSocket at once when nil).
+        init(callees: [(digits: String, steps: [String])], answered: String? = nil, amiPort: ((Int) async throws -> Int)? = nil) async throws {
             self.folder = FileManager.default.temporaryDirectory.appendingPathComponent("cex-fault-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: self.folder, withIntermediateDirectories: true)
             self.enginePort = try await RealAsterisk.freePort()
-            var dialplan = """
-                [ai-outbound]
-                exten => s,1,AudioSocket(${CEX_CALL_ID},127.0.0.1:\(self.enginePort))
-                 same => n,Hangup()
-
-                [callees]
-
-                """
+            var dialplan = "[ai-outbound]\n"
+            dialplan += (answered ?? "exten => s,1,AudioSocket(${CEX_CALL_ID},ENGINE)\n same => n,Hangup()\n")
+                .replacingOccurrences(of: "ENGINE", with: "127.0.0.1:\(self.enginePort)")
+            dialplan += "\n[callees]\n"
             for callee in callees {
                 dialplan += "exten => \(callee.digits),1,Answer()\n"
                 for step in callee.steps { dialplan += " same => n,\(step)\n" }
@@ -56,6 +54,7 @@ import Testing
                 dial: Local/{digits}@callees
                 answered: {context: ai-outbound, exten: s, priority: "1"}
                 engine: {mode: embedded, address: "127.0.0.1:\(self.enginePort)"}
+                amd: \(answered?.contains("AMD(") == true)
                 max_concurrent_calls: \(callees.count)
                 calls_per_second: 10
                 ring_timeout: 15s
