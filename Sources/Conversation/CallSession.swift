@@ -88,6 +88,8 @@ struct CallSession {
         case recognition(RecognitionEvent, at: NIODeadline)
         case recognitionFailed(String)
         case callerGone
+        /// An answering machine's record tone.
+        case beep
         /// The wait for the words of a turn the caller hung up in is over.
         case drained
         /// The engine is shutting down: say goodbye and hang up.
@@ -170,10 +172,12 @@ struct CallSession {
                 }
             }
             group.addTask {
+                var beep = BeepDetector()
                 for await item in session.inbound {
                     switch item {
                     case .audio(let audio):
                         recognition.feed(audio.samples)
+                        if beep.feed(audio.samples) { post.yield(.beep) }
                         let level = VoiceActivityDetector.level(of: audio.samples)
                         let actions = rules.withLockedValue { $0.audioFrame(level: level, at: offset()) }
                         if !actions.isEmpty { post.yield(.turn(actions, at: .now())) }
@@ -290,6 +294,17 @@ struct CallSession {
                     }
                 case .drained:
                     break loop
+                case .beep where record.outcome == nil || record.outcome == .callback:
+                    // An answering machine: no message is left (a recorded artificial-voice
+                    // message needs the call's consent); the lead is retried as voicemail.
+                    self.logger.info("answering machine: record tone heard", metadata: ["call.offset_ms": "\(milliseconds(now))"])
+                    record.outcome = .voicemail
+                    record.endedBy = "agent"
+                    if speaking?.id == openingID { openingCut = "voicemail" }
+                    session.outbound.clear()
+                    speaking?.task.cancel()
+                    await session.outbound.hangup()
+                    break loop
                 case .shutdown where !endAfterSpeech:
                     // (A call already saying its closing line finishes it.)
                     record.endedBy = "shutdown"
@@ -385,6 +400,16 @@ struct CallSession {
                         // The words of the turn the caller hung up in.
                         if !text.isEmpty { callerTurn(text, at: now, answered: false) }
                         break loop
+                    case .endOfTurn(let text) where record.outcome == nil && Self.isVoicemailGreeting(text):
+                        // A machine's greeting ("leave a message after the tone"): nobody to talk to.
+                        callerTurn(text, at: now, answered: false)
+                        record.outcome = .voicemail
+                        record.endedBy = "agent"
+                        if speaking?.id == openingID { openingCut = "voicemail" }
+                        session.outbound.clear()
+                        speaking?.task.cancel()
+                        await session.outbound.hangup()
+                        break loop
                     case .endOfTurn(let text):
                         // The reply first: the turn's analysis and record are written while it is on its way.
                         history.append(DialogueTurn(speaker: .caller, text: text))
@@ -450,6 +475,16 @@ struct CallSession {
         await self.providers.sink.finish(record)
         self.providers.observer?.callEnded(record)
         return record
+    }
+
+    /// Words only an answering machine's greeting says.
+    static func isVoicemailGreeting(_ text: String) -> Bool {
+        let words = " " + text.lowercased().filter { $0.isLetter || $0 == " " || $0 == "'" } + " "
+        let phrases = [
+            " leave a message", " leave your message", " after the tone", " after the beep", " at the tone", " voicemail", " voice mail",
+            " mailbox", " record your message", " not available to take your call", " can't take your call", " cannot take your call",
+        ]
+        return phrases.contains { words.contains($0) }
     }
 
     /// Speaks one reply: streamed policy text, cut into chunks, each synthesised and played.

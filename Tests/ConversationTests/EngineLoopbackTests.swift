@@ -199,6 +199,25 @@ final class LoopWitness: Sendable {
         }
     }
 
+    /// An answering machine without AMD in front: its greeting says "we will call you back",
+    /// which must not become a callback; the record tone ends the call as voicemail.
+    @Test func anAnsweringMachinesGreetingAndToneAreVoicemailNotACallback() async throws {
+        let greeting = try await FliteSynthesizer().render("Hi, this is Dan. I can't come to the phone, I will call you back")
+        try await self.withEngine { port, sink in
+            let script = CallerScript(
+                steps: [.say(greeting), .pause(.milliseconds(300), sendSilence: true), .say(TestAudio.tone(frequency: 850, duration: .milliseconds(500)))],
+                maximumDuration: .seconds(40))
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
+            #expect(recording.ending == .engineHungUp)
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let json = String(decoding: try record.json(), as: UTF8.self)
+            #expect(record.outcome == .voicemail, "\(json)")
+            #expect(!record.actions.contains { if case .scheduleCallback = $0 { true } else { false } }, "\(json)")
+            #expect(record.endedBy == "agent")
+        }
+    }
+
     @Test func aSilentCallerIsAskedOnceThenLetGo() async throws {
         var rules = TurnTaking.Configuration()
         rules.silencePrompt = .seconds(2)
