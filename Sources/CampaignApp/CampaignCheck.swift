@@ -12,18 +12,18 @@ import Speech
 /// row, the AMI login, the engine's address, the providers' keys, and how many leads could be
 /// dialled now and in the next 24 hours, by callee timezone.
 public struct CampaignCheck: Sendable {
-    public enum Status: String, Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable, Encodable {
         case ok, warning, failed
     }
 
-    public struct Item: Sendable, Hashable {
+    public struct Item: Sendable, Hashable, Encodable {
         public var status: Status
         public var subject: String
         public var detail: String
     }
 
     /// Leads of one zone list that are waiting, and which of them could be dialled.
-    public struct Dialable: Sendable, Hashable {
+    public struct Dialable: Sendable, Hashable, Encodable {
         public var zones: String
         public var now: Int
         public var next24Hours: Int

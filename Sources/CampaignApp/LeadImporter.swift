@@ -149,9 +149,12 @@ public struct LeadImporter: Sendable {
             text += writer.record(["\(rejection.line)", rejection.field, rejection.reason] + record.strings(in: bytes))
         }
         do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-        } catch {
-            throw ImportError(file: path, line: nil, message: "cannot write the rejects file")
+            _ = try ReportOutput.write(to: path, campaign: "", format: "csv", what: "the rejects file") { handle in
+                try handle.write(contentsOf: Data(text.utf8))
+            }
+        } catch let failure as ReportOutput.Failure {
+            let reason = failure.description.split(separator: ": ").last.map(String.init) ?? "the write failed"
+            throw ImportError(file: path, line: nil, message: "cannot write the rejects file: \(reason)")
         }
     }
 

@@ -30,42 +30,43 @@ public enum ReportOutput {
 
     /// Runs `write` against the destination's handle and puts the result in place; returns what
     /// `write` returned and the path written (nil: standard output).
+    /// `what` names the file in errors ("the report", "the rejects file").
     public static func write<T>(
-        to out: String?, campaign: String, format: String, _ write: (FileHandle) throws -> T
+        to out: String?, campaign: String, format: String, what: String = "the report", _ write: (FileHandle) throws -> T
     ) throws -> (result: T, path: String?) {
         guard let path = try self.destination(out, campaign: campaign, format: format) else {
-            let result = try self.checked(nil) { try write(.standardOutput) }
+            let result = try self.checked(nil, what) { try write(.standardOutput) }
             return (result, nil)
         }
         var info = stat()
         if stat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
             // A device, a pipe, a socket: in place.
             let fd = open(path, O_WRONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw self.failure(path, errno) }
+            guard fd >= 0 else { throw self.failure(path, errno, what) }
             let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-            let result = try self.checked(path) { try write(handle) }
-            try self.checked(path) { try handle.close() }
+            let result = try self.checked(path, what) { try write(handle) }
+            try self.checked(path, what) { try handle.close() }
             return (result, path)
         }
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         var template = Array((folder + "/." + url.lastPathComponent + ".XXXXXX").utf8CString)
         let fd = mkstemp(&template)
-        guard fd >= 0 else { throw self.failure(path, errno) }
+        guard fd >= 0 else { throw self.failure(path, errno, what) }
         let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         fchmod(fd, 0o600)
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
         do {
-            let result = try self.checked(path) { try write(handle) }
-            guard fsync(fd) == 0 else { throw self.failure(path, errno) }
+            let result = try self.checked(path, what) { try write(handle) }
+            guard fsync(fd) == 0 else { throw self.failure(path, errno, what) }
             guard close(fd) == 0 else {
                 unlink(temporary)
-                throw self.failure(path, errno)
+                throw self.failure(path, errno, what)
             }
             guard rename(temporary, path) == 0 else {
                 let code = errno
                 unlink(temporary)
-                throw self.failure(path, code)
+                throw self.failure(path, code, what)
             }
             return (result, path)
         } catch {
@@ -76,20 +77,20 @@ public enum ReportOutput {
     }
 
     /// Runs `body`, naming the destination in any error it throws.
-    private static func checked<T>(_ path: String?, _ body: () throws -> T) throws -> T {
+    private static func checked<T>(_ path: String?, _ what: String, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as Failure {
             throw error
         } catch let error as CocoaError {
             let code = (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.code
-            throw Failure(description: "cannot write the report to \(path ?? "standard output"): \(code.map { String(cString: strerror(Int32($0))) } ?? "the write failed")")
+            throw Failure(description: "cannot write \(what) to \(path ?? "standard output"): \(code.map { String(cString: strerror(Int32($0))) } ?? "the write failed")")
         } catch let error as NSError where error.domain == NSPOSIXErrorDomain {
-            throw self.failure(path, Int32(error.code))
+            throw self.failure(path, Int32(error.code), what)
         }
     }
 
-    private static func failure(_ path: String?, _ code: Int32) -> Failure {
-        Failure(description: "cannot write the report to \(path ?? "standard output"): \(String(cString: strerror(code)))")
+    private static func failure(_ path: String?, _ code: Int32, _ what: String) -> Failure {
+        Failure(description: "cannot write \(what) to \(path ?? "standard output"): \(String(cString: strerror(code)))")
     }
 }

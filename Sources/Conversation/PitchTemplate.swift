@@ -139,9 +139,23 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
             do {
                 _ = try MustacheTemplate(string: line)
             } catch {
-                throw fail(field, "is not valid Mustache: \(error)")
+                throw fail(field, "is not valid Mustache: \(Self.describe(error))")
             }
         }
+    }
+
+    /// A Mustache parse error in words, with where in the line it is.
+    static func describe(_ error: any Error) -> String {
+        guard let parse = error as? MustacheTemplate.ParserError else { return "cannot be parsed" }
+        let reason: String
+        switch parse.error as? MustacheTemplate.Error {
+        case .sectionCloseNameIncorrect?: reason = "a section is closed with another name than it was opened with"
+        case .unfinishedName?: reason = "a tag is not closed (`{{name}}`)"
+        case .expectedSectionEnd?: reason = "a section is opened and never closed (`{{#name}}…{{/name}}`)"
+        case .invalidSetDelimiter?: reason = "a delimiter change is badly formed"
+        default: reason = "a tag is badly formed"
+        }
+        return "\(reason), at column \(parse.context.columnNumber) of \"\(parse.context.line.prefix(80))\""
     }
 
     /// The line a top-level key starts on, 1-based.

@@ -43,6 +43,40 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
+/// A campaign named by its file or by `--campaign NAME`: every command takes either.
+struct CampaignTarget: ParsableArguments {
+    @Argument(help: "The campaign file, e.g. campaigns/spring.yaml (or --campaign NAME).") var file: String?
+    @Option(name: .long, help: "The campaign's name, instead of its file.") var campaign: String?
+
+    func validate() throws {
+        guard (self.file == nil) != (self.campaign == nil) else {
+            throw ValidationError("name the campaign by its file or by --campaign NAME, one of them")
+        }
+    }
+
+    /// The campaign's name: given, or read from its file.
+    func name() throws -> String {
+        if let campaign { return campaign }
+        return try loadCampaignFile(self.file!).name
+    }
+
+    /// The campaign's id in the store; a name the store does not have is an error.
+    func id(in store: CampaignStore, register: Bool = false) throws -> Int64 {
+        if let file, register { return try store.campaignID(try loadCampaignFile(file)) }
+        let name = try self.name()
+        guard let id = try store.campaignID(named: name) else { throw CommandFailure("no campaign named \(name) in the store \(store.path)") }
+        return id
+    }
+}
+
+/// Prints a value as JSON (sorted keys, ISO 8601 dates): `--json` output.
+func sayJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    say(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 /// An error the CLI prints as is, exiting with its code (sysexits where one fits).
 struct CommandFailure: Error, CustomStringConvertible {
     var description: String
@@ -247,20 +281,32 @@ extension Cex.CampaignCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var store: StoreOptions
         @Argument(help: "The campaign file.") var file: String
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        struct Output: Encodable {
+            var campaign: String
+            var passed: Bool
+            var items: [CampaignCheck.Item]
+            var dialable: [CampaignCheck.Dialable]
+        }
 
         func run() async throws {
             self.global.bootstrapLogging()
             let store = try self.store.openForChecking()
             let session = try loadSession(self.file, store: store, logger: Logger(label: "cex.check"), register: false)
             let report = await CampaignCheck(session: session).run()
-            for item in report.items {
-                say("\(item.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(item.subject): \(item.detail)")
-            }
-            let now = report.dialable.reduce(0) { $0 + $1.now }
-            let later = report.dialable.reduce(0) { $0 + $1.next24Hours }
-            say("dialable: \(now) now, \(later) within 24 h")
-            for zone in report.dialable {
-                say("  \(zone.zones.replacingOccurrences(of: "|", with: " + ")): \(zone.now) now, \(zone.next24Hours) within 24 h")
+            if self.json {
+                try sayJSON(Output(campaign: session.campaign.name, passed: report.passed, items: report.items, dialable: report.dialable))
+            } else {
+                for item in report.items {
+                    say("\(item.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(item.subject): \(item.detail)")
+                }
+                let now = report.dialable.reduce(0) { $0 + $1.now }
+                let later = report.dialable.reduce(0) { $0 + $1.next24Hours }
+                say("dialable: \(now) now, \(later) within 24 h")
+                for zone in report.dialable {
+                    say("  \(zone.zones.replacingOccurrences(of: "|", with: " + ")): \(zone.now) now, \(zone.next24Hours) within 24 h")
+                }
             }
             if !report.passed { throw ExitCode(1) }
         }
@@ -270,48 +316,76 @@ extension Cex.CampaignCommand {
         static let configuration = CommandConfiguration(abstract: "Show a campaign's funnel, live calls and pause state.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var store: StoreOptions
-        @Argument(help: "The campaign file.") var file: String
+        @OptionGroup var target: CampaignTarget
+        @Flag(help: "Print the status as JSON.") var json = false
+
+        struct Output: Encodable {
+            var campaign: String
+            var paused: Bool
+            var pauseReason: String?
+            var runningBy: String?
+            var lastRun: String?
+            var lastRunEnding: String?
+            var liveAttempts: Int
+            var funnel: Funnel
+        }
 
         func run() async throws {
+            self.global.bootstrapLogging()
             let store = try self.store.openExisting()
-            let campaign = try loadCampaignFile(self.file)
-            guard let id = try store.campaignID(named: campaign.name) else {
-                throw CommandFailure("campaign \(campaign.name) has never run with the store \(self.store.path)")
+            let name = try self.target.name()
+            guard let id = try store.campaignID(named: name) else {
+                throw CommandFailure("campaign \(name) has never run with the store \(self.store.path)")
             }
-            say("\(campaign.name): \(try store.pauseReason(campaignID: id).map { "paused (\($0))" } ?? "not paused")")
-            if let holder = try store.currentRun(campaignID: id) {
+            let reason = try store.pauseReason(campaignID: id)
+            let holder = try store.currentRun(campaignID: id)
+            let last = holder == nil ? try store.lastRun(campaignID: id) : nil
+            let live = try store.liveAttemptCount(campaignID: id)
+            let funnel = Funnel(try store.funnel(campaignID: id))
+            if self.json {
+                try sayJSON(
+                    Output(
+                        campaign: name, paused: reason != nil, pauseReason: reason, runningBy: holder.map { "\($0)" }, lastRun: last.map { "\($0.holder)" },
+                        lastRunEnding: last?.ending, liveAttempts: live, funnel: funnel))
+                return
+            }
+            say("\(name): \(reason.map { "paused (\($0))" } ?? "not paused")")
+            if let holder {
                 say("being run by \(holder)")
-            } else if let last = try store.lastRun(campaignID: id) {
+            } else if let last {
                 say("last run: \(last.holder), \(last.ending ?? "ended")")
             }
-            say("live attempts: \(try store.liveAttemptCount(campaignID: id))")
-            say(Funnel(try store.funnel(campaignID: id)).line)
+            say("live attempts: \(live)")
+            say(funnel.line)
         }
     }
 
     struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Pause a campaign: runners stop dialling it; live calls finish.")
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var store: StoreOptions
-        @Argument(help: "The campaign file.") var file: String
+        @OptionGroup var target: CampaignTarget
         @Option(help: "Why, for `campaign status`.") var reason = "paused by hand"
 
         func run() async throws {
+            self.global.bootstrapLogging()
             let store = try self.store.open()
-            let id = try store.campaignID(try loadCampaignFile(self.file))
-            try store.setPaused(campaignID: id, true, reason: self.reason)
+            try store.setPaused(campaignID: try self.target.id(in: store, register: true), true, reason: self.reason)
             say("paused")
         }
     }
 
     struct Resume: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Resume a paused campaign.")
+        static let configuration = CommandConfiguration(
+            abstract: "Resume a paused campaign.", discussion: "The abandon rate is counted afresh from the resume.")
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var store: StoreOptions
-        @Argument(help: "The campaign file.") var file: String
+        @OptionGroup var target: CampaignTarget
 
         func run() async throws {
+            self.global.bootstrapLogging()
             let store = try self.store.open()
-            let id = try store.campaignID(try loadCampaignFile(self.file))
-            try store.setPaused(campaignID: id, false, reason: nil)
+            try store.setPaused(campaignID: try self.target.id(in: store, register: true), false, reason: nil)
             say("resumed")
         }
     }
@@ -354,6 +428,7 @@ extension Cex {
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Add numbers to the do-not-call list.")
+            @OptionGroup var global: GlobalOptions
             @OptionGroup var store: StoreOptions
             @Option(help: "Region for numbers written without a country code.") var country = "US"
             @Argument(help: "Numbers.") var numbers: [String]
@@ -375,6 +450,7 @@ extension Cex {
 
         struct Import: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Import a do-not-call file (one number per line, or a CSV with the number first).")
+            @OptionGroup var global: GlobalOptions
             @OptionGroup var store: StoreOptions
             @Option(help: "Region for numbers written without a country code.") var country = "US"
             @Argument(help: "The file.") var file: String
@@ -401,7 +477,7 @@ extension Cex {
                     """)
             @OptionGroup var global: GlobalOptions
             @OptionGroup var store: StoreOptions
-            @Option(help: "The campaign's name.") var campaign: String
+            @OptionGroup var target: CampaignTarget
             @Option(help: "Only calls last written at or after this date (YYYY-MM-DD, UTC) or time (ISO 8601).") var since: String?
 
             /// `--since` as a date: an ISO 8601 time, or a day (UTC).
@@ -420,8 +496,9 @@ extension Cex {
                 self.global.bootstrapLogging()
                 let logger = Logger(label: "cex.report")
                 let store = try self.store.openExisting()
-                guard let id = try store.campaignID(named: self.campaign), let files = try store.campaignFiles(campaignID: id) else {
-                    throw CommandFailure("no campaign named \(self.campaign) in \(self.store.path)")
+                let name = try self.target.name()
+                guard let id = try store.campaignID(named: name), let files = try store.campaignFiles(campaignID: id) else {
+                    throw CommandFailure("no campaign named \(name) in \(self.store.path)")
                 }
                 let template: PitchTemplate
                 do {
@@ -430,7 +507,7 @@ extension Cex {
                     throw CommandFailure("\(error)")
                 }
                 // The campaign file's model settings and analysis fields, when the file is still there.
-                let campaign = (try? CampaignFile.load(path: files.file)).flatMap { $0.name == self.campaign ? $0 : nil }
+                let campaign = (try? CampaignFile.load(path: files.file)).flatMap { $0.name == name ? $0 : nil }
                 if let campaign { _ = try store.campaignID(campaign) }
                 var client: ChatCompletionsClient
                 do {
@@ -455,8 +532,9 @@ extension Cex {
             static let configuration = CommandConfiguration(
                 abstract: "One row per lead, as CSV or JSON (with the campaign funnel).",
                 discussion: "CSV cells a spreadsheet would run as formulas, phone numbers included, start with an apostrophe.")
+            @OptionGroup var global: GlobalOptions
             @OptionGroup var store: StoreOptions
-            @Option(help: "The campaign's name.") var campaign: String
+            @OptionGroup var target: CampaignTarget
             @Option(help: "csv or json.") var format: String = "csv"
             @Option(help: "A file (replaced whole once written), or a folder to write <campaign>.<format> into; standard output when left out.") var out: String?
 
@@ -466,12 +544,14 @@ extension Cex {
 
             func run() async throws {
                 let store = try self.store.openExisting()
-                guard let id = try store.campaignID(named: self.campaign) else {
-                    throw CommandFailure("no campaign named \(self.campaign) in \(self.store.path)")
+                self.global.bootstrapLogging()
+                let name = try self.target.name()
+                guard let id = try store.campaignID(named: name) else {
+                    throw CommandFailure("no campaign named \(name) in \(self.store.path)")
                 }
                 let format = ReportExporter.Format(rawValue: self.format)!
-                let (rows, path) = try ReportOutput.write(to: self.out, campaign: self.campaign, format: self.format) { handle in
-                    try ReportExporter.export(store: store, campaignID: id, campaign: self.campaign, format: format, to: handle)
+                let (rows, path) = try ReportOutput.write(to: self.out, campaign: name, format: self.format) { handle in
+                    try ReportExporter.export(store: store, campaignID: id, campaign: name, format: format, to: handle)
                 }
                 if let path { say("\(rows) leads written to \(path)") }
             }

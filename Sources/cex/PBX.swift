@@ -29,6 +29,9 @@ struct HostPort: ExpressibleByArgument, Sendable, Equatable {
         self.host = String(argument[..<colon])
         self.port = port
     }
+
+    /// How `--help` prints a default: `127.0.0.1:9092`.
+    var defaultValueDescription: String { "\(self.host):\(self.port)" }
 }
 
 extension Cex.PBX {

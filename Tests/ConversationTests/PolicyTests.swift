@@ -54,6 +54,19 @@ import TestSupport
         }
     }
 
+    @Test func badMustacheIsNamedInWordsWithWhereItIs() throws {
+        let good = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
+        let broken = good.replacingOccurrences(of: "Hi {{first_name}},", with: "Hi {{#first_name}},")
+        do {
+            _ = try PitchTemplate.parse(broken, file: "t.yaml")
+            Issue.record("accepted")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("greeting: is not valid Mustache: a section is opened and never closed"), "\(text)")
+            #expect(!text.contains("ParserError") && !text.contains("MustacheParserContext"), "\(text)")
+        }
+    }
+
     @Test func anUnknownKeyOrAWrongTypeIsNamedWithItsLine() throws {
         let good = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
         #expect(throws: TemplateError(file: "t.yaml", line: 1, field: "gaol", message: "is not a template setting")) {

@@ -296,6 +296,14 @@ func zoneInsideTheWindowNow() -> String {
         }
     }
 
+    /// The JSON object a command printed on standard output (the test's file also holds its log
+    /// lines, which go to standard error).
+    static func json(_ output: String) throws -> [String: Any]? {
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+        guard let first = lines.firstIndex(where: { $0.hasPrefix("{") }), let last = lines.lastIndex(where: { $0.hasPrefix("}") }) else { return nil }
+        return try JSONSerialization.jsonObject(with: Data(lines[first...last].joined(separator: "\n").utf8)) as? [String: Any]
+    }
+
     /// Commands that only look store nothing: `campaign check` creates no store and no campaign
     /// row; `report export` and `campaign status` without a store say so and create none.
     @Test func lookingCommandsNeverCreateAStore() async throws {
@@ -308,8 +316,8 @@ func zoneInsideTheWindowNow() -> String {
         let export = try await CexProcess.run(["report", "export", "--campaign", "look", "--store", self.store], in: self.directory)
         #expect(export.status == 66, "\(export.output)")
         #expect(export.output.contains("no store at"), "\(export.output)")
-        let status = try await CexProcess.run(["campaign", "status", file, "--store", self.store], in: self.directory)
-        #expect(status.status == 66, "\(status.output)")
+        let noStore = try await CexProcess.run(["campaign", "status", file, "--store", self.store], in: self.directory)
+        #expect(noStore.status == 66, "\(noStore.output)")
         #expect(!FileManager.default.fileExists(atPath: self.store))
         // A second file claiming the same campaign name is refused, naming both files.
         let imported = try await CexProcess.run(["leads", "import", file, "--store", self.store], in: self.directory)
@@ -320,6 +328,19 @@ func zoneInsideTheWindowNow() -> String {
         #expect(clash.output.contains("look-copy.yaml") && clash.output.contains("look.yaml"), "\(clash.output)")
         let checkClash = try await CexProcess.run(["campaign", "check", copy, "--store", self.store], environment: ["CEX_AMI_SECRET": "x"], in: self.directory)
         #expect(checkClash.status != 0 && checkClash.output.contains("already used by"), "\(checkClash.output)")
+        // One way to name a campaign everywhere, and JSON for scripts.
+        let byName = try await CexProcess.run(["campaign", "status", "--campaign", "look", "--store", self.store, "--json"], in: self.directory)
+        #expect(byName.status == 0, "\(byName.output)")
+        let status = try Self.json(byName.output)
+        #expect(status?["campaign"] as? String == "look" && status?["paused"] as? Bool == false, "\(byName.output)")
+        #expect(((status?["funnel"] as? [String: Any])?["counts"] as? [String: Any])?["leads"] as? Int == 1, "\(byName.output)")
+        let both = try await CexProcess.run(["campaign", "status", file, "--campaign", "look", "--store", self.store], in: self.directory)
+        #expect(both.status == 64, "\(both.output)")
+        let exportByFile = try await CexProcess.run(["report", "export", file, "--store", self.store, "--format", "json"], in: self.directory)
+        #expect(exportByFile.status == 0 && exportByFile.output.contains("\"campaign\""), "\(exportByFile.output)")
+        let checkJSON = try await CexProcess.run(["campaign", "check", file, "--store", self.store, "--json"], environment: ["CEX_AMI_SECRET": "x"], in: self.directory)
+        let report = try Self.json(checkJSON.output)
+        #expect(report?["passed"] as? Bool == false && (report?["items"] as? [Any])?.isEmpty == false, "\(checkJSON.output)")
     }
 
     /// Broken campaign files and lead lists, through the CLI: a message with file, line and
