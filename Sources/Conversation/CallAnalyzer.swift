@@ -72,7 +72,7 @@ public struct LexiconAnalyzer: Sendable {
         let sentiment = words.isEmpty ? 0 : max(-1, min(1, score / Double(max(2, words.count / 2))))
         let objections = self.template.objections.filter { $0.when.matches(words) }.map(\.id)
         let intent: String
-        if PhraseMatcher.optOut.matches(words) {
+        if PhraseMatcher.optOutCertainty(words) == .sure {
             intent = "opt_out"
         } else if PhraseMatcher.wrongPerson.matches(words) {
             intent = "wrong_person"

@@ -580,7 +580,8 @@ struct CallSession {
         case .final(let words), .interim(let words): text = words
         default: return nil
         }
-        guard PhraseMatcher.optOut.matches(PhraseMatcher.words(text)), rules.withLockedValue({ $0.isAgentProtected }) else { return nil }
+        // Only a sure one: an opt-out among other words is answered, with a question, after the line.
+        guard PhraseMatcher.optOutCertainty(PhraseMatcher.words(text)) == .sure, rules.withLockedValue({ $0.isAgentProtected }) else { return nil }
         return text
     }
 
@@ -589,7 +590,12 @@ struct CallSession {
     /// decided for them.
     static func decisions(afterHangingUpOn text: String, context: CallContext) -> [PolicyAction] {
         let words = PhraseMatcher.words(text)
-        if PhraseMatcher.optOut.matches(words) { return [.addToDoNotCall, .endCall(.doNotCall)] }
+        switch PhraseMatcher.optOutCertainty(words) {
+        case .sure: return [.addToDoNotCall, .endCall(.doNotCall)]
+        // Gone before it could be asked: not put on the list unasked, and not called again for this campaign.
+        case .unsure: return [.endCall(.notInterested)]
+        case .none: break
+        }
         if PhraseMatcher.wrongPerson.matches(words) { return [.endCall(.wrongPerson)] }
         if PhraseMatcher.callback.matches(words) {
             let time = CallbackTime.resolve(text, now: context.startedAt, timeZone: context.timeZone)

@@ -78,7 +78,7 @@ final class LLMDialogue: DialogueSession {
         let (failedOver, ended) = self.state.withLock { ($0.failedOver, $0.ended) }
         if ended { return Self.stream([]) }
         // Compliance first: an opt-out or a wrong number is never left to a model.
-        if failedOver || PhraseMatcher.optOut.matches(words) || PhraseMatcher.wrongPerson.matches(words) {
+        if failedOver || self.scripted.isConfirmingOptOut || PhraseMatcher.optOut.matches(words) || PhraseMatcher.wrongPerson.matches(words) {
             return Self.stream(self.scripted.decide(callerText))
         }
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PolicyOutput.self, throwing: (any Error).self)

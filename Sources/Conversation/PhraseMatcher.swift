@@ -59,6 +59,31 @@ public enum PhraseMatcher {
     ]
     public static let identity: PhraseSet = ["who is this", "who are you", "who's calling", "what company", "where are you calling from", "is this a robot", "are you a robot", "is this a real"]
 
+    /// How sure an utterance is an opt-out. The recogniser's phrase model is biased toward what
+    /// the call listens for, and makes "opt out" or "stop" of noise ("you right opt out" for "I
+    /// am driving right now"); a request put in other words it does not invent.
+    public enum OptOutCertainty: Sendable, Hashable {
+        case none
+        /// Opt-out words among others: ask before acting.
+        case unsure
+        /// Acted on at once.
+        case sure
+    }
+
+    /// Opt-outs in words a recogniser does not make of noise.
+    static let sureOptOut: PhraseSet = [
+        "remove me", "take me off", "do not call", "don't call", "stop calling", "never call", "don't ever call", "take my number off",
+        "do not call list", "remove my number", "stop calling me",
+    ]
+    /// The words a short opt-out is made of ("Stop.", "Opt out, please."): the disclosure's own, alone.
+    static let shortOptOutWords: Set<String> = ["stop", "opt", "out", "unsubscribe", "please", "just", "i", "want", "to", "now"]
+
+    public static func optOutCertainty(_ words: [String]) -> OptOutCertainty {
+        guard self.optOut.matches(words) else { return .none }
+        if self.sureOptOut.matches(words) { return .sure }
+        return words.allSatisfy { self.shortOptOutWords.contains($0) } ? .sure : .unsure
+    }
+
     /// Every phrase the built-in intents listen for, for the recogniser's vocabulary.
     public static var allBuiltIn: [String] {
         [optOut, wrongPerson, callback, human, negative, positive, identity].flatMap(\.phrases)

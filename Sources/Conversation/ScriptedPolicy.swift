@@ -13,6 +13,10 @@ public struct ScriptedPolicy: DialoguePolicy {
     public var stillThere = "Are you still there?"
     public var silenceGoodbye = "It seems this isn't a good time. Thank you, goodbye."
     public var didNotCatch = "Sorry, I didn't catch that."
+    /// Asked when a turn sounds like an opt-out among other words.
+    public var optOutQuestion = "Would you like me to take your number off our list?"
+    /// Said when the caller answers that question with a no.
+    public var keptOnList = "No problem."
     public var timeUpLine = "I'm afraid we're out of time. Thank you for talking with me, goodbye."
     public var identityLine = "I'm {{agent_name}}, an automated assistant calling on behalf of {{company}}."
     public var transferLine = "I can't transfer you right now, but I'll make sure someone from {{company}} calls you back."
@@ -38,6 +42,8 @@ final class ScriptedDialogue: DialogueSession {
         var unclear = 0
         var objectionsAnswered: Set<String> = []
         var ended = false
+        /// The last turn sounded like an opt-out among other words: the agent asked.
+        var confirmingOptOut = false
     }
 
     let opening: String
@@ -76,11 +82,26 @@ final class ScriptedDialogue: DialogueSession {
     func decide(_ callerText: String) -> [PolicyOutput] {
         let template = self.policy.template
         let words = PhraseMatcher.words(callerText)
-        // An opt-out is honoured at any moment, after the closing too.
-        if PhraseMatcher.optOut.matches(words) {
+        // An opt-out is honoured at any moment, after the closing too; one the recogniser may
+        // have made of noise is asked about first, and the answer acted on.
+        let optOut = PhraseMatcher.optOutCertainty(words)
+        let confirming = self.state.withLock { state in
+            defer { state.confirmingOptOut = false }
+            return state.confirmingOptOut
+        }
+        if optOut == .sure || (confirming && (optOut == .unsure || PhraseMatcher.positive.matches(words))) {
             return self.close(template.closings.doNotCall, .doNotCall, extra: [.addToDoNotCall])
         }
         if self.state.withLock({ $0.ended }) { return [] }
+        if confirming {
+            if PhraseMatcher.negative.matches(words) { return [.text(self.policy.keptOnList + " " + self.question)] }
+            // No clear answer: not put on the list, and not called again for this campaign.
+            return self.close(template.closings.notInterested, .notInterested)
+        }
+        if optOut == .unsure {
+            self.state.withLock { $0.confirmingOptOut = true }
+            return [.text(self.policy.optOutQuestion)]
+        }
 
         if PhraseMatcher.wrongPerson.matches(words) {
             return self.close(template.closings.wrongPerson, .wrongPerson)
@@ -152,6 +173,9 @@ final class ScriptedDialogue: DialogueSession {
         if count >= 2 { return self.close(self.policy.silenceGoodbye, .noConversation) }
         return [.text(self.policy.stillThere)]
     }
+
+    /// Waiting for the answer to "take your number off our list?": the next turn is the script's.
+    var isConfirmingOptOut: Bool { self.state.withLock { $0.confirmingOptOut } }
 
     func dtmf(_ digit: Character) -> [PolicyOutput]? {
         guard String(digit) == (self.policy.template.optOutKey ?? "9") else { return nil }

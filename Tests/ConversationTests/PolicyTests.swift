@@ -161,6 +161,39 @@ import TestSupport
     }
 }
 
+extension ScriptedPolicyTests {
+    /// Heard on a real PBX: "I am driving right now" came out of pocketsphinx as "you right opt
+    /// out", and the number went on the list. Opt-out words among others are asked about.
+    @Test func anOptOutTheRecogniserMayHaveMadeOfNoiseIsAskedAboutAndTheAnswerActedOn() throws {
+        let yes = try #require(try Self.dialogue() as? ScriptedDialogue)
+        #expect(yes.decide("you right opt out") == [.text("Would you like me to take your number off our list?")])
+        #expect(yes.decide("yes please").contains(.action(.addToDoNotCall)))
+
+        let no = try #require(try Self.dialogue() as? ScriptedDialogue)
+        _ = no.decide("you right opt out")
+        let kept = no.decide("no")
+        #expect(!kept.contains(.action(.addToDoNotCall)) && !kept.contains { if case .action(.endCall) = $0 { true } else { false } }, "\(kept)")
+        #expect(kept.first.map { if case .text(let text) = $0 { text.hasPrefix("No problem.") } else { false } } == true, "\(kept)")
+
+        let unclear = try #require(try Self.dialogue() as? ScriptedDialogue)
+        _ = unclear.decide("you right opt out")
+        let ended = unclear.decide("hmm what")
+        #expect(ended.contains(.action(.endCall(.notInterested))) && !ended.contains(.action(.addToDoNotCall)), "\(ended)")
+    }
+
+    @Test(arguments: ["please remove me from your list", "stop", "Stop calling me.", "opt out please", "take me off your list", "do not call me again"])
+    func aClearOptOutIsActedOnAtOnce(_ line: String) throws {
+        let dialogue = try #require(try Self.dialogue() as? ScriptedDialogue)
+        #expect(dialogue.decide(line).contains(.action(.addToDoNotCall)), "\(line)")
+    }
+
+    @Test func aCallerWhoHangsUpOnAnUnsureOptOutIsNotListedUnaskedNorCalledAgain() {
+        let context = CallContext(callID: UUID(), lead: [:], timeZone: .gmt, startedAt: Date())
+        #expect(CallSession.decisions(afterHangingUpOn: "you right opt out", context: context) == [.endCall(.notInterested)])
+        #expect(CallSession.decisions(afterHangingUpOn: "stop calling me", context: context) == [.addToDoNotCall, .endCall(.doNotCall)])
+    }
+}
+
 @Suite struct PhraseMatcherTests {
     @Test func toleratesAWordBetweenAndTheRecognisersInflections() {
         let matches = { (heard: String, phrase: String) in PhraseMatcher.matches(PhraseMatcher.words(heard), phrase) }
