@@ -9,7 +9,7 @@ ASTERISK_PREFIX ?= /var/cache/cex/asterisk-22.10.1
 ASTERISK_SOURCE ?= $(firstword $(wildcard ../shared/asterisk /work/shared/asterisk))
 export CEX_ASTERISK_PREFIX := $(ASTERISK_PREFIX)
 
-.PHONY: demo test build deps bench asterisk integration
+.PHONY: demo test build deps bench asterisk integration fuzz
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -46,3 +46,29 @@ test: deps asterisk
 
 bench: deps
 	Benchmarks/run.sh
+
+# libFuzzer over the decoders of outside input (Fuzz/): AMI, AudioSocket, CSV, JSON, campaign and
+# template YAML, each for FUZZ_RUNS inputs from the seeds in Fuzz/corpus (new ones kept in
+# Fuzz/.build/corpus). Found crashers are replayed first from Fuzz/crashers/<target>/ (keep them
+# there as regression cases); a crash fails the target, its input in Fuzz/.build/crashes/.
+FUZZ_RUNS ?= 10000000
+FUZZ_TARGETS := FuzzAMI FuzzAudioSocket FuzzCSV FuzzJSON FuzzYAML
+# AddressSanitizer and libFuzzer's coverage on every module; libFuzzer without its main (SwiftPM
+# names the executables' entry points itself), from the toolchain's clang runtime.
+FUZZ_RUNTIME = $(firstword $(wildcard $(dir $(realpath $(shell command -v swiftc)))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
+FUZZ_FLAGS = -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
+	-Xlinker $(FUZZ_RUNTIME) -Xlinker -lstdc++
+fuzz: deps
+	@[ -n "$(FUZZ_RUNTIME)" ] || { echo "no libclang_rt.fuzzer_no_main in the Swift toolchain"; exit 1; }
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS)
+	@set -e; for target in $(FUZZ_TARGETS); do \
+		mkdir -p Fuzz/.build/corpus/$$target Fuzz/.build/crashes Fuzz/crashers/$$target; \
+		if [ -n "$$(ls Fuzz/crashers/$$target)" ]; then Fuzz/.build/debug/$$target Fuzz/crashers/$$target/*; fi; \
+		echo "== $$target: $(FUZZ_RUNS) inputs"; status=0; \
+		Fuzz/.build/debug/$$target -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=Fuzz/.build/crashes/$$target- Fuzz/.build/corpus/$$target Fuzz/corpus/$$target \
+			> Fuzz/.build/$$target.log 2>&1 || status=$$?; \
+		grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" Fuzz/.build/$$target.log || true; \
+		if [ $$status != 0 ]; then tail -n 40 Fuzz/.build/$$target.log; echo "$$target crashed: the input is in Fuzz/.build/crashes/"; exit 1; fi; \
+	done
+
