@@ -230,6 +230,15 @@ struct CallSession {
                     continuation.finish()
                 }
             }
+            /// An answering machine answered: the call is voicemail, and ends now, mid-line if need be.
+            func hangUpOnMachine() async {
+                record.outcome = .voicemail
+                record.endedBy = "agent"
+                if speaking?.id == openingID { openingCut = "voicemail" }
+                session.outbound.clear()
+                speaking?.task.cancel()
+                await session.outbound.hangup()
+            }
             /// A caller turn on record, with its live analysis; `answered`: a reply to it is under
             /// way, and the turn gets the timeline that reply's marks go into.
             func callerTurn(_ text: String, at now: Duration, answered: Bool) {
@@ -298,12 +307,7 @@ struct CallSession {
                     // An answering machine: no message is left (a recorded artificial-voice
                     // message needs the call's consent); the lead is retried as voicemail.
                     self.logger.info("answering machine: record tone heard", metadata: ["call.offset_ms": "\(milliseconds(now))"])
-                    record.outcome = .voicemail
-                    record.endedBy = "agent"
-                    if speaking?.id == openingID { openingCut = "voicemail" }
-                    session.outbound.clear()
-                    speaking?.task.cancel()
-                    await session.outbound.hangup()
+                    await hangUpOnMachine()
                     break loop
                 case .shutdown where !endAfterSpeech:
                     // (A call already saying its closing line finishes it.)
@@ -403,12 +407,7 @@ struct CallSession {
                     case .endOfTurn(let text) where record.outcome == nil && Self.isVoicemailGreeting(text):
                         // A machine's greeting ("leave a message after the tone"): nobody to talk to.
                         callerTurn(text, at: now, answered: false)
-                        record.outcome = .voicemail
-                        record.endedBy = "agent"
-                        if speaking?.id == openingID { openingCut = "voicemail" }
-                        session.outbound.clear()
-                        speaking?.task.cancel()
-                        await session.outbound.hangup()
+                        await hangUpOnMachine()
                         break loop
                     case .endOfTurn(let text):
                         // The reply first: the turn's analysis and record are written while it is on its way.
