@@ -1,5 +1,6 @@
 import CampaignCore
 import CampaignStore
+import Conversation
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -26,6 +27,9 @@ public enum CampaignDemo {
         campaignFile: String, output: URL, logger: Logger, onProgress: (@Sendable (CampaignRunner.Progress) -> Void)? = nil
     ) async throws -> Result {
         let started = ContinuousClock.now
+        // The campaign and its template first: a demo that cannot run leaves nothing behind.
+        let campaign = try CampaignFile.load(path: campaignFile)
+        _ = try PitchTemplate.load(path: campaign.template)
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         let storePath = output.appendingPathComponent("demo.sqlite").path
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: storePath + suffix) }

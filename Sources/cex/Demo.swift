@@ -1,5 +1,7 @@
 import ArgumentParser
 import CampaignApp
+import CampaignCore
+import Conversation
 import Foundation
 import Logging
 import Reports
@@ -26,9 +28,21 @@ extension Cex {
         func run() async throws {
             self.global.bootstrapLogging()
             let terminal = Terminal.shared
-            let result = try await CampaignDemo.run(
-                campaignFile: self.campaign, output: URL(fileURLWithPath: self.out), logger: Logger(label: "cex.demo"),
-                onProgress: { terminal.show($0) })
+            guard FileManager.default.fileExists(atPath: self.campaign) else {
+                throw CommandFailure(
+                    "no demo campaign at \(self.campaign): run `cex demo` in the cex repository (it holds campaigns/ and templates/), or pass --campaign FILE",
+                    exitCode: CommandFailure.noInput)
+            }
+            let result: CampaignDemo.Result
+            do {
+                result = try await CampaignDemo.run(
+                    campaignFile: self.campaign, output: URL(fileURLWithPath: self.out), logger: Logger(label: "cex.demo"),
+                    onProgress: { terminal.show($0) })
+            } catch let error as CampaignFileError {
+                throw CommandFailure("\(error)", exitCode: CommandFailure.badData)
+            } catch let error as TemplateError {
+                throw CommandFailure("\(error)", exitCode: CommandFailure.badData)
+            }
             terminal.finish()
             say("demo: \(result.summary.ending)")
             say(result.funnel.line)

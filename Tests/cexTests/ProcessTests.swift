@@ -328,6 +328,11 @@ func zoneInsideTheWindowNow() -> String {
         #expect(clash.output.contains("look-copy.yaml") && clash.output.contains("look.yaml"), "\(clash.output)")
         let checkClash = try await CexProcess.run(["campaign", "check", copy, "--store", self.store], environment: ["CEX_AMI_SECRET": "x"], in: self.directory)
         #expect(checkClash.status != 0 && checkClash.output.contains("already used by"), "\(checkClash.output)")
+        // A demo that cannot find its campaign leaves no folder or store behind.
+        let demoOut = self.directory.appendingPathComponent("demo-out").path
+        let demo = try await CexProcess.run(["demo", "--campaign", self.directory.appendingPathComponent("none.yaml").path, "--out", demoOut], in: self.directory)
+        #expect(demo.status == 66 && demo.output.contains("no demo campaign"), "\(demo.output)")
+        #expect(!FileManager.default.fileExists(atPath: demoOut))
         // One way to name a campaign everywhere, and JSON for scripts.
         let byName = try await CexProcess.run(["campaign", "status", "--campaign", "look", "--store", self.store, "--json"], in: self.directory)
         #expect(byName.status == 0, "\(byName.output)")
