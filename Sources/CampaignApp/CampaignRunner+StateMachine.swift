@@ -218,6 +218,11 @@ extension CampaignRunner {
             if self.stopping == nil { self.stopping = .paused(reason) }
         }
 
+        /// The store could not be written: no new dial; live calls end as they would.
+        mutating func storeFailed(_ reason: String) {
+            if self.stopping == nil || self.stopping == .stopped { self.stopping = .storeFailed(reason) }
+        }
+
         /// A stop request (the first signal): no new dial; live calls get the drain time.
         mutating func stop(at now: Date) -> [Action] {
             if self.stopping == nil { self.stopping = .stopped }

@@ -63,6 +63,8 @@ public final class CampaignRunner: Service, Sendable {
         case paused(String)
         /// A shutdown request (SIGINT/SIGTERM).
         case stopped
+        /// The store could not be written (a full disk): no new call was dialled; the live ones ended.
+        case storeFailed(String)
 
         public var description: String {
             switch self {
@@ -72,6 +74,7 @@ public final class CampaignRunner: Service, Sendable {
             case .windowClosed: return "the calling window is closed for every due lead"
             case .paused(let reason): return "paused: \(reason)"
             case .stopped: return "stopped on request"
+            case .storeFailed(let reason): return "stopped dialling: \(reason); the next run goes on where this one stopped"
             }
         }
     }
@@ -260,21 +263,15 @@ public final class CampaignRunner: Service, Sendable {
                 self.settle(key, attempt, settlement)
                 if let reason = self.abandonRatePassed() { machine.pause(reason) }
             case .dial(let count, let endIfIdle):
-                if let reason = try self.store.pauseReason(campaignID: self.campaignID) {
-                    machine.pause(reason)
-                    continue
-                }
-                let due = try self.dueLeads(now: now, limit: count, zones: &zones)
-                for lead in due {
-                    guard case .started(let attempt) = try self.store.beginAttempt(leadID: lead.id, now: now, channel: self.campaign.channel(for:))
-                    else { continue }
-                    machine.dialled(attempt, at: now)
-                    self.originate(attempt, post: post)
-                }
-                if due.isEmpty, endIfIdle {
-                    let ending = try self.idleEnding(now: now)
-                    if ending == nil { zones.fetchedAt = nil }  // due leads the cached lists do not cover
-                    machine.idle(ending)
+                do {
+                    try self.dial(count, endIfIdle: endIfIdle, now: now, on: &machine, zones: &zones, post: post)
+                } catch {
+                    // An attempt is on record before its call is dialled: a write that fails dials nothing.
+                    guard let reason = StoreError.passingFault(error) else { throw error }
+                    self.logger.error("the store cannot be written: no new calls; the live ones end", metadata: [
+                        "error": "\(reason)", "live": "\(machine.live.count)",
+                    ])
+                    machine.storeFailed(reason)
                 }
             case .hangUp(let keys):
                 self.logger.notice("drain time over: hanging up the live calls", metadata: ["live": "\(keys.count)"])
@@ -284,6 +281,28 @@ public final class CampaignRunner: Service, Sendable {
             }
         }
         return nil
+    }
+
+    /// Dials up to `count` due leads, each on record as an attempt before its Originate.
+    func dial(
+        _ count: Int, endIfIdle: Bool, now: Date, on machine: inout StateMachine, zones: inout ZoneLists, post: AsyncStream<Input>.Continuation
+    ) throws {
+        if let reason = try self.store.pauseReason(campaignID: self.campaignID) {
+            machine.pause(reason)
+            return
+        }
+        let due = try self.dueLeads(now: now, limit: count, zones: &zones)
+        for lead in due {
+            guard case .started(let attempt) = try self.store.beginAttempt(leadID: lead.id, now: now, channel: self.campaign.channel(for:))
+            else { continue }
+            machine.dialled(attempt, at: now)
+            self.originate(attempt, post: post)
+        }
+        if due.isEmpty, endIfIdle {
+            let ending = try self.idleEnding(now: now)
+            if ending == nil { zones.fetchedAt = nil }  // due leads the cached lists do not cover
+            machine.idle(ending)
+        }
     }
 
     func settle(_ key: String, _ attempt: Attempt, _ settlement: Settlement) {

@@ -32,6 +32,8 @@ public struct LeadImporter: Sendable {
         public var file: String
         public var line: Int?
         public var message: String
+        /// The store could not take the leads for a reason that passes (a full disk): try later.
+        public var passingFault: String?
         public var description: String {
             "\(self.file)\(self.line.map { ":\($0)" } ?? ""): \(self.message)"
         }
@@ -124,7 +126,7 @@ public struct LeadImporter: Sendable {
         } catch {
             queue.cancel()
             producer.finished.wait()
-            throw ImportError(file: path, line: nil, message: "\(error)")
+            throw ImportError(file: path, line: nil, message: "\(error)", passingFault: StoreError.passingFault(error))
         }
         producer.finished.wait()
 

@@ -154,7 +154,7 @@ extension CampaignStore {
                 sqlite3_reset(handle)
                 guard code == SQLITE_DONE else {
                     let lines = leads.count == 1 ? "line \(leads.first!.line)" : "lines \(leads.first!.line)–\(leads.last!.line)"
-                    throw StoreError("\(lines): the leads could not be stored (\(String(cString: sqlite3_errstr(code))))")
+                    throw StoreError("\(lines): the leads could not be stored (\(String(cString: sqlite3_errstr(code))))", code: code)
                 }
                 inserted += leads.count
             }

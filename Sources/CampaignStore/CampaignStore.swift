@@ -1,6 +1,7 @@
 import CampaignCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The only door to SQL. One SQLite file in WAL mode (GRDB `DatabasePool` on the system
 /// libsqlite3) holds campaigns, leads, attempts, call records, the do-not-call list and run history, for
@@ -66,8 +67,33 @@ public final class CampaignStore: Sendable {
 /// A store problem the user can act on. Descriptions carry no phone numbers or lead data.
 public struct StoreError: Error, Hashable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// SQLite's result code, when SQLite gave one.
+    public var code: Int32?
+    public init(_ message: String, code: Int32? = nil) {
+        self.message = message
+        self.code = code
+    }
     public var description: String { self.message }
+
+    /// Why a write failed, in words, when it is a fault that passes (a full disk, a store kept
+    /// busy past the timeout, a failed disk write): the work can be tried again later. Nil for
+    /// any other error.
+    public static func passingFault(_ error: any Error) -> String? {
+        let code: Int32
+        if let error = error as? DatabaseError {
+            code = error.resultCode.primaryResultCode.rawValue
+        } else if let error = error as? StoreError, let raw = error.code {
+            code = raw & 0xFF
+        } else {
+            return nil
+        }
+        switch code {
+        case SQLITE_FULL: return "the disk holding the store is full"
+        case SQLITE_BUSY, SQLITE_LOCKED: return "the store stayed busy (database is locked) past its timeout"
+        case SQLITE_IOERR: return "the store's disk failed a read or write"
+        default: return nil
+        }
+    }
 }
 
 enum Schema {

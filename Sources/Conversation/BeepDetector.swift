@@ -7,8 +7,16 @@ import Foundation
 /// Fed 8 kHz frames of any size; looks at 20 ms blocks. Per block: the level is above -35 dBFS,
 /// the zero crossings (interpolated between samples) give the frequency, and the Goertzel power at that frequency holds
 /// most of the block's energy. `minimumBlocks` such blocks in a row, each within 4% of the
-/// first, are a beep, reported once.
+/// first, are a beep, reported once; the first block after it without that tone is its end
+/// (where a message left on the machine starts), reported once too.
 public struct BeepDetector: Sendable {
+    public enum Event: Sendable, Hashable {
+        /// The tone has held for `minimumBlocks`.
+        case tone
+        /// The tone stopped.
+        case toneEnded
+    }
+
     public var sampleRate = 8000
     public var range: ClosedRange<Double> = 400...2000
     /// 8 blocks of 20 ms: 160 ms.
@@ -20,20 +28,29 @@ public struct BeepDetector: Sendable {
     private var run = 0
     private var runFrequency = 0.0
     public private(set) var heard = false
+    public private(set) var ended = false
 
     public init() {}
 
-    /// True once, on the block that completes a beep.
-    public mutating func feed(_ samples: [Int16]) -> Bool {
-        guard !self.heard else { return false }
+    /// `.tone` on the block that completes a beep, `.toneEnded` on the first block after it
+    /// that no longer holds the tone; each once, and nothing after.
+    public mutating func feed(_ samples: [Int16]) -> Event? {
+        guard !self.ended else { return nil }
         self.pending += samples
         let block = self.sampleRate / 50
-        var detected = false
         while self.pending.count >= block {
             let frame = Array(self.pending.prefix(block))
             self.pending.removeFirst(block)
-            if let frequency = Self.tone(in: frame, sampleRate: self.sampleRate, range: self.range, tonality: self.tonality) {
-                if self.run > 0, abs(frequency - self.runFrequency) <= self.runFrequency * 0.04 {
+            let frequency = Self.tone(in: frame, sampleRate: self.sampleRate, range: self.range, tonality: self.tonality)
+            let sameTone = frequency.map { self.run > 0 && abs($0 - self.runFrequency) <= self.runFrequency * 0.04 } ?? false
+            if self.heard {
+                guard !sameTone else { continue }
+                self.ended = true
+                self.pending = []
+                return .toneEnded
+            }
+            if let frequency {
+                if sameTone {
                     self.run += 1
                 } else {
                     self.run = 1
@@ -41,14 +58,13 @@ public struct BeepDetector: Sendable {
                 }
                 if self.run >= self.minimumBlocks {
                     self.heard = true
-                    detected = true
-                    break
+                    return .tone
                 }
             } else {
                 self.run = 0
             }
         }
-        return detected
+        return nil
     }
 
     /// The block's tone frequency, when one tone in `range` dominates it.

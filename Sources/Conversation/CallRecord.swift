@@ -66,6 +66,18 @@ public struct CallRecord: Sendable, Hashable, Codable {
         public var cutBy: String?
     }
 
+    /// A message left on an answering machine (the template's `voicemail:`).
+    public struct VoicemailMessage: Sendable, Hashable, Codable {
+        /// When it started: after the record tone, or after the greeting and 1 s of quiet.
+        public var startMs: Int
+        /// What started it: `tone` or `quiet`.
+        public var after: String
+        /// When it ended; nil while it plays.
+        public var endMs: Int?
+        /// Every sample of it went out (the machine did not hang up first).
+        public var complete: Bool?
+    }
+
     public var callID: UUID
     public var template: String
     public var startedAt: Date
@@ -80,6 +92,8 @@ public struct CallRecord: Sendable, Hashable, Codable {
     public var firstAgentAudioMs: Int?
     /// How the opening went (nil until it has ended).
     public var disclosure: Disclosure?
+    /// The message left on the answering machine, when one was.
+    public var voicemailMessage: VoicemailMessage?
     public var analysis: CallAnalysis?
     /// Providers that failed during the call, and when (nil when none did).
     public var failovers: [Failover]?

@@ -14,11 +14,14 @@ public struct PreparedCall: Sendable {
     /// A model's post-call analysis, when the providers have one; the lexicon's stands when it fails.
     public var modelAnalyzer: LLMAnalyzer?
     public var recognition: RecognitionOptions
+    /// The message to leave on an answering machine, rendered for the lead; nil: leave none.
+    public var voicemailMessage: String?
 
     public init(
         context: CallContext, templateName: String, dialogue: any DialogueSession, analyzer: LexiconAnalyzer, modelAnalyzer: LLMAnalyzer? = nil,
-        recognition: RecognitionOptions
+        recognition: RecognitionOptions, voicemailMessage: String? = nil
     ) {
+        self.voicemailMessage = voicemailMessage
         self.context = context
         self.templateName = templateName
         self.dialogue = dialogue
@@ -88,8 +91,11 @@ struct CallSession {
         case recognition(RecognitionEvent, at: NIODeadline)
         case recognitionFailed(String)
         case callerGone
-        /// An answering machine's record tone.
+        /// An answering machine's record tone, and its end.
         case beep
+        case beepEnded
+        /// Time to look again whether an answering machine has gone quiet.
+        case machineQuietCheck
         /// The wait for the words of a turn the caller hung up in is over.
         case drained
         /// The engine is shutting down: say goodbye and hang up.
@@ -177,7 +183,11 @@ struct CallSession {
                     switch item {
                     case .audio(let audio):
                         recognition.feed(audio.samples)
-                        if beep.feed(audio.samples) { post.yield(.beep) }
+                        switch beep.feed(audio.samples) {
+                        case .tone?: post.yield(.beep)
+                        case .toneEnded?: post.yield(.beepEnded)
+                        case nil: break
+                        }
                         let level = VoiceActivityDetector.level(of: audio.samples)
                         let actions = rules.withLockedValue { $0.audioFrame(level: level, at: offset()) }
                         if !actions.isEmpty { post.yield(.turn(actions, at: .now())) }
@@ -232,12 +242,38 @@ struct CallSession {
             }
             /// An answering machine answered: the call is voicemail, and ends now, mid-line if need be.
             func hangUpOnMachine() async {
-                record.outcome = .voicemail
+                stopForMachine()
                 record.endedBy = "agent"
+                await session.outbound.hangup()
+            }
+            /// An answering machine answered: what the agent was saying stops (a message, when
+            /// the template has one, waits for the tone or the quiet after the greeting).
+            func stopForMachine() {
+                record.outcome = .voicemail
                 if speaking?.id == openingID { openingCut = "voicemail" }
                 session.outbound.clear()
                 speaking?.task.cancel()
-                await session.outbound.hangup()
+            }
+            /// Where leaving a message on an answering machine is: nil while none is pending.
+            var drop: VoicemailDrop?
+            /// Leaves the template's message, in full, then hangs up.
+            func leaveMessage(_ message: String, after: String) async {
+                drop = .leaving(id: nextID)
+                endAfterSpeech = true
+                startSpeaking(fixed([.text(message)]), protected: true)
+                record.voicemailMessage = .init(startMs: milliseconds(offset()), after: after)
+                await self.providers.sink.update(record)
+            }
+            /// Waits for the machine's record tone, or for its greeting to end and 1 s of quiet.
+            func awaitTone() {
+                drop = .awaitingTone
+                checkMachineSoon()
+            }
+            func checkMachineSoon() {
+                Task { [post] in
+                    try? await Task.sleep(for: .milliseconds(100))
+                    post.yield(.machineQuietCheck)
+                }
             }
             /// A caller turn on record, with its live analysis; `answered`: a reply to it is under
             /// way, and the turn gets the timeline that reply's marks go into.
@@ -279,7 +315,18 @@ struct CallSession {
                         await self.providers.sink.update(record)
                         continue
                     }
+                    let overProtectedLine = rules.withLockedValue { $0.isAgentProtected }
                     actions = rules.withLockedValue { $0.recognizer(event, at: now) }
+                    if !hangingUp, drop == nil, record.outcome == nil, overProtectedLine, case .final(let text) = event, Self.isVoicemailGreeting(text) {
+                        // A machine's greeting over the opening: nobody is listening to it. (Its words
+                        // go on record with the turn they end.)
+                        guard self.call.voicemailMessage != nil else {
+                            await hangUpOnMachine()
+                            break loop
+                        }
+                        stopForMachine()
+                        awaitTone()
+                    }
                 case .recognitionFailed(let reason):
                     self.logger.warning("speech recognition failed", metadata: ["error": "\(reason)"])
                 case .dtmf(let digit):
@@ -303,12 +350,27 @@ struct CallSession {
                     }
                 case .drained:
                     break loop
-                case .beep where record.outcome == nil || record.outcome == .callback:
-                    // An answering machine: no message is left (a recorded artificial-voice
-                    // message needs the call's consent); the lead is retried as voicemail.
+                case .beep where record.outcome == nil || record.outcome == .callback || drop == .awaitingTone:
                     self.logger.info("answering machine: record tone heard", metadata: ["call.offset_ms": "\(milliseconds(now))"])
-                    await hangUpOnMachine()
-                    break loop
+                    guard self.call.voicemailMessage != nil else {
+                        // No message is left without the template's (a recorded artificial-voice
+                        // message needs the call's consent); the lead is retried as voicemail.
+                        await hangUpOnMachine()
+                        break loop
+                    }
+                    // The message starts when the tone ends (a leg that goes quiet after it sends no frames to say so).
+                    stopForMachine()
+                    drop = .inTone
+                    checkMachineSoon()
+                case .beepEnded where drop == .inTone || drop == .awaitingTone:
+                    if let message = self.call.voicemailMessage { await leaveMessage(message, after: "tone") }
+                case .machineQuietCheck where drop == .awaitingTone || drop == .inTone:
+                    let quietFor = rules.withLockedValue { $0.lastVoiced }.map { now - $0 } ?? now
+                    if let message = self.call.voicemailMessage, drop == .inTone ? quietFor >= .milliseconds(200) : quietFor >= .seconds(1) {
+                        await leaveMessage(message, after: drop == .inTone ? "tone" : "quiet")
+                    } else {
+                        checkMachineSoon()
+                    }
                 case .shutdown where !endAfterSpeech:
                     // (A call already saying its closing line finishes it.)
                     record.endedBy = "shutdown"
@@ -375,6 +437,10 @@ struct CallSession {
                         history.append(DialogueTurn(speaker: .agent, text: heard))
                         await self.providers.sink.update(record)
                     }
+                    if case .leaving(id)? = drop {
+                        record.voicemailMessage?.endMs = milliseconds(now)
+                        record.voicemailMessage?.complete = !interrupted
+                    }
                     if id == openingID, record.disclosure == nil {
                         record.disclosure = .init(heardInFull: !interrupted, endMs: milliseconds(now), cutBy: interrupted ? openingCut ?? "caller_hung_up" : nil)
                         await self.providers.sink.update(record)
@@ -407,8 +473,17 @@ struct CallSession {
                     case .endOfTurn(let text) where record.outcome == nil && Self.isVoicemailGreeting(text):
                         // A machine's greeting ("leave a message after the tone"): nobody to talk to.
                         callerTurn(text, at: now, answered: false)
-                        await hangUpOnMachine()
-                        break loop
+                        guard self.call.voicemailMessage != nil else {
+                            await hangUpOnMachine()
+                            break loop
+                        }
+                        stopForMachine()
+                        awaitTone()
+                    case .endOfTurn(let text) where drop != nil:
+                        // The machine's own words: on record, never answered.
+                        if !text.isEmpty { callerTurn(text, at: now, answered: false) }
+                    case .silencePrompt where drop != nil, .maximumDurationReached where drop != nil:
+                        break
                     case .endOfTurn(let text):
                         // The reply first: the turn's analysis and record are written while it is on its way.
                         history.append(DialogueTurn(speaker: .caller, text: text))
@@ -436,6 +511,11 @@ struct CallSession {
                         speaker: .agent, text: reply.text, startMs: startTimes[current.id] ?? milliseconds(offset()), endMs: milliseconds(offset()), interrupted: true, heard: reply.heard
                     ))
                 }
+            }
+            if record.voicemailMessage != nil, record.voicemailMessage?.endMs == nil {
+                // The machine hung up on it.
+                record.voicemailMessage?.endMs = milliseconds(offset())
+                record.voicemailMessage?.complete = false
             }
             if record.disclosure == nil {
                 // Still under way when the call ended: whatever ended the call cut it (noted in `openingCut`).
@@ -476,14 +556,19 @@ struct CallSession {
         return record
     }
 
+    /// Leaving a message on an answering machine.
+    enum VoicemailDrop: Hashable {
+        /// Its greeting was heard: waiting for the tone, or the greeting's end and 1 s of quiet.
+        case awaitingTone
+        /// The tone is sounding; the message starts when it ends.
+        case inTone
+        /// The message, utterance `id`, is being left.
+        case leaving(id: Int)
+    }
+
     /// Words only an answering machine's greeting says.
     static func isVoicemailGreeting(_ text: String) -> Bool {
-        let words = " " + text.lowercased().filter { $0.isLetter || $0 == " " || $0 == "'" } + " "
-        let phrases = [
-            " leave a message", " leave your message", " after the tone", " after the beep", " at the tone", " voicemail", " voice mail",
-            " mailbox", " record your message", " not available to take your call", " can't take your call", " cannot take your call",
-        ]
-        return phrases.contains { words.contains($0) }
+        PhraseMatcher.voicemailGreeting.matches(PhraseMatcher.words(text))
     }
 
     /// Speaks one reply: streamed policy text, cut into chunks, each synthesised and played.

@@ -107,7 +107,8 @@ public struct ConversationEngine: AudioSocketApplication {
             return PreparedCall(
                 context: resolved.context, templateName: resolved.template.name, dialogue: dialogue,
                 analyzer: LexiconAnalyzer(template: resolved.template), modelAnalyzer: modelAnalyzer,
-                recognition: RecognitionOptions(phrases: policy.phrases)
+                recognition: RecognitionOptions(phrases: policy.phrases),
+                voicemailMessage: try resolved.template.voicemail.map { try resolved.template.render($0, lead: resolved.context.lead) }
             )
         } catch {
             // The lead lacks a variable the template needs: never call with a broken opening.

@@ -85,8 +85,15 @@ public enum PhraseMatcher {
     }
 
     /// Every phrase the built-in intents listen for, for the recogniser's vocabulary.
+    /// What only an answering machine's greeting says.
+    public static let voicemailGreeting: PhraseSet = [
+        "leave a message", "leave your message", "leave your name and number", "after the tone", "after the beep", "at the tone",
+        "voicemail", "voice mail", "mailbox", "record your message", "not available to take your call", "can't take your call",
+        "cannot take your call", "can't come to the phone", "please leave a message after the tone",
+    ]
+
     public static var allBuiltIn: [String] {
-        [optOut, wrongPerson, callback, human, negative, positive, identity].flatMap(\.phrases)
+        [optOut, wrongPerson, callback, human, negative, positive, identity, voicemailGreeting].flatMap(\.phrases)
     }
 }
 

@@ -64,9 +64,13 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
     public var optOutKey: String?
     /// Lead columns the template needs; a lead without one is never called with this template.
     public var requiredFields: [String]?
+    /// The message left on an answering machine, after its record tone (or after its greeting
+    /// and 1 s of quiet); absent, no message is ever left (a recorded artificial-voice message
+    /// needs the same consent as the call). It must name the company.
+    public var voicemail: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, company, goal, greeting, disclosure, pitch, question, faq, objections, closings
+        case name, company, goal, greeting, disclosure, pitch, question, faq, objections, closings, voicemail
         case agentName = "agent_name"
         case optOutKey = "opt_out_key"
         case requiredFields = "required_fields"
@@ -116,7 +120,7 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
 
     static let keys: Set<String> = [
         "name", "company", "goal", "greeting", "disclosure", "pitch", "question", "faq", "objections", "closings", "agent_name",
-        "opt_out_key", "required_fields",
+        "opt_out_key", "required_fields", "voicemail",
     ]
 
     /// The compliance rules every template meets, and Mustache that parses.
@@ -133,8 +137,13 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
             throw fail("disclosure", "must say how to opt out (say stop, or press a key)")
         }
         guard !self.pitch.isEmpty else { throw fail("pitch", "needs at least one step") }
+        if let voicemail = self.voicemail?.lowercased() {
+            guard voicemail.contains("{{company}}") || voicemail.contains(self.company.lowercased()) else {
+                throw fail("voicemail", "must name the company the call is for")
+            }
+        }
         let lines: [(String, String)] = [("greeting", self.greeting), ("disclosure", self.disclosure ?? ""), ("question", self.question)]
-            + self.pitch.map { ("pitch", $0) } + self.faq.map { ("faq", $0.say) } + self.objections.map { ("objections", $0.say) }
+            + (self.voicemail.map { [("voicemail", $0)] } ?? []) + self.pitch.map { ("pitch", $0) } + self.faq.map { ("faq", $0.say) } + self.objections.map { ("objections", $0.say) }
         for (field, line) in lines {
             do {
                 _ = try MustacheTemplate(string: line)
@@ -174,7 +183,7 @@ public struct PitchTemplate: Sendable, Hashable, Codable {
 
     /// Every variable the template's lines use.
     public var variables: Set<String> {
-        let sources = [self.openingSource, self.question] + self.pitch + self.faq.map(\.say) + self.objections.map(\.say)
+        let sources = [self.openingSource, self.question] + (self.voicemail.map { [$0] } ?? []) + self.pitch + self.faq.map(\.say) + self.objections.map(\.say)
             + [self.closings.interested, self.closings.notInterested, self.closings.callback, self.closings.doNotCall, self.closings.wrongPerson, self.closings.noResponse]
         var names = Set<String>()
         for source in sources {

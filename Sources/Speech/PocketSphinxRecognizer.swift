@@ -134,8 +134,10 @@ final class PocketSphinxDecoder: @unchecked Sendable {
     /// from them and adapts to its caller.
     static let telephoneCepstralMean: [Float] = [38.08, 35.09, -29.83, 31.96, -14.04, -12.29, 19.82, -24.94, 6.95, 2.31, -7.37, 11.52, -9.19]
 
-    /// Starts an utterance from the telephone-band cepstral means, forgetting the last caller's line.
+    /// Starts an utterance from the telephone-band cepstral means and fresh noise statistics,
+    /// forgetting the last caller's line: every call is heard the same, whatever came before it.
     func startFresh() {
+        ps_start_stream(self.decoder)
         if let feat = ps_get_feat(self.decoder), let cmn = feat.pointee.cmn_struct, cmn.pointee.veclen == Self.telephoneCepstralMean.count {
             Self.telephoneCepstralMean.withUnsafeBufferPointer { cmn_live_set(cmn, $0.baseAddress) }
         }

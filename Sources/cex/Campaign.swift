@@ -158,8 +158,23 @@ func importAndReport(_ session: CampaignSession) throws {
             say(line)
         }
     } catch let error as LeadImporter.ImportError {
-        throw CommandFailure("\(error) (nothing from this file was imported)", exitCode: CommandFailure.badData)
+        throw CommandFailure("\(error) (nothing from this file was imported)", exitCode: error.passingFault == nil ? CommandFailure.badData : CommandFailure.tryLater)
+    } catch {
+        throw storeFailure(error)
     }
+}
+
+/// A store write that failed for a reason that passes (a full disk) as exit 75, with the reason;
+/// any other error as it is.
+func storeFailure(_ error: any Error) -> any Error {
+    guard let reason = StoreError.passingFault(error) else { return error }
+    return CommandFailure("\(reason): nothing was lost; run again once it is fixed", exitCode: CommandFailure.tryLater)
+}
+
+/// The failure a run's ending is, if it is one: the store could not be written (exit 75).
+func failure(of summary: CampaignRunner.Summary, in campaign: String) -> CommandFailure? {
+    guard case .storeFailed = summary.ending else { return nil }
+    return CommandFailure("\(campaign): \(summary)", exitCode: CommandFailure.tryLater)
 }
 
 /// Dials, with the progress line below the log on a terminal and timestamped lines otherwise.
@@ -175,6 +190,8 @@ func dial(_ session: CampaignSession) async throws -> CampaignRunner.Summary {
         throw CommandFailure("AMI secret: \(error.description)")
     } catch let error as AMIClientError where error.isUnavailable {
         throw CommandFailure("\(session.campaign.name): \(error)", exitCode: CommandFailure.unavailable)
+    } catch {
+        throw storeFailure(error)
     }
 }
 
@@ -205,6 +222,7 @@ extension Cex.CampaignCommand {
                 }
                 return try await dial(session)
             }
+            if let failure = failure(of: summary, in: session.campaign.name) { throw failure }
             say("\(session.campaign.name): \(summary)")
             say(Funnel(try store.funnel(campaignID: session.campaignID)).line)
             if summary.signal == .sigint { throw ExitCode(CommandFailure.interrupted) }
@@ -249,6 +267,7 @@ extension Cex.CampaignCommand {
                         try importAndReport(session)
                         return try await dial(session)
                     }
+                    if let failure = failure(of: summary, in: session.campaign.name) { throw failure }
                     say("\(session.campaign.name): \(summary)")
                     // A stop request covers the campaigns not started yet too.
                     if let signal = summary.signal {

@@ -78,9 +78,11 @@ final class LoopWitness: Sendable {
         lead: [String: String] = ["first_name": "Ana", "city": "Springfield"],
         turnTaking: TurnTaking.Configuration = .init(),
         witness: LoopWitness? = nil,
+        voicemail: String? = nil,
         _ body: @Sendable (Int, MemorySink) async throws -> Void
     ) async throws {
-        let template = try PitchTemplate.load(path: PitchTemplateTests.examplePath)
+        var template = try PitchTemplate.load(path: PitchTemplateTests.examplePath)
+        template.voicemail = voicemail
         let sink = MemorySink()
         var providers = ConversationProviders(recognizer: Self.recognizer, synthesizer: EspeakSynthesizer(), sink: sink, turnTaking: turnTaking)
         if let witness {
@@ -215,6 +217,60 @@ final class LoopWitness: Sendable {
             #expect(record.outcome == .voicemail, "\(json)")
             #expect(!record.actions.contains { if case .scheduleCallback = $0 { true } else { false } }, "\(json)")
             #expect(record.endedBy == "agent")
+        }
+    }
+
+    static let voicemail = "Hi {{first_name}}, this is {{agent_name}}, an automated assistant from {{company}}, about a free solar assessment. Goodbye."
+
+    /// Where the first voiced 20 ms frame of the engine's audio is, at or after `from` (samples).
+    static func firstVoiced(_ samples: [Int16], from: Int) -> Int? {
+        stride(from: from, to: samples.count - 160, by: 160).first { VoiceActivityDetector.level(of: Array(samples[$0..<$0 + 160])) > -45 }
+    }
+
+    /// With the template's `voicemail:` message: the greeting stops the opening, the record
+    /// tone is waited out, and the message starts when it ends, is said in full, then the call ends.
+    @Test func aMessageIsLeftAfterTheRecordTone() async throws {
+        let greeting = try await FliteSynthesizer().render("Hi, you've reached Sam. Please leave a message after the tone.")
+        let tone = TestAudio.tone(frequency: 850, duration: .milliseconds(800))
+        try await self.withEngine(voicemail: Self.voicemail) { port, sink in
+            let script = CallerScript(
+                steps: [.say(greeting), .pause(.milliseconds(300), sendSilence: true), .say(tone), .pause(.seconds(20), sendSilence: true)],
+                maximumDuration: .seconds(40))
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
+            #expect(recording.ending == .engineHungUp)
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let json = String(decoding: try record.json(), as: UTF8.self)
+            #expect(record.outcome == .voicemail, "\(json)")
+            #expect(record.disclosure?.cutBy == "voicemail", "\(json)")
+            let message = try #require(record.voicemailMessage, "\(json)")
+            #expect(message.after == "tone" && message.complete == true, "\(json)")
+            let left = try #require(record.turns.last { $0.speaker == .agent })
+            #expect(left.text == "Hi Ana, this is Alex, an automated assistant from Bright Solar, about a free solar assessment. Goodbye." && !left.interrupted)
+            // In what the machine recorded: quiet from just after the tone began, the message from just after it ended.
+            let toneStart = greeting.count + 2_400
+            let toneEnd = toneStart + tone.count
+            let voiced = try #require(Self.firstVoiced(recording.receivedAudio, from: toneStart + 2_400))
+            #expect(voiced >= toneEnd - 800 && voiced <= toneEnd + 8_000, "message at \(voiced), tone ended at \(toneEnd)")
+        }
+    }
+
+    /// A machine with no tone: the message starts after its greeting and 1 s of quiet.
+    @Test func aMessageIsLeftAfterAGreetingWithNoToneAndASecondOfQuiet() async throws {
+        let greeting = try await FliteSynthesizer().render("Hi, you've reached Sam. Please leave a message.")
+        try await self.withEngine(voicemail: Self.voicemail) { port, sink in
+            let script = CallerScript(steps: [.say(greeting), .pause(.seconds(20), sendSilence: true)], maximumDuration: .seconds(40))
+            let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
+            #expect(recording.ending == .engineHungUp)
+            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
+            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let json = String(decoding: try record.json(), as: UTF8.self)
+            #expect(record.outcome == .voicemail, "\(json)")
+            let message = try #require(record.voicemailMessage, "\(json)")
+            #expect(message.after == "quiet" && message.complete == true, "\(json)")
+            let greetingEndMs = greeting.count / 8
+            #expect(message.startMs >= greetingEndMs + 1_000, "\(json)")
+            #expect(recording.receivedAudio.count > (greeting.count + 8_000) && Self.firstVoiced(recording.receivedAudio, from: greeting.count + 8_000) != nil)
         }
     }
 

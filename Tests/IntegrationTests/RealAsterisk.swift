@@ -205,8 +205,12 @@ final class RealAsterisk: Sendable {
     static func render(_ text: String, as name: String, in folder: URL, with synthesizer: any SpeechSynthesizer = FliteSynthesizer()) async throws -> String {
         var samples: [Int16] = []
         for try await chunk in synthesizer.synthesize(text) { samples += chunk }
-        let url = folder.appendingPathComponent("\(name).wav")
-        try Data(WAVFile(sampleRate: 8000, samples: samples).bytes).write(to: url)
+        return try self.save(samples, as: name, in: folder)
+    }
+
+    /// Writes 8 kHz audio as `<folder>/<name>.wav`; returns the path Playback takes (no extension).
+    static func save(_ samples: [Int16], as name: String, in folder: URL) throws -> String {
+        try Data(WAVFile(sampleRate: 8000, samples: samples).bytes).write(to: folder.appendingPathComponent("\(name).wav"))
         return folder.appendingPathComponent(name).path
     }
 }

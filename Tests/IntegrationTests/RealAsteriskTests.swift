@@ -46,6 +46,8 @@ import Testing
         let book = try await line("book", "Yes please, book it.")
         let callback = try await line("callback", "I'm busy right now, call me back tomorrow.")
         let stop = try await line("stop", "Please stop calling me.")
+        let machine = try await line("machine", "Hi, you've reached Sam. Please leave a message after the tone.")
+        let beep = try RealAsterisk.save(TestAudio.tone(frequency: 1_000, duration: .milliseconds(600)), as: "beep", in: folder)
 
         /// Waits for the agent to speak, then for it to pause, as a person waits for their turn.
         let turn = ["WaitForNoise(200,1,30)", "WaitForSilence(1200,1,30)"]
@@ -64,7 +66,10 @@ import Testing
             Callee(digits: "12125550105", steps: ["Wait(45)"], outcome: "no_conversation"),
             Callee(digits: "12125550106", steps: ["Busy(10)"], outcome: "busy", answers: false),
             Callee(digits: "12125550107", steps: ["Congestion(10)"], outcome: "congestion", answers: false),
+            // An answering machine: greeting and record tone, then it records.
+            Callee(digits: "12125550108", steps: ["Playback(\(machine))", "Playback(\(beep))", "Wait(25)"], outcome: "voicemail"),
         ]
+        let machines: Set = ["12125550108"]
 
         let enginePort = try await RealAsterisk.freePort()
         var dialplan = """
@@ -92,11 +97,16 @@ import Testing
         let leads = "phone,first_name,city\n" + callees.enumerated().map { "+\($1.digits),Lead\($0 + 1),Springfield\n" }.joined()
         try leads.write(to: folder.appendingPathComponent("leads.csv"), atomically: true, encoding: .utf8)
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        // The example template, with a message to leave on answering machines.
+        let voicemail = "Hi {{first_name}}, this is an automated assistant from {{company}} about a free solar assessment. We'll try you again soon. Goodbye."
+        let templateFile = folder.appendingPathComponent("template.yaml").path
+        try (String(contentsOf: repository.appendingPathComponent("templates/solar-assessment.yaml"), encoding: .utf8) + "\nvoicemail: \"\(voicemail)\"\n")
+            .write(toFile: templateFile, atomically: true, encoding: .utf8)
         let campaignFile = folder.appendingPathComponent("campaign.yaml").path
         try """
             name: real-asterisk
             leads: leads.csv
-            template: \(repository.appendingPathComponent("templates/solar-assessment.yaml").path)
+            template: \(templateFile)
             caller_id: '"Bright Solar" <+12125550100>'
             ami: {host: 127.0.0.1, port: \(asterisk.amiPort), username: \(asterisk.username)}
             dial: Local/{digits}@callees
@@ -147,10 +157,25 @@ import Testing
         #expect(channelsLeft == 0)
 
         // Every answered call's opening was heard in full, by our record and by the PBX's recording.
-        let opening = try PitchTemplate.load(path: repository.appendingPathComponent("templates/solar-assessment.yaml").path)
+        let opening = try PitchTemplate.load(path: templateFile)
         let openingSeconds = try await Self.voicedSeconds(of: try opening.render(opening.openingSource, lead: ["first_name": "Lead1"]))
+        let messageSeconds = try await Self.voicedSeconds(of: try opening.render(voicemail, lead: ["first_name": "Lead8"]))
         for (phone, record) in records {
             let digits = String(phone.dropFirst())
+            if machines.contains(digits) {
+                // The message, in full, after the tone, on the machine's recording.
+                let message = try #require(record.voicemailMessage, "\(digits): no message left")
+                #expect(message.complete == true && message.after == "tone", "\(digits): \(message)")
+                let heard = try WAVFile(bytes: [UInt8](Data(contentsOf: folder.appendingPathComponent("heard-\(digits).wav"))))
+                let greeting = try WAVFile(bytes: [UInt8](Data(contentsOf: folder.appendingPathComponent("machine.wav"))))
+                let greetingEnd = greeting.samples.count + 4_800
+                // The engine's clock starts when AudioSocket connects, a few milliseconds after the answer the recording starts at.
+                let start = message.startMs * heard.sampleRate / 1000
+                #expect(start >= greetingEnd - 800, "\(digits): the message started at \(message.startMs) ms, before the greeting (and tone) ended")
+                let voiced = Self.voicedSeconds(Array(heard.samples.dropFirst(max(0, start - 800))), sampleRate: heard.sampleRate, within: messageSeconds.total + 1)
+                #expect(voiced >= messageSeconds.voiced * 0.85, "\(digits): the machine recorded \(voiced) s of the \(messageSeconds.voiced) s message")
+                continue
+            }
             #expect(record.disclosure?.heardInFull == true, "\(digits): \(String(describing: record.disclosure))")
             let heard = try WAVFile(bytes: [UInt8](Data(contentsOf: folder.appendingPathComponent("heard-\(digits).wav"))))
             let agentVoiced = Self.voicedSeconds(heard.samples, sampleRate: heard.sampleRate, within: openingSeconds.total + 1)
