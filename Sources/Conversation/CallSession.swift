@@ -264,10 +264,20 @@ struct CallSession {
                 record.voicemailMessage = .init(startMs: milliseconds(offset()), after: after)
                 await self.providers.sink.update(record)
             }
-            /// Waits for the machine's record tone, or for its greeting to end and 1 s of quiet.
-            func awaitTone() {
-                drop = .awaitingTone
+            /// An answering machine answered, and `waiting` is what the message waits for. True:
+            /// the call has ended (no message to leave); false: what the agent said stopped, and
+            /// the message waits.
+            func machineAnswered(waiting: VoicemailDrop) async -> Bool {
+                guard self.call.voicemailMessage != nil else {
+                    // No message is left without the template's (a recorded artificial-voice
+                    // message needs the call's consent); the lead is retried as voicemail.
+                    await hangUpOnMachine()
+                    return true
+                }
+                stopForMachine()
+                drop = waiting
                 checkMachineSoon()
+                return false
             }
             func checkMachineSoon() {
                 Task { [post] in
@@ -320,12 +330,7 @@ struct CallSession {
                     if !hangingUp, drop == nil, record.outcome == nil, overProtectedLine, case .final(let text) = event, Self.isVoicemailGreeting(text) {
                         // A machine's greeting over the opening: nobody is listening to it. (Its words
                         // go on record with the turn they end.)
-                        guard self.call.voicemailMessage != nil else {
-                            await hangUpOnMachine()
-                            break loop
-                        }
-                        stopForMachine()
-                        awaitTone()
+                        if await machineAnswered(waiting: .awaitingTone) { break loop }
                     }
                 case .recognitionFailed(let reason):
                     self.logger.warning("speech recognition failed", metadata: ["error": "\(reason)"])
@@ -352,16 +357,8 @@ struct CallSession {
                     break loop
                 case .beep where record.outcome == nil || record.outcome == .callback || drop == .awaitingTone:
                     self.logger.info("answering machine: record tone heard", metadata: ["call.offset_ms": "\(milliseconds(now))"])
-                    guard self.call.voicemailMessage != nil else {
-                        // No message is left without the template's (a recorded artificial-voice
-                        // message needs the call's consent); the lead is retried as voicemail.
-                        await hangUpOnMachine()
-                        break loop
-                    }
                     // The message starts when the tone ends (a leg that goes quiet after it sends no frames to say so).
-                    stopForMachine()
-                    drop = .inTone
-                    checkMachineSoon()
+                    if await machineAnswered(waiting: .inTone) { break loop }
                 case .beepEnded where drop == .inTone || drop == .awaitingTone:
                     if let message = self.call.voicemailMessage { await leaveMessage(message, after: "tone") }
                 case .machineQuietCheck where drop == .awaitingTone || drop == .inTone:
@@ -473,12 +470,7 @@ struct CallSession {
                     case .endOfTurn(let text) where record.outcome == nil && Self.isVoicemailGreeting(text):
                         // A machine's greeting ("leave a message after the tone"): nobody to talk to.
                         callerTurn(text, at: now, answered: false)
-                        guard self.call.voicemailMessage != nil else {
-                            await hangUpOnMachine()
-                            break loop
-                        }
-                        stopForMachine()
-                        awaitTone()
+                        if await machineAnswered(waiting: .awaitingTone) { break loop }
                     case .endOfTurn(let text) where drop != nil:
                         // The machine's own words: on record, never answered.
                         if !text.isEmpty { callerTurn(text, at: now, answered: false) }

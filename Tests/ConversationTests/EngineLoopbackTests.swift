@@ -18,6 +18,12 @@ final class MemorySink: CallRecordSink {
 
     func update(_ record: CallRecord) async { self.updates.withLockedValue { $0.append(record) } }
     func finish(_ record: CallRecord) async { self.finished.withLockedValue { $0.append(record) } }
+
+    /// The first finished record, once there is one.
+    func firstFinished() async throws -> CallRecord {
+        try await eventually { self.finished.withLockedValue { !$0.isEmpty } }
+        return try #require(self.finished.withLockedValue { $0.first })
+    }
 }
 
 /// The event loop each provider call ran on (nil: none), by role.
@@ -111,8 +117,7 @@ final class LoopWitness: Sendable {
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .engineHungUp)
 
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             let json = String(decoding: try record.json(), as: UTF8.self)
             #expect(record.outcome == .doNotCall, "\(json)")
             #expect(record.actions.contains(.addToDoNotCall))
@@ -157,8 +162,7 @@ final class LoopWitness: Sendable {
             let callID = UUID()
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: callID, script: script).run()
             #expect(recording.ending == .engineHungUp)
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             #expect(record.callID == callID)
             // Times, counters, ids and dates vary from run to run; the rest is the record's golden shape.
             let json = String(decoding: try record.json(), as: UTF8.self)
@@ -183,8 +187,7 @@ final class LoopWitness: Sendable {
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .engineHungUp)
 
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             let json = String(decoding: try record.json(), as: UTF8.self)
             // Greeting and disclosure in full, the question, the FAQ answer cut by the key, the closing.
             #expect(record.turns.map(\.speaker) == [.agent, .caller, .agent, .agent], "\(json)")
@@ -211,8 +214,7 @@ final class LoopWitness: Sendable {
                 maximumDuration: .seconds(40))
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .engineHungUp)
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             let json = String(decoding: try record.json(), as: UTF8.self)
             #expect(record.outcome == .voicemail, "\(json)")
             #expect(!record.actions.contains { if case .scheduleCallback = $0 { true } else { false } }, "\(json)")
@@ -238,8 +240,7 @@ final class LoopWitness: Sendable {
                 maximumDuration: .seconds(40))
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .engineHungUp)
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             let json = String(decoding: try record.json(), as: UTF8.self)
             #expect(record.outcome == .voicemail, "\(json)")
             #expect(record.disclosure?.cutBy == "voicemail", "\(json)")
@@ -262,8 +263,7 @@ final class LoopWitness: Sendable {
             let script = CallerScript(steps: [.say(greeting), .pause(.seconds(20), sendSilence: true)], maximumDuration: .seconds(40))
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .engineHungUp)
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             let json = String(decoding: try record.json(), as: UTF8.self)
             #expect(record.outcome == .voicemail, "\(json)")
             let message = try #require(record.voicemailMessage, "\(json)")
@@ -283,8 +283,7 @@ final class LoopWitness: Sendable {
         try await self.withEngine(turnTaking: rules) { port, sink in
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: .listen).run()
             #expect(recording.ending == .engineHungUp)
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             #expect(record.turns.map(\.speaker) == [.agent, .agent, .agent])
             #expect(record.turns.dropFirst().map(\.text) == ["Are you still there?", "It seems this isn't a good time. Thank you, goodbye."])
             #expect(record.outcome == .noConversation)
@@ -298,8 +297,7 @@ final class LoopWitness: Sendable {
             let script = CallerScript(steps: [.pause(.milliseconds(1_500), sendSilence: true), .hangup])
             let recording = await SimulatedCaller(host: "127.0.0.1", port: port, callID: UUID(), script: script).run()
             #expect(recording.ending == .callerHungUp)
-            try await eventually { sink.finished.withLockedValue { !$0.isEmpty } }
-            let record = try #require(sink.finished.withLockedValue { $0.first })
+            let record = try await sink.firstFinished()
             #expect(record.endedBy == "caller")
             #expect(record.outcome == .noConversation)
             #expect(record.turns.first?.interrupted == true)
